@@ -1,0 +1,148 @@
+"""Architecture cards: what a loaded model *is*, read from its config, never from its name.
+
+The seed notebook called ``CobraMamba/mamba-gpt-3b-v3`` "Mamba"; its config says
+``LlamaForCausalLM``. So the family comes from ``config.model_type`` / ``architectures`` and a
+name that claims otherwise earns a visible warning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from comparer import analytic
+
+SSM_MODEL_TYPES = {"mamba", "mamba2", "falcon_mamba"}
+HYBRID_MODEL_TYPES = {"jamba", "zamba", "zamba2", "bamba", "falcon_h1", "nemotron_h",
+                      "granitemoehybrid", "lfm2", "plamo2"}
+SSM_CLASS_MARKERS = ("Mamba",)
+
+SSM, TRANSFORMER, HYBRID = "SSM", "Transformer", "hybrid"
+
+
+def family_of(config) -> str:
+    """SSM / Transformer / hybrid from ``model_type`` first, then the architecture class names."""
+    model_type = getattr(config, "model_type", "") or ""
+    if model_type in SSM_MODEL_TYPES:
+        return SSM
+    if model_type in HYBRID_MODEL_TYPES:
+        return HYBRID
+    architectures = getattr(config, "architectures", None) or []
+    if any(marker in name for name in architectures for marker in SSM_CLASS_MARKERS):
+        return SSM
+    return TRANSFORMER
+
+
+@dataclass(frozen=True)
+class ArchShape:
+    """The sizes that decide memory traffic; zero where a family has no such part."""
+
+    family: str
+    model_type: str
+    architectures: tuple[str, ...]
+    n_layers: int
+    hidden_size: int
+    n_heads: int = 0
+    n_kv_heads: int = 0
+    head_dim: int = 0
+    d_inner: int = 0
+    d_state: int = 0
+    d_conv: int = 0
+    max_positions: int | None = None
+    vocab_size: int = 0
+
+    @classmethod
+    def from_config(cls, config) -> "ArchShape":
+        family = family_of(config)
+        common = dict(
+            family=family,
+            model_type=getattr(config, "model_type", ""),
+            architectures=tuple(getattr(config, "architectures", None) or ()),
+            n_layers=int(config.num_hidden_layers),
+            hidden_size=int(config.hidden_size),
+            max_positions=getattr(config, "max_position_embeddings", None),
+            vocab_size=int(getattr(config, "vocab_size", 0) or 0),
+        )
+        if family == SSM:
+            return cls(**common, **_ssm_sizes(config))
+        return cls(**common, **_attention_sizes(config))
+
+    def kv_bytes_per_token(self, bytes_per_elem: int) -> int:
+        if self.family == SSM:
+            return 0
+        return analytic.kv_bytes_per_token(self.n_layers, self.n_kv_heads, self.head_dim, bytes_per_elem)
+
+    def state_bytes(self, bytes_per_elem: int) -> int:
+        if self.family != SSM:
+            return 0
+        return analytic.ssm_state_bytes(self.n_layers, self.d_inner, self.d_state, self.d_conv, bytes_per_elem)
+
+    @property
+    def attn_width(self) -> int:
+        return self.n_heads * self.head_dim
+
+
+def _ssm_sizes(config) -> dict:
+    d_inner = getattr(config, "intermediate_size", None) or config.expand * config.hidden_size
+    return dict(d_inner=int(d_inner), d_state=int(config.state_size), d_conv=int(config.conv_kernel))
+
+
+def _attention_sizes(config) -> dict:
+    n_heads = int(config.num_attention_heads)
+    n_kv_heads = int(getattr(config, "num_key_value_heads", None) or n_heads)
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // n_heads
+    return dict(n_heads=n_heads, n_kv_heads=n_kv_heads, head_dim=int(head_dim))
+
+
+@dataclass
+class ArchitectureCard:
+    """Everything a visitor needs to judge a pane's numbers: what runs, how big, on which path."""
+
+    model_id: str
+    family: str
+    model_type: str
+    architectures: list[str]
+    n_params: int
+    n_layers: int
+    hidden_size: int
+    dtype: str
+    device: str
+    device_map: str
+    kv_bytes_per_token: int
+    ssm_state_bytes: int
+    kernel_path: str
+    weights: str  # "trained" or "random (untrained)"
+    max_positions: int | None = None
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def name_warnings(model_id: str, family: str, shape: ArchShape) -> list[str]:
+    """Flag a name that claims an architecture the config does not have."""
+    name = model_id.lower()
+    arch = ", ".join(shape.architectures) or shape.model_type
+    if "mamba" in name and family != SSM:
+        return [f"Named '{model_id}' but its config is {shape.model_type} ({arch}): this model is a "
+                f"{family}, not a Mamba state-space model."]
+    if family == SSM and any(t in name for t in ("llama", "gpt", "pythia")) and "mamba" not in name:
+        return [f"Named '{model_id}' but its config is {shape.model_type} ({arch}): a state-space model."]
+    return []
+
+
+def build_card(model_id: str, config, n_params: int, dtype: str, device: str, device_map: str,
+               kernel_path: str, random_weights: bool, notes: list[str] | None = None) -> ArchitectureCard:
+    """Assemble the card from the config and the facts of the load (dtype, device, path)."""
+    shape = ArchShape.from_config(config)
+    elem_b = analytic.dtype_bytes(dtype)
+    return ArchitectureCard(
+        model_id=model_id, family=shape.family, model_type=shape.model_type,
+        architectures=list(shape.architectures), n_params=n_params, n_layers=shape.n_layers,
+        hidden_size=shape.hidden_size, dtype=dtype.replace("torch.", ""), device=device,
+        device_map=device_map, kv_bytes_per_token=shape.kv_bytes_per_token(elem_b),
+        ssm_state_bytes=shape.state_bytes(elem_b), kernel_path=kernel_path,
+        weights="random (untrained)" if random_weights else "trained",
+        max_positions=shape.max_positions, warnings=name_warnings(model_id, shape.family, shape),
+        notes=list(notes or []),
+    )

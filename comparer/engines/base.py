@@ -1,0 +1,56 @@
+"""The one narrow interface every model kind sits behind.
+
+An engine takes prompt token ids and decoding settings and calls ``on_token`` once per new token
+with a ``time.perf_counter`` timestamp taken when the token exists on the host. It checks
+``stop`` between tokens. It knows nothing of tokenizers, text boxes or charts (gpt-fast's
+callback-style ``generate``), so the same engine feeds the live panes and the benchmark.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable
+
+from comparer.arch import ArchitectureCard
+from comparer.settings import GenerationSettings
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    token_id: int
+    t_s: float  # time.perf_counter() when the token id reached the host
+
+
+@dataclass
+class GenerationResult:
+    """What one generation produced and when: enough to derive TTFT and decode rate."""
+
+    token_ids: list[int]
+    t_start_s: float
+    token_times_s: list[float]
+    stopped_early: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ttft_s(self) -> float | None:
+        return self.token_times_s[0] - self.t_start_s if self.token_times_s else None
+
+
+OnToken = Callable[[TokenEvent], None]
+
+
+class Engine(ABC):
+    """Load once, generate many times. ``card`` says what runs and on which path."""
+
+    card: ArchitectureCard
+    device: str
+
+    @abstractmethod
+    def generate(self, prompt_ids: list[int], settings: GenerationSettings,
+                 on_token: OnToken | None = None, stop: threading.Event | None = None) -> GenerationResult:
+        """Generate after ``prompt_ids``; call ``on_token`` per token; return early once ``stop`` is set."""
+
+    def release(self) -> None:
+        """Free cached device memory after a failed or cancelled generation (no-op by default)."""

@@ -1,0 +1,124 @@
+"""The transformers engine: any causal LM that ``AutoModelForCausalLM`` loads.
+
+It drives transformers' own ``generate`` (the reference path every other engine is checked
+against), with a streamer that timestamps each token and a stopping criterion wired to the
+shared Stop event, so Stop ends a generation after the token in flight.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import torch
+from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+from transformers.generation.streamers import BaseStreamer
+
+from comparer.arch import ArchitectureCard
+from comparer.engines.base import Engine, GenerationResult, OnToken, TokenEvent
+from comparer.memory import is_cuda
+from comparer.settings import GenerationSettings
+
+
+class TransformersEngine(Engine):
+    def __init__(self, model, card: ArchitectureCard):
+        self.model = model.eval()
+        self.card = card
+        self.device = str(model.device)
+
+    def generate(self, prompt_ids: list[int], settings: GenerationSettings,
+                 on_token: OnToken | None = None, stop: threading.Event | None = None) -> GenerationResult:
+        stop = stop or threading.Event()
+        input_ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.model.device)  # (1, seq)
+        streamer = _TimestampStreamer(on_token)
+        t_start_s = time.perf_counter()
+        with torch.inference_mode():
+            self.model.generate(input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer,
+                                stopping_criteria=StoppingCriteriaList([_StopOnEvent(stop)]),
+                                **_generate_kwargs(settings, self.model))
+        return GenerationResult(streamer.token_ids, t_start_s, streamer.times_s, stopped_early=stop.is_set())
+
+    def release(self) -> None:
+        if is_cuda(self.device):
+            torch.cuda.empty_cache()
+
+
+def _generate_kwargs(settings: GenerationSettings, model) -> dict:
+    """Map our settings onto ``generate``. Sampling runs in our own seeded processor (see below)."""
+    eos = model.generation_config.eos_token_id
+    kwargs = dict(max_new_tokens=settings.max_new_tokens, do_sample=False,
+                  repetition_penalty=settings.repetition_penalty,
+                  pad_token_id=eos if isinstance(eos, int) else 0)
+    if settings.fixed_length:
+        kwargs["min_new_tokens"] = settings.max_new_tokens
+    if settings.max_time_s is not None:
+        kwargs["max_time"] = settings.max_time_s
+    if settings.do_sample:
+        sampler = SeededSampler(settings.temperature, settings.top_k, settings.top_p, settings.seed, model.device)
+        kwargs["logits_processor"] = LogitsProcessorList([sampler])
+    return kwargs
+
+
+class SeededSampler(LogitsProcessor):
+    """Temperature / top-k / top-p sampling with the engine's own ``torch.Generator``.
+
+    Why not ``do_sample=True``: that draws from torch's global RNG, which two engines generating
+    at once in two threads would share, so a seed would not reproduce a pane. This processor
+    samples with a private generator and leaves a single finite logit, which greedy then picks;
+    it runs after transformers' own processors (repetition penalty, min-length EOS mask).
+    """
+
+    def __init__(self, temperature: float, top_k: int, top_p: float, seed: int, device):
+        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
+        self.generator = torch.Generator(device=device).manual_seed(seed)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        logits = scores.float() / self.temperature  # (batch, vocab)
+        if self.top_k > 0:
+            kth = torch.topk(logits, min(self.top_k, logits.shape[-1]), dim=-1).values[..., -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        if self.top_p < 1.0:
+            logits = _top_p_mask(logits, self.top_p)
+        choice = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=self.generator)  # (batch, 1)
+        return torch.full_like(scores, float("-inf")).scatter_(1, choice, 0.0)
+
+
+def _top_p_mask(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Keep the smallest set of tokens whose probability reaches ``top_p`` (always the top one)."""
+    sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+    probs = torch.softmax(sorted_logits, dim=-1)
+    drop_sorted = probs.cumsum(dim=-1) - probs >= top_p  # mass before this token already reaches top_p
+    drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+class _TimestampStreamer(BaseStreamer):
+    """Receives each new token from ``generate``; the first ``put`` is the prompt and is skipped."""
+
+    def __init__(self, on_token: OnToken | None):
+        self.on_token = on_token
+        self.token_ids: list[int] = []
+        self.times_s: list[float] = []
+        self._prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        for token_id in value.reshape(-1).tolist():  # .tolist() waits for the device
+            t_s = time.perf_counter()
+            self.token_ids.append(token_id)
+            self.times_s.append(t_s)
+            if self.on_token is not None:
+                self.on_token(TokenEvent(token_id, t_s))
+
+    def end(self) -> None:
+        pass
+
+
+class _StopOnEvent(StoppingCriteria):
+    def __init__(self, stop: threading.Event):
+        self.stop = stop
+
+    def __call__(self, input_ids, scores, **kwargs) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), self.stop.is_set(), dtype=torch.bool, device=input_ids.device)

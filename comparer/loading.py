@@ -1,0 +1,152 @@
+"""Load models the real way: ``from_pretrained`` from the Hub or a local folder, or a model with
+random weights built from a bundled config (speed and memory do not depend on weight values).
+
+On CUDA, weights go through accelerate's ``device_map="auto"`` in fp16/bf16; on the CPU, fp32.
+``trust_remote_code`` is always off: a config that needs remote code is refused with a message.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from comparer.arch import ArchitectureCard, build_card, family_of
+from comparer.engines.base import Engine
+from comparer.kernels import kernel_path_for
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+CONFIGS_DIR = ASSETS_DIR / "configs"
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a model comes from. ``local_dir`` wins over ``model_id``; ``random_weights`` builds
+    the architecture of ``config_name`` (a file in assets/configs) with random weights."""
+
+    model_id: str
+    local_dir: str | None = None
+    revision: str | None = None
+    config_name: str | None = None
+    random_weights: bool = False
+    untrained: bool = False  # weights exist but are random (the offline demo pair)
+
+    def with_random_weights(self) -> "ModelSpec":
+        if not self.config_name:
+            raise ModelLoadError(f"{self.model_id} has no bundled config in assets/configs, so it "
+                                 f"cannot be built with random weights; add one or load it trained.")
+        return ModelSpec(self.model_id, None, None, self.config_name, True)
+
+
+@dataclass
+class LoadedModel:
+    """An engine plus what turns text into its token ids (None in random-weight mode)."""
+
+    spec: ModelSpec
+    engine: Engine
+    tokenizer: object | None
+    load_s: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def card(self) -> ArchitectureCard:
+        return self.engine.card
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def default_dtype(device: str) -> torch.dtype:
+    """fp16 on CUDA (the dtype of the published GPU figures), fp32 on the CPU (no fast fp16 there)."""
+    return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+
+
+def load_model(spec: ModelSpec, device: str | None = None, dtype: torch.dtype | None = None) -> LoadedModel:
+    """Load ``spec`` and wrap it in the transformers engine, timing the load."""
+    from comparer.engines.hf import TransformersEngine
+
+    device = device or default_device()
+    dtype = dtype or default_dtype(device)
+    t0_s = time.perf_counter()
+    if spec.random_weights:
+        model, tokenizer = _random_model(spec, device, dtype), None
+    else:
+        model, tokenizer = _pretrained_model(spec, device, dtype), _tokenizer(spec)
+    card = _card_for(spec, model, device, dtype)
+    return LoadedModel(spec, TransformersEngine(model, card), tokenizer, time.perf_counter() - t0_s)
+
+
+def bundled_config_path(config_name: str) -> Path:
+    path = CONFIGS_DIR / f"{config_name}.json"
+    if not path.exists():
+        known = sorted(p.stem for p in CONFIGS_DIR.glob("*.json"))
+        raise ModelLoadError(f"No bundled config '{config_name}'. Known: {', '.join(known)}.")
+    return path
+
+
+def load_bundled_config(config_name: str):
+    from transformers import AutoConfig
+
+    raw = json.loads(bundled_config_path(config_name).read_text())
+    raw = {k: v for k, v in raw.items() if not k.startswith("_")}
+    model_type = raw.pop("model_type")
+    return AutoConfig.for_model(model_type, **raw)
+
+
+def _random_model(spec: ModelSpec, device: str, dtype: torch.dtype):
+    """Build on the target device directly: a 7B model initialised on the CPU in fp32 takes minutes."""
+    from transformers import AutoModelForCausalLM
+
+    config = load_bundled_config(spec.config_name)
+    with torch.device(device):
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    return model.eval()
+
+
+def _source(spec: ModelSpec) -> str:
+    return spec.local_dir or spec.model_id
+
+
+def _pretrained_model(spec: ModelSpec, device: str, dtype: torch.dtype):
+    from transformers import AutoModelForCausalLM
+
+    on_cuda = torch.device(device).type == "cuda"
+    try:
+        return AutoModelForCausalLM.from_pretrained(
+            _source(spec), revision=spec.revision, dtype=dtype, trust_remote_code=False,
+            device_map="auto" if on_cuda else None)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(_load_hint(spec, err)) from err
+
+
+def _tokenizer(spec: ModelSpec):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(_source(spec), revision=spec.revision, trust_remote_code=False)
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(_load_hint(spec, err)) from err
+
+
+def _load_hint(spec: ModelSpec, err: Exception) -> str:
+    where = f"folder {spec.local_dir}" if spec.local_dir else f"'{spec.model_id}' from the Hugging Face Hub"
+    return (f"Could not load {where}: {err}. If this machine is offline, use the 'offline' preset, or "
+            f"download the model first (huggingface-cli download {spec.model_id}) and point "
+            f"HF_HOME at that cache. Models that need trust_remote_code are not supported.")
+
+
+def _card_for(spec: ModelSpec, model, device: str, dtype: torch.dtype) -> ArchitectureCard:
+    device_map = getattr(model, "hf_device_map", None)
+    attn = getattr(model.config, "_attn_implementation", None)
+    path = kernel_path_for(family_of(model.config), torch.device(device).type, attn)
+    return build_card(spec.model_id, model.config, sum(p.numel() for p in model.parameters()),
+                      str(dtype), str(model.device), json.dumps(device_map) if device_map else str(model.device),
+                      path, spec.random_weights or spec.untrained)

@@ -1,0 +1,51 @@
+"""Named model pairs, read from the one data file assets/presets.json.
+
+The presets are also the allowlist of model ids a public deployment may load.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from comparer.loading import ASSETS_DIR, ModelSpec
+
+PRESETS_FILE = ASSETS_DIR / "presets.json"
+DEFAULT_PRESET = "offline"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    label: str
+    description: str
+    left: ModelSpec
+    right: ModelSpec
+    offline: bool = False
+
+
+def load_presets(path: Path = PRESETS_FILE) -> dict[str, Preset]:
+    raw = json.loads(Path(path).read_text())
+    return {name: _preset(name, entry) for name, entry in raw.items()}
+
+
+def get_preset(name: str) -> Preset:
+    presets = load_presets()
+    if name not in presets:
+        raise KeyError(f"Unknown preset '{name}'. Choose one of: {', '.join(presets)}.")
+    return presets[name]
+
+
+def allowed_model_ids() -> set[str]:
+    return {spec.model_id for p in load_presets().values() for spec in (p.left, p.right)}
+
+
+def _preset(name: str, entry: dict) -> Preset:
+    offline = entry["left"].get("offline", False)
+    return Preset(name, entry["label"], entry["description"], _spec(entry["left"]), _spec(entry["right"]), offline)
+
+
+def _spec(entry: dict) -> ModelSpec:
+    return ModelSpec(model_id=entry["model_id"], revision=entry.get("revision"),
+                     config_name=entry.get("config_name"))
