@@ -1,0 +1,34 @@
+"""Launch the comparer web app. Flags and launch only: everything else lives in comparer/."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Mamba vs Transformer, side by side.")
+    parser.add_argument("--preset", default=os.environ.get("COMPARER_PRESET", "offline"),
+                        help="model pair shown first (offline, small, paper, seed)")
+    parser.add_argument("--presets", default=os.environ.get("COMPARER_PRESETS", ""),
+                        help="comma-separated presets offered in the UI (default: all)")
+    parser.add_argument("--device", default=os.environ.get("COMPARER_DEVICE"), help="cuda or cpu (default: auto)")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="build the preset models from bundled configs with random weights (no download)")
+    parser.add_argument("--host", default=os.environ.get("COMPARER_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("COMPARER_PORT", "7860")))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    args = parse_args(argv)
+    from comparer.ui.app import create_app
+
+    demo = create_app(args.preset, args.presets, args.device, args.random_weights)
+    demo.queue(max_size=32).launch(server_name=args.host, server_port=args.port, ssr_mode=False,
+                                   show_error=False, footer_links=["api"])
+
+
+if __name__ == "__main__":
+    main()

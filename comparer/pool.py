@@ -1,0 +1,52 @@
+"""Keeps the models of one preset loaded, so a comparison does not reload them.
+
+One pair at a time: switching presets frees the previous pair first (a 7B and a 3B model do not
+share a GPU with another such pair). Loading is serialised by a lock.
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+from pathlib import Path
+
+import torch
+
+from comparer.loading import LoadedModel, ModelSpec, load_model
+from comparer.offline import ensure_offline_pair
+from comparer.pair import SIDES
+from comparer.presets import Preset, get_preset
+
+
+class ModelPool:
+    def __init__(self, device: str | None = None, offline_cache_dir: Path | None = None,
+                 random_weights: bool = False):
+        self.device, self.offline_cache_dir, self.random_weights = device, offline_cache_dir, random_weights
+        self._lock = threading.Lock()
+        self._loaded: tuple[str, dict[str, LoadedModel]] | None = None
+
+    def pair(self, preset_name: str) -> dict[str, LoadedModel]:
+        """The two loaded models of ``preset_name``, keyed 'left' and 'right'."""
+        with self._lock:
+            if self._loaded and self._loaded[0] == preset_name:
+                return self._loaded[1]
+            self._unload()
+            preset = get_preset(preset_name)
+            models = {side: load_model(spec, self.device) for side, spec in zip(SIDES, self._specs(preset))}
+            self._loaded = (preset_name, models)
+            return models
+
+    def _specs(self, preset: Preset) -> tuple[ModelSpec, ModelSpec]:
+        if preset.offline:
+            dirs = ensure_offline_pair(self.offline_cache_dir)
+            return tuple(ModelSpec(s.model_id, local_dir=str(dirs[s.model_id]), untrained=True)
+                         for s in (preset.left, preset.right))
+        if self.random_weights:
+            return preset.left.with_random_weights(), preset.right.with_random_weights()
+        return preset.left, preset.right
+
+    def _unload(self) -> None:
+        self._loaded = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()

@@ -1,0 +1,1 @@
+"""The Gradio front end: thin Blocks and short handlers over the library. Only this imports gradio."""

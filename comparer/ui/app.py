@@ -1,0 +1,28 @@
+"""Assemble pool, service and Blocks; preload the first pair so the first visitor does not wait."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from comparer.pool import ModelPool
+from comparer.presets import load_presets
+from comparer.ui.blocks import build_demo
+from comparer.ui.handlers import CompareService
+
+
+def create_app(preset: str = "offline", presets: str = "", device: str | None = None,
+               random_weights: bool = False, offline_cache_dir=None, preload: bool = True) -> gr.Blocks:
+    names = _preset_names(preset, presets)
+    pool = ModelPool(device, offline_cache_dir, random_weights)
+    if preload:
+        pool.pair(preset)
+    return build_demo(CompareService(pool, names), preset)
+
+
+def _preset_names(first: str, wanted: str) -> list[str]:
+    known = list(load_presets())
+    names = [n.strip() for n in wanted.split(",") if n.strip()] or known
+    unknown = [n for n in names + [first] if n not in known]
+    if unknown:
+        raise SystemExit(f"Unknown preset(s) {unknown}; known presets: {', '.join(known)}.")
+    return [first] + [n for n in names if n != first]

@@ -1,0 +1,81 @@
+"""The Blocks layout: build components and wire events to CompareService. No logic here."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from comparer.pair import SIDES
+from comparer.presets import load_presets
+from comparer.prompts import load_prompts
+from comparer.ui.handlers import CompareService
+
+INTRO = """# comparer — Mamba vs Transformer, side by side
+Both models get the same prompt and stream **at the same time** on the same device. Live figures are
+timed on the server and labelled *live, shared device*: for rankings, use the **Scaling** tab, where
+each model is measured alone with warm-up excluded. Each pane's card says what actually runs: the
+architecture comes from the model's config, never from its name."""
+
+
+def build_demo(service: CompareService, default_preset: str) -> gr.Blocks:
+    with gr.Blocks(title="comparer: Mamba vs Transformer", analytics_enabled=False) as demo:
+        gr.Markdown(INTRO)
+        with gr.Tab("Compare"):
+            ui = _compare_tab(service, default_preset)
+        _wire(demo, service, ui)
+    return demo
+
+
+def _compare_tab(service: CompareService, default_preset: str) -> dict:
+    presets = load_presets()
+    ui = {"preset": gr.Dropdown([(presets[n].label, n) for n in service.presets], value=default_preset,
+                                label="Model pair", elem_id="preset")}
+    ui["preset_info"] = gr.Markdown(elem_id="preset-info")
+    ui["prompt"] = gr.Textbox(label="Prompt", lines=6, elem_id="prompt",
+                              placeholder="Type a prompt or pick an example below")
+    prompts = load_prompts()
+    gr.Examples([[p.text] for p in prompts], inputs=[ui["prompt"]], example_labels=[p.title for p in prompts])
+    ui.update(_settings_panel())
+    with gr.Row():
+        ui["compare"] = gr.Button("Compare", variant="primary", elem_id="compare-btn")
+        ui["stop"] = gr.Button("Stop", variant="stop", elem_id="stop-btn")
+    with gr.Row(equal_height=False):
+        for side in SIDES:
+            with gr.Column():
+                ui[f"{side}_card"] = gr.Markdown(elem_id=f"{side}-card")
+                ui[f"{side}_text"] = gr.Textbox(label=side, lines=14, max_lines=30, interactive=False,
+                                                elem_id=f"{side}-text")
+                ui[f"{side}_stats"] = gr.Markdown(label=f"{side} stats", elem_id=f"{side}-stats")
+    with gr.Accordion("Raw live stats (JSON)", open=False):
+        ui["stats_json"] = gr.JSON(label="stats", elem_id="stats-json")
+    return ui
+
+
+def _settings_panel() -> dict:
+    with gr.Accordion("Decoding settings (the same for both models)", open=False):
+        with gr.Row():
+            max_new = gr.Slider(1, 1024, value=128, step=1, label="max new tokens")
+            fixed = gr.Checkbox(False, label="fixed length (min = max new tokens), for speed comparisons")
+            seed = gr.Number(0, precision=0, label="seed")
+        with gr.Row():
+            sample = gr.Checkbox(False, label="sample (off = greedy)")
+            temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="temperature")
+            top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top-p")
+            top_k = gr.Slider(0, 200, value=0, step=1, label="top-k (0 = off)")
+            penalty = gr.Slider(1.0, 2.0, value=1.0, step=0.05, label="repetition penalty")
+    return {"max_new_tokens": max_new, "do_sample": sample, "temperature": temperature, "top_p": top_p,
+            "top_k": top_k, "repetition_penalty": penalty, "seed": seed, "fixed_length": fixed}
+
+
+SETTING_NAMES = ("max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "repetition_penalty",
+                 "seed", "fixed_length")
+
+
+def _wire(demo: gr.Blocks, service: CompareService, ui: dict) -> None:
+    load_outputs = [ui["left_card"], ui["right_card"], ui["left_text"], ui["right_text"], ui["preset_info"]]
+    demo.load(service.load, inputs=[ui["preset"]], outputs=load_outputs, api_visibility="private")
+    ui["preset"].change(service.load, inputs=[ui["preset"]], outputs=load_outputs, api_visibility="private")
+    inputs = [ui["prompt"], *(ui[name] for name in SETTING_NAMES), ui["preset"]]
+    outputs = [ui["left_text"], ui["right_text"], ui["left_stats"], ui["right_stats"], ui["stats_json"]]
+    compare = ui["compare"].click(service.compare, inputs=inputs, outputs=outputs, api_name="compare",
+                                  concurrency_id="generation", concurrency_limit=1, show_progress="minimal")
+    ui["stop"].click(service.stop, inputs=None, outputs=None, cancels=[compare], api_name="stop", queue=False)

@@ -1,0 +1,122 @@
+"""Event handlers: short functions that validate, call the library and format its results."""
+
+from __future__ import annotations
+
+import threading
+from typing import Iterator
+
+import gradio as gr
+
+from comparer.live import format_stats_markdown
+from comparer.loading import ModelLoadError
+from comparer.pair import SIDES, PairRun, PaneState
+from comparer.pool import ModelPool
+from comparer.presets import load_presets
+from comparer.settings import GenerationSettings, SettingsError
+from comparer.ui.cards import card_markdown
+
+
+class CompareService:
+    """Holds the model pool and the comparison running in each browser session."""
+
+    def __init__(self, pool: ModelPool, presets: list[str]):
+        self.pool, self.presets = pool, presets
+        self._runs: dict[str, PairRun] = {}
+        self._lock = threading.Lock()
+
+    def load(self, preset: str) -> tuple:
+        """Load a preset's pair; returns the two cards, the two pane labels and the preset's note."""
+        models = self._models(preset)
+        info = load_presets()[preset]
+        cards = [card_markdown(models[side].card) for side in SIDES]
+        labels = [gr.Textbox(label=f"{side}: {models[side].spec.model_id}") for side in SIDES]
+        return (*cards, *labels, f"**{info.label}.** {info.description}")
+
+    def compare(self, prompt: str, max_new_tokens: int = 128, do_sample: bool = False,
+                temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
+                repetition_penalty: float = 1.0, seed: int = 0, fixed_length: bool = False,
+                preset: str | None = None, request: gr.Request = None) -> Iterator[tuple]:
+        """Stream both panes: (left text, right text, left stats, right stats, stats as JSON)."""
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise gr.Error("The prompt is empty: type a prompt or pick an example.")
+        settings = _settings(max_new_tokens, do_sample, temperature, top_p, top_k, repetition_penalty,
+                             seed, fixed_length)
+        run = PairRun(self._models(preset or self.presets[0]), prompt, settings)
+        session = _session_id(request)
+        self._register(session, run)
+        try:
+            for panes in run:
+                yield _outputs(panes)
+        finally:
+            self._unregister(session, run)
+
+    def stop(self, request: gr.Request = None) -> None:
+        """Stop the comparison of this browser session (the button also cancels the event)."""
+        with self._lock:
+            run = self._runs.get(_session_id(request))
+        if run is not None:
+            run.stop()
+
+    def active_runs(self) -> int:
+        with self._lock:
+            return len(self._runs)
+
+    def _models(self, preset: str):
+        if preset not in self.presets:
+            raise gr.Error(f"Unknown preset '{preset}'. Choose one of: {', '.join(self.presets)}.")
+        try:
+            return self.pool.pair(preset)
+        except ModelLoadError as err:
+            raise gr.Error(str(err)) from err
+
+    def _register(self, session: str, run: PairRun) -> None:
+        with self._lock:
+            previous = self._runs.get(session)
+            self._runs[session] = run
+        if previous is not None:
+            previous.stop()
+
+    def _unregister(self, session: str, run: PairRun) -> None:
+        with self._lock:
+            if self._runs.get(session) is run:
+                del self._runs[session]
+
+
+def _settings(max_new_tokens, do_sample, temperature, top_p, top_k, repetition_penalty, seed,
+              fixed_length) -> GenerationSettings:
+    try:
+        return GenerationSettings(max_new_tokens=_as_int(max_new_tokens, "max_new_tokens"),
+                                  do_sample=bool(do_sample), temperature=temperature, top_p=top_p,
+                                  top_k=_as_int(top_k, "top_k"), repetition_penalty=repetition_penalty,
+                                  seed=_as_int(seed, "seed"), fixed_length=bool(fixed_length))
+    except SettingsError as err:
+        raise gr.Error(str(err)) from err
+
+
+def _as_int(value, name: str):
+    """Sliders and number boxes send floats such as 64.0; keep non-integers for the error."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if value is None:
+        raise gr.Error(f"{name} is missing: give a whole number.")
+    return value
+
+
+def _session_id(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "no-session"
+
+
+def _outputs(panes: dict[str, PaneState]) -> tuple:
+    left, right = panes["left"], panes["right"]
+    return (left.text, right.text, _stats_md(left), _stats_md(right),
+            {side: _pane_json(pane) for side, pane in panes.items()})
+
+
+def _stats_md(pane: PaneState) -> str:
+    status = pane.status if pane.error is None else f"error — {pane.error}"
+    return format_stats_markdown(pane.stats, status)
+
+
+def _pane_json(pane: PaneState) -> dict:
+    return {"model_id": pane.model_id, "status": pane.status, "error": pane.error,
+            "prompt_tokens": pane.prompt_tokens, **pane.stats.to_dict()}

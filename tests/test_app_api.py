@@ -1,0 +1,78 @@
+"""The launched app, driven through gradio_client as an API user would."""
+
+import socket
+import threading
+import time
+
+import pytest
+
+gradio_client = pytest.importorskip("gradio_client")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(offline_dirs):
+    from comparer.ui.app import create_app
+
+    cache_dir = next(iter(offline_dirs.values())).parent
+    demo = create_app("offline", "offline,small", "cpu", offline_cache_dir=cache_dir)
+    port = _free_port()
+    demo.queue(max_size=16).launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
+                                   ssr_mode=False, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    demo.close()
+
+
+def test_compare_endpoint_returns_two_non_empty_texts_and_stats(app_url):
+    client = gradio_client.Client(app_url, verbose=False)
+    left, right, left_md, right_md, stats = client.predict("How far away is the moon?", max_new_tokens=12,
+                                                           fixed_length=True, api_name="/compare")
+    assert left.strip() and right.strip()
+    assert "time to first token" in left_md and "decode" in right_md
+    assert stats["left"]["model_id"] == "offline-mamba" and stats["right"]["model_id"] == "offline-transformer"
+    assert stats["left"]["tokens"] == stats["right"]["tokens"] == 12
+    assert stats["left"]["status"] == stats["right"]["status"] == "done"
+
+
+def test_compare_streams_intermediate_updates(app_url):
+    client = gradio_client.Client(app_url, verbose=False)
+    job = client.submit("Write a silly story about an AI who fell in love", max_new_tokens=300,
+                        fixed_length=True, api_name="/compare")
+    job.result(timeout=120)
+    updates = job.outputs()
+    assert len(updates) > 2
+    assert len(updates[0][0]) <= len(updates[-1][0])
+
+
+def test_stop_endpoint_ends_a_running_comparison_within_a_second(app_url):
+    client = gradio_client.Client(app_url, verbose=False)
+    job = client.submit(open("prompts/maia.txt").read(), max_new_tokens=1024, fixed_length=True,
+                        api_name="/compare")
+    deadline = time.time() + 60
+    while not job.outputs() and time.time() < deadline:
+        time.sleep(0.05)
+    t0 = time.perf_counter()
+    client.predict(api_name="/stop")
+    final = job.result(timeout=30)
+    assert time.perf_counter() - t0 < 1.0
+    assert final[4]["left"]["status"] == final[4]["right"]["status"] == "stopped"
+    assert final[4]["left"]["tokens"] < 1024
+
+
+def test_empty_prompt_is_a_clear_error_and_the_server_keeps_serving(app_url):
+    client = gradio_client.Client(app_url, verbose=False)
+    with pytest.raises(Exception, match="prompt is empty"):
+        client.predict("   ", api_name="/compare")
+    assert client.predict("moon", max_new_tokens=4, api_name="/compare")[0]
+
+
+def test_no_generation_thread_is_left_running_after_comparisons(app_url):
+    client = gradio_client.Client(app_url, verbose=False)
+    client.predict("moon", max_new_tokens=8, api_name="/compare")
+    time.sleep(0.2)
+    assert not [t for t in threading.enumerate() if t.name.startswith("comparer-")]

@@ -1,0 +1,54 @@
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, MambaConfig, MambaForCausalLM
+
+from comparer.arch import SSM, TRANSFORMER, family_of
+from comparer.loading import CONFIGS_DIR, ModelSpec, load_bundled_config, load_model
+
+
+def _save(model_cls, config, path):
+    from comparer.offline import build_tokenizer
+
+    torch.manual_seed(0)
+    model_cls(config).save_pretrained(path)
+    build_tokenizer(["a tiny corpus for a tiny tokenizer"], vocab_size=300).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def llama_named_mamba(tmp_path_factory):
+    config = LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, max_position_embeddings=128)
+    return _save(LlamaForCausalLM, config, tmp_path_factory.mktemp("mamba-gpt-3b-v3"))
+
+
+@pytest.fixture(scope="module")
+def real_mamba(tmp_path_factory):
+    config = MambaConfig(vocab_size=300, hidden_size=32, num_hidden_layers=2, state_size=8)
+    return _save(MambaForCausalLM, config, tmp_path_factory.mktemp("tiny-mamba"))
+
+
+def test_llama_model_named_mamba_gpt_is_a_transformer_with_a_warning(llama_named_mamba):
+    card = load_model(ModelSpec("CobraMamba/mamba-gpt-3b-v3", local_dir=str(llama_named_mamba)), "cpu").card
+    assert card.family == TRANSFORMER
+    assert card.kv_bytes_per_token > 0 and card.ssm_state_bytes == 0
+    assert len(card.warnings) == 1 and "not a Mamba" in card.warnings[0]
+
+
+def test_mamba_config_model_is_an_ssm_whatever_its_name(real_mamba):
+    card = load_model(ModelSpec("some-org/llm-v2", local_dir=str(real_mamba)), "cpu").card
+    assert card.family == SSM
+    assert card.kv_bytes_per_token == 0 and card.ssm_state_bytes == 2 * 64 * (8 + 4) * 4
+    assert card.kernel_path.startswith("reference PyTorch")  # no CUDA kernels on a CPU
+
+
+def test_card_reports_real_parameter_count_dtype_and_device(real_mamba):
+    loaded = load_model(ModelSpec("tiny", local_dir=str(real_mamba)), "cpu")
+    assert loaded.card.n_params == sum(p.numel() for p in loaded.engine.model.parameters())
+    assert (loaded.card.dtype, loaded.card.device, loaded.card.weights) == ("float32", "cpu", "trained")
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIGS_DIR.glob("*.json")))
+def test_bundled_configs_family_follows_config_not_file_name(name):
+    expected = SSM if "mamba" in name else TRANSFORMER
+    assert family_of(load_bundled_config(name)) == expected

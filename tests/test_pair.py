@@ -1,0 +1,116 @@
+import threading
+import time
+
+from comparer.arch import ArchitectureCard
+from comparer.engines.base import Engine, GenerationResult, TokenEvent
+from comparer.loading import LoadedModel, ModelSpec
+from comparer.pair import PairRun
+from comparer.settings import GenerationSettings
+
+MAIA = "Maia gets ready for her next adventure. She finds a toy boat and"
+
+
+class CharTokenizer:
+    def __call__(self, text):
+        return {"input_ids": [ord(c) % 256 for c in text]}
+
+    def decode(self, ids, skip_special_tokens=True):
+        return "".join(chr(97 + i % 26) for i in ids)
+
+
+class ScriptedEngine(Engine):
+    """Emits ``n`` tokens ``delay_s`` apart, optionally waiting on ``gate`` first or raising."""
+
+    def __init__(self, n=20, delay_s=0.0, gate=None, fail_after=None):
+        self.n, self.delay_s, self.gate, self.fail_after = n, delay_s, gate, fail_after
+        self.card = ArchitectureCard("fake", "SSM", "fake", [], 1, 1, 1, "float32", "cpu", "cpu", 0, 0, "fake", "random")
+        self.device = "cpu"
+
+    def generate(self, prompt_ids, settings, on_token=None, stop=None):
+        t0 = time.perf_counter()
+        if self.gate is not None:
+            self.gate.wait(10)
+        ids, times = [], []
+        for i in range(self.n):
+            if stop is not None and stop.is_set():
+                break
+            if self.fail_after is not None and i == self.fail_after:
+                raise RuntimeError("injected failure")
+            time.sleep(self.delay_s)
+            ids.append(i)
+            times.append(time.perf_counter())
+            on_token(TokenEvent(i, times[-1]))
+        return GenerationResult(ids, t0, times)
+
+
+def fake(engine, name):
+    return LoadedModel(ModelSpec(name), engine, CharTokenizer(), 0.0)
+
+
+def test_merge_never_holds_the_fast_side_back_for_the_slow_one():
+    gate = threading.Event()
+    run = PairRun({"left": fake(ScriptedEngine(n=20), "fast"), "right": fake(ScriptedEngine(gate=gate), "slow")},
+                  MAIA, GenerationSettings(max_new_tokens=20), refresh_s=0.01)
+    seen_fast_done_while_slow_blocked = False
+    for panes in run:
+        if panes["left"].status == "done" and not gate.is_set():
+            seen_fast_done_while_slow_blocked = len(panes["left"].token_ids) == 20 and not panes["right"].token_ids
+            gate.set()
+    assert seen_fast_done_while_slow_blocked
+    assert panes["right"].status == "done" and len(panes["right"].token_ids) == 20
+
+
+def test_snapshots_are_throttled_to_the_refresh_interval():
+    run = PairRun({"left": fake(ScriptedEngine(n=200, delay_s=0.001), "a"),
+                   "right": fake(ScriptedEngine(n=200, delay_s=0.001), "b")},
+                  MAIA, GenerationSettings(max_new_tokens=200), refresh_s=0.05)
+    t0, count = time.perf_counter(), 0
+    for _ in run:
+        count += 1
+    elapsed = time.perf_counter() - t0
+    assert count <= elapsed / 0.05 + 2  # 400 tokens, far fewer UI updates
+
+
+def test_exception_in_one_engine_shows_in_its_pane_and_the_other_finishes():
+    run = PairRun({"left": fake(ScriptedEngine(n=30, fail_after=5), "broken"), "right": fake(ScriptedEngine(n=30), "ok")},
+                  MAIA, GenerationSettings(max_new_tokens=30))
+    for panes in run:
+        pass
+    assert panes["left"].status == "error" and "injected failure" in panes["left"].error
+    assert panes["right"].status == "done" and len(panes["right"].token_ids) == 30
+    assert run.threads_alive == 0
+
+
+def test_stop_ends_both_streams_within_one_second(offline_pair):
+    run = PairRun(offline_pair, MAIA, GenerationSettings(max_new_tokens=4096, fixed_length=True))
+    stop_at = {}
+    threading.Timer(1.0, lambda: (stop_at.setdefault("t", time.perf_counter()), run.stop())).start()
+    for panes in run:
+        pass
+    assert time.perf_counter() - stop_at["t"] < 1.0
+    assert {p.status for p in panes.values()} == {"stopped"}
+    assert all(0 < len(p.token_ids) < 4096 for p in panes.values())
+    assert run.threads_alive == 0
+
+
+def test_closing_the_consumer_like_a_disconnect_stops_both_producers():
+    gates = [ScriptedEngine(n=10_000, delay_s=0.001), ScriptedEngine(n=10_000, delay_s=0.001)]
+    run = PairRun({"left": fake(gates[0], "a"), "right": fake(gates[1], "b")}, MAIA,
+                  GenerationSettings(max_new_tokens=4096), refresh_s=0.01)
+    stream = iter(run)
+    for _ in range(5):
+        next(stream)
+    stream.close()
+    assert run.stop_event.is_set() and run.threads_alive == 0
+
+
+def test_live_stats_report_ttft_and_decode_rate_from_timestamps(offline_pair):
+    run = PairRun(offline_pair, MAIA, GenerationSettings(max_new_tokens=16, fixed_length=True))
+    for panes in run:
+        pass
+    for pane in panes.values():
+        s = pane.stats
+        assert s.tokens == 16 and s.ttft_s > 0 and s.decode_tok_per_s > 0 and s.memory_bytes > 0
+        expected = 15 / (pane.token_times_s[-1] - pane.token_times_s[0])
+        assert abs(s.decode_tok_per_s - expected) < 1e-6
+        assert s.label == "live, shared device"
