@@ -32,21 +32,29 @@ class ModelPool:
                 return self._loaded[1]
             self._unload()
             preset = get_preset(preset_name)
-            models = {side: load_model(spec, self.device) for side, spec in zip(SIDES, self._specs(preset))}
+            specs = preset_specs(preset, self.random_weights, self.offline_cache_dir)
+            models = {side: load_model(spec, self.device) for side, spec in zip(SIDES, specs)}
             self._loaded = (preset_name, models)
             return models
 
-    def _specs(self, preset: Preset) -> tuple[ModelSpec, ModelSpec]:
-        if preset.offline:
-            dirs = ensure_offline_pair(self.offline_cache_dir)
-            return tuple(ModelSpec(s.model_id, local_dir=str(dirs[s.model_id]), untrained=True)
-                         for s in (preset.left, preset.right))
-        if self.random_weights:
-            return preset.left.with_random_weights(), preset.right.with_random_weights()
-        return preset.left, preset.right
-
     def _unload(self) -> None:
         self._loaded = None
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        free_device_memory()
+
+
+def preset_specs(preset: Preset, random_weights: bool = False,
+                 offline_cache_dir: Path | None = None) -> tuple[ModelSpec, ModelSpec]:
+    """Where each model of a preset comes from: the offline folders, random weights, or the Hub."""
+    if preset.offline:
+        dirs = ensure_offline_pair(offline_cache_dir)
+        return tuple(ModelSpec(s.model_id, local_dir=str(dirs[s.model_id]), untrained=True)
+                     for s in (preset.left, preset.right))
+    if random_weights:
+        return preset.left.with_random_weights(), preset.right.with_random_weights()
+    return preset.left, preset.right
+
+
+def free_device_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,110 @@
+"""Command line: measure both models of a preset across context lengths, one model at a time.
+
+    python -m comparer.bench --preset paper --random-weights --contexts 512,2048,8192 \
+        --new-tokens 128 --repeats 5 --out run.json --plot run.html
+
+Importable without gradio or plotly (the GPU host has neither); ``--plot`` imports plotly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from tqdm import tqdm
+
+from comparer.loading import ModelLoadError, default_device, default_dtype, load_model
+from comparer.measure import environment, sweep
+from comparer.pool import free_device_memory, preset_specs
+from comparer.presets import get_preset
+from comparer.records import BenchRecord, Point
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m comparer.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", required=True, help="offline, small, paper or seed")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="exact configs from assets/configs with random weights (no download)")
+    parser.add_argument("--contexts", default="512,2048", help="comma-separated prompt lengths in tokens")
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    parser.add_argument("--sides", default="left,right", help="which models of the pair to measure")
+    parser.add_argument("--out", required=True, help="JSON record to write")
+    parser.add_argument("--plot", default=None, help="also write an HTML plot here")
+    return parser.parse_args(argv)
+
+
+def run_bench(preset_name: str, contexts: list[int], new_tokens: int, repeats: int, random_weights: bool,
+              device: str | None = None, sides: tuple[str, ...] = ("left", "right"),
+              progress: Callable[[int, int, str], None] | None = None, offline_cache_dir=None) -> BenchRecord:
+    """Measure each chosen model of the preset alone, freeing it before loading the next."""
+    device = device or default_device()
+    preset = get_preset(preset_name)
+    specs = dict(zip(("left", "right"), preset_specs(preset, random_weights, offline_cache_dir)))
+    weights = ("random (untrained offline pair)" if preset.offline
+               else "random (exact configs)" if random_weights else "trained")
+    record = BenchRecord(preset_name, weights, environment(device),
+                         dict(contexts=contexts, new_tokens=new_tokens, repeats=repeats,
+                              dtype=str(default_dtype(device)).replace("torch.", ""), device=device))
+    total, done = len(sides) * len(contexts), [0]
+    for side in sides:
+        model = load_model(specs[side], device)
+
+        def on_point(point: Point, model_id=model.spec.model_id) -> None:
+            done[0] += 1
+            if progress is not None:
+                progress(done[0], total, f"{model_id} @ {point.context_tokens}: {point.status}")
+
+        record.models.append(sweep(model, contexts, new_tokens, repeats, on_point))
+        del model
+        free_device_memory()
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    contexts = [int(c) for c in args.contexts.split(",") if c.strip()]
+    sides = tuple(s.strip() for s in args.sides.split(","))
+    bar = tqdm(total=len(contexts) * len(sides), unit="point")
+
+    def progress(done: int, total: int, label: str) -> None:
+        bar.update(done - bar.n)
+        bar.set_postfix_str(label)
+
+    try:
+        record = run_bench(args.preset, contexts, args.new_tokens, args.repeats, args.random_weights,
+                           args.device, sides, progress)
+    except (ModelLoadError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    bar.close()
+    record.save(args.out)
+    print(summary_table(record))
+    if args.plot:
+        from comparer.plots import scaling_figure
+
+        scaling_figure([record]).write_html(args.plot, include_plotlyjs="cdn")
+    return 0
+
+
+def summary_table(record: BenchRecord) -> str:
+    """Plain-text table for the terminal and closing notes."""
+    env = record.environment
+    lines = [f"{record.preset} | {env.device_name} | {record.settings['dtype']} | weights: {record.weights} | "
+             f"bandwidth {(env.measured_bandwidth_bytes_per_s or 0) / 1e12:.2f} TB/s",
+             f"{'model':38} {'ctx':>7} {'status':>6} {'TTFT s':>9} {'tok/s':>8} {'peak GiB':>9}  path"]
+    for run in record.models:
+        for p in run.points:
+            ttft = f"{p.ttft_s.median:.4f}" if p.ttft_s else "-"
+            tps = f"{p.decode_tok_per_s.median:.1f}" if p.decode_tok_per_s else "-"
+            peak = p.peak_allocated_bytes or p.peak_rss_bytes
+            peak_s = f"{peak / 2**30:.2f}" if peak else "-"
+            lines.append(f"{run.model_id:38} {p.context_tokens:>7} {p.status:>6} {ttft:>9} {tps:>8} {peak_s:>9}"
+                         f"  {run.card['kernel_path']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""The one measurement function, with the discipline of optimum-benchmark and vLLM bench latency.
+
+Why it looks like this: decode at batch 1 is memory-bound and prefill compute-bound, so the two are
+timed separately. TTFT is a 1-token generation (prefill + first sample). Decode tok/s comes from a
+fixed-length generation ((n - 1) tokens over the span from the first to the last token), so an
+early EOS cannot flatter it. A warm-up run per point is excluded (allocator growth, kernel
+autotuning, lazy init). The device is synchronised before every timer starts, and the engine's
+token timestamps are taken after ``.tolist()``, which waits for the device. Peak memory is reset
+per point. An out-of-memory error is recorded and the sweep goes on.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import time
+from typing import Callable
+
+import torch
+
+from comparer import memory
+from comparer.engines.base import Engine
+from comparer.loading import LoadedModel
+from comparer.records import Environment, ModelRun, Point, Summary, python_version
+from comparer.settings import GenerationSettings
+
+WARMUP_NEW_TOKENS = 4
+
+
+def random_prompt_ids(vocab_size: int, context_tokens: int, seed: int = 0) -> list[int]:
+    """Token values do not change speed or memory; seeded for repeatability."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, vocab_size, (context_tokens,), generator=generator).tolist()
+
+
+def measure_point(engine: Engine, prompt_ids: list[int], new_tokens: int, repeats: int) -> Point:
+    """TTFT and decode rate of one model at one context, alone on the device."""
+    context = len(prompt_ids)
+    try:
+        _generate(engine, prompt_ids, WARMUP_NEW_TOKENS)  # warm-up, excluded
+        baseline_b = memory.current_bytes(engine.device) if memory.is_cuda(engine.device) else None
+        memory.reset_peak(engine.device)
+        ttfts = [_generate(engine, prompt_ids, 1).ttft_s for _ in range(repeats)]
+        decodes = [_decode_rate(_generate(engine, prompt_ids, new_tokens)) for _ in range(repeats)]
+        peak = memory.peak_bytes(engine.device)
+    except torch.OutOfMemoryError as err:
+        _recover(engine)
+        return Point(context, new_tokens, status="oom", error=str(err).splitlines()[0][:300])
+    return Point(context, new_tokens, "ok", Summary.from_values(ttfts), Summary.from_values(decodes),
+                 peak.get("allocated_bytes"), peak.get("reserved_bytes"), peak.get("rss_bytes"), baseline_b)
+
+
+def _generate(engine: Engine, prompt_ids: list[int], new_tokens: int):
+    _sync(engine.device)
+    return engine.generate(prompt_ids, GenerationSettings(max_new_tokens=new_tokens, fixed_length=True))
+
+
+def _decode_rate(result) -> float:
+    times = result.token_times_s
+    if len(times) < 2 or times[-1] <= times[0]:
+        raise RuntimeError("decode rate needs at least 2 tokens; use --new-tokens >= 2")
+    return (len(times) - 1) / (times[-1] - times[0])
+
+
+def _sync(device: str) -> None:
+    if memory.is_cuda(device):
+        torch.cuda.synchronize(device)
+
+
+def _recover(engine: Engine) -> None:
+    engine.release()
+    if memory.is_cuda(engine.device):
+        torch.cuda.empty_cache()
+
+
+def sweep(model: LoadedModel, contexts: list[int], new_tokens: int, repeats: int,
+          on_point: Callable[[Point], None] | None = None) -> ModelRun:
+    """Measure one model at each context; the first warm-up (lazy init, compilation) is timed apart."""
+    vocab = int(model.engine.model.config.vocab_size)
+    t0_s = time.perf_counter()
+    _generate(model.engine, random_prompt_ids(vocab, min(contexts), seed=1), WARMUP_NEW_TOKENS)
+    _sync(model.engine.device)
+    run = ModelRun(model.spec.model_id, model.card.to_dict(), model.load_s, time.perf_counter() - t0_s)
+    for context in contexts:
+        point = measure_point(model.engine, random_prompt_ids(vocab, context), new_tokens, repeats)
+        run.points.append(point)
+        if on_point is not None:
+            on_point(point)
+    return run
+
+
+def environment(device: str) -> Environment:
+    """Versions and the two measured ceilings used for the bounds on the plots."""
+    on_cuda = memory.is_cuda(device)
+    return Environment(
+        device_type=torch.device(device).type,
+        device_name=torch.cuda.get_device_name(device) if on_cuda else _cpu_name(),
+        torch_version=torch.__version__, transformers_version=_version("transformers"),
+        python_version=python_version(), cuda_version=torch.version.cuda if on_cuda else None,
+        mamba_ssm_version=_version("mamba_ssm"), causal_conv1d_version=_version("causal_conv1d"),
+        measured_bandwidth_bytes_per_s=measure_bandwidth(device),
+        measured_matmul_flops_per_s=measure_matmul_rate(device), cpu_threads=torch.get_num_threads())
+
+
+def measure_bandwidth(device: str, n_bytes: int | None = None, repeats: int = 10) -> float:
+    """Device-memory copy rate, counting bytes read plus bytes written (METHOD.md's ceiling)."""
+    n_bytes = n_bytes or (2 * 2**30 if memory.is_cuda(device) else 256 * 2**20)
+    src = torch.empty(n_bytes // 2, dtype=torch.float16, device=device).normal_()
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    return 2 * n_bytes / _median_time(lambda: dst.copy_(src), device, repeats)
+
+
+def measure_matmul_rate(device: str, repeats: int = 5) -> float:
+    """Sustained dense matmul FLOP/s in the benchmark's dtype, the ceiling for prefill."""
+    n, dtype = (8192, torch.float16) if memory.is_cuda(device) else (1024, torch.float32)
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    b = torch.randn(n, n, dtype=dtype, device=device)
+    a @ b
+    return 2 * n**3 / _median_time(lambda: a @ b, device, repeats)
+
+
+def _median_time(fn: Callable, device: str, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def _version(dist: str) -> str | None:
+    for name in (dist, dist.replace("_", "-")):
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return f"CPU ({os.cpu_count()} cores)"

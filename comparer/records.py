@@ -1,0 +1,124 @@
+"""The benchmark record: one JSON schema, written by the benchmark and read by the plots.
+
+Every figure carries how it was made: device, dtype, kernel path, random or trained weights,
+warm-up excluded (and its time reported), each model measured alone.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Summary:
+    """Median with the 10th and 90th percentiles over repeats (optimum-benchmark's from_values)."""
+
+    median: float
+    p10: float
+    p90: float
+    values: list[float]
+
+    @classmethod
+    def from_values(cls, values: list[float]) -> "Summary":
+        ordered = sorted(values)
+        return cls(statistics.median(ordered), _percentile(ordered, 0.10), _percentile(ordered, 0.90), list(values))
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks."""
+    if len(ordered) == 1:
+        return ordered[0]
+    pos = q * (len(ordered) - 1)
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+@dataclass
+class Point:
+    """One model at one context length. ``status`` is 'ok', 'oom' or 'error'."""
+
+    context_tokens: int
+    new_tokens: int
+    status: str = "ok"
+    ttft_s: Summary | None = None
+    decode_tok_per_s: Summary | None = None
+    peak_allocated_bytes: int | None = None
+    peak_reserved_bytes: int | None = None
+    peak_rss_bytes: int | None = None
+    baseline_allocated_bytes: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class ModelRun:
+    model_id: str
+    card: dict
+    load_s: float
+    warmup_s: float
+    points: list[Point] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Environment:
+    device_type: str
+    device_name: str
+    torch_version: str
+    transformers_version: str
+    python_version: str
+    cuda_version: str | None
+    mamba_ssm_version: str | None
+    causal_conv1d_version: str | None
+    measured_bandwidth_bytes_per_s: float | None = None
+    measured_matmul_flops_per_s: float | None = None
+    cpu_threads: int | None = None
+
+
+@dataclass
+class BenchRecord:
+    preset: str
+    weights: str  # "random (exact configs)" or "trained"
+    environment: Environment
+    settings: dict
+    models: list[ModelRun] = field(default_factory=list)
+    method: str = ("each model measured alone; warm-up run excluded per point; torch.cuda.synchronize "
+                   "around timers; TTFT = generate 1 token; decode tok/s = (n-1)/(t_last - t_first) of "
+                   "a fixed-length generation (min = max new tokens); median, p10, p90 over repeats")
+    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(self.to_json())
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "BenchRecord":
+        if raw.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"Benchmark record schema {raw.get('schema_version')} is not {SCHEMA_VERSION}; "
+                             f"re-run the benchmark to produce a current record.")
+        models = [ModelRun(**{**m, "points": [_point(p) for p in m["points"]]}) for m in raw["models"]]
+        return cls(**{**raw, "environment": Environment(**raw["environment"]), "models": models})
+
+    @classmethod
+    def load(cls, path: str | Path) -> "BenchRecord":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _point(raw: dict) -> Point:
+    summaries = {k: Summary(**raw[k]) if raw.get(k) else None for k in ("ttft_s", "decode_tok_per_s")}
+    return Point(**{**raw, **summaries})
+
+
+def python_version() -> str:
+    return platform.python_version()
