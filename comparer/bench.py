@@ -17,7 +17,7 @@ from tqdm import tqdm
 from comparer.loading import ModelLoadError, default_device, default_dtype, load_model
 from comparer.measure import environment, sweep
 from comparer.pool import free_device_memory, preset_specs
-from comparer.presets import get_preset
+from comparer.presets import Preset, get_preset
 from comparer.records import BenchRecord, Point
 
 
@@ -36,6 +36,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def new_record(preset_name: str, weights: str, device: str, contexts: list[int], new_tokens: int,
+               repeats: int) -> BenchRecord:
+    """An empty record holding the environment (versions, measured ceilings) and the settings."""
+    return BenchRecord(preset_name, weights, environment(device),
+                       dict(contexts=contexts, new_tokens=new_tokens, repeats=repeats,
+                            dtype=str(default_dtype(device)).replace("torch.", ""), device=device))
+
+
+def weights_label(preset: Preset, random_weights: bool) -> str:
+    if preset.offline:
+        return "random (untrained offline pair)"
+    return "random (exact configs)" if random_weights else "trained"
+
+
 def run_bench(preset_name: str, contexts: list[int], new_tokens: int, repeats: int, random_weights: bool,
               device: str | None = None, sides: tuple[str, ...] = ("left", "right"),
               progress: Callable[[int, int, str], None] | None = None, offline_cache_dir=None) -> BenchRecord:
@@ -43,24 +57,28 @@ def run_bench(preset_name: str, contexts: list[int], new_tokens: int, repeats: i
     device = device or default_device()
     preset = get_preset(preset_name)
     specs = dict(zip(("left", "right"), preset_specs(preset, random_weights, offline_cache_dir)))
-    weights = ("random (untrained offline pair)" if preset.offline
-               else "random (exact configs)" if random_weights else "trained")
-    record = BenchRecord(preset_name, weights, environment(device),
-                         dict(contexts=contexts, new_tokens=new_tokens, repeats=repeats,
-                              dtype=str(default_dtype(device)).replace("torch.", ""), device=device))
-    total, done = len(sides) * len(contexts), [0]
+    record = new_record(preset_name, weights_label(preset, random_weights), device, contexts, new_tokens, repeats)
+    counter = PointCounter(len(sides) * len(contexts), progress)
     for side in sides:
         model = load_model(specs[side], device)
-
-        def on_point(point: Point, model_id=model.spec.model_id) -> None:
-            done[0] += 1
-            if progress is not None:
-                progress(done[0], total, f"{model_id} @ {point.context_tokens}: {point.status}")
-
-        record.models.append(sweep(model, contexts, new_tokens, repeats, on_point))
+        record.models.append(sweep(model, contexts, new_tokens, repeats, counter.for_model(model.spec.model_id)))
         del model
         free_device_memory()
     return record
+
+
+class PointCounter:
+    """Turns per-point callbacks into (done, total, label) progress reports."""
+
+    def __init__(self, total: int, progress: Callable[[int, int, str], None] | None):
+        self.total, self.done, self.progress = total, 0, progress
+
+    def for_model(self, model_id: str) -> Callable[[Point], None]:
+        def on_point(point: Point) -> None:
+            self.done += 1
+            if self.progress is not None:
+                self.progress(self.done, self.total, f"{model_id} @ {point.context_tokens}: {point.status}")
+        return on_point
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,6 +113,8 @@ def summary_table(record: BenchRecord) -> str:
     lines = [f"{record.preset} | {env.device_name} | {record.settings['dtype']} | weights: {record.weights} | "
              f"bandwidth {(env.measured_bandwidth_bytes_per_s or 0) / 1e12:.2f} TB/s",
              f"{'model':38} {'ctx':>7} {'status':>6} {'TTFT s':>9} {'tok/s':>8} {'peak GiB':>9}  path"]
+    for run in record.models:
+        lines.append(f"{run.model_id}: load {run.load_s:.1f} s; first warm-up (excluded) {run.warmup_s:.2f} s")
     for run in record.models:
         for p in run.points:
             ttft = f"{p.ttft_s.median:.4f}" if p.ttft_s else "-"

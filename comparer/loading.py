@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from comparer.arch import ArchitectureCard, build_card, family_of
+from comparer.bytetok import ByteTokenizer
 from comparer.engines.base import Engine
 from comparer.kernels import kernel_path_for
 
@@ -47,7 +48,7 @@ class ModelSpec:
 
 @dataclass
 class LoadedModel:
-    """An engine plus what turns text into its token ids (None in random-weight mode)."""
+    """An engine plus what turns text into its token ids (bytes in random-weight mode)."""
 
     spec: ModelSpec
     engine: Engine
@@ -77,7 +78,7 @@ def load_model(spec: ModelSpec, device: str | None = None, dtype: torch.dtype | 
     dtype = dtype or default_dtype(device)
     t0_s = time.perf_counter()
     if spec.random_weights:
-        model, tokenizer = _random_model(spec, device, dtype), None
+        model, tokenizer = _random_model(spec, device, dtype), ByteTokenizer()
     else:
         model, tokenizer = _pretrained_model(spec, device, dtype), _tokenizer(spec)
     card = _card_for(spec, model, device, dtype)

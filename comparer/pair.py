@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from comparer import memory
+from comparer import analytic, memory
 from comparer.live import PaneStats, pane_stats
 from comparer.loading import LoadedModel
 from comparer.settings import GenerationSettings
@@ -158,7 +158,6 @@ def pane_memory(model: LoadedModel, context_tokens: int) -> tuple[int, str]:
     since both models share one allocator). CPU: the process RSS, shared by both models."""
     card = model.card
     if memory.is_cuda(card.device):
-        elem_b = 4 if card.dtype == "float32" else 2
-        own_b = card.n_params * elem_b + card.kv_bytes_per_token * context_tokens + card.ssm_state_bytes
+        own_b = card.n_params * analytic.dtype_bytes(card.dtype) + card.kv_bytes_per_token * context_tokens + card.ssm_state_bytes
         return own_b, "weights + cache, computed"
     return memory.process_rss_bytes(), "process RSS, both models"

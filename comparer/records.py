@@ -122,3 +122,31 @@ def _point(raw: dict) -> Point:
 
 def python_version() -> str:
     return platform.python_version()
+
+
+CSV_COLUMNS = ("preset", "device", "dtype", "weights", "model_id", "family", "kernel_path", "context_tokens",
+               "new_tokens", "status", "ttft_s_median", "ttft_s_p10", "ttft_s_p90", "decode_tok_per_s_median",
+               "decode_tok_per_s_p10", "decode_tok_per_s_p90", "peak_allocated_bytes", "peak_reserved_bytes",
+               "peak_rss_bytes")
+
+
+def to_csv(record: BenchRecord) -> str:
+    """One row per (model, context) point, for spreadsheets."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for run in record.models:
+        for p in run.points:
+            writer.writerow([record.preset, record.environment.device_name, record.settings.get("dtype"),
+                             record.weights, run.model_id, run.card["family"], run.card["kernel_path"],
+                             p.context_tokens, p.new_tokens, p.status, *_summary_cells(p.ttft_s),
+                             *_summary_cells(p.decode_tok_per_s), p.peak_allocated_bytes,
+                             p.peak_reserved_bytes, p.peak_rss_bytes])
+    return out.getvalue()
+
+
+def _summary_cells(summary: Summary | None) -> list:
+    return [summary.median, summary.p10, summary.p90] if summary else ["", "", ""]

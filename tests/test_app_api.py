@@ -76,3 +76,41 @@ def test_no_generation_thread_is_left_running_after_comparisons(app_url):
     client.predict("moon", max_new_tokens=8, api_name="/compare")
     time.sleep(0.2)
     assert not [t for t in threading.enumerate() if t.name.startswith("comparer-")]
+
+
+def test_scaling_live_sweep_through_the_api_returns_a_record_and_csv(app_url):
+    import json
+
+    client = gradio_client.Client(app_url, verbose=False)
+    plot, table, json_path, csv_path = client.predict("offline", "8,16,32", 4, 1, api_name="/sweep")
+    record = json.loads(open(json_path).read())
+    assert [p["context_tokens"] for p in record["models"][0]["points"]] == [8, 16, 32]
+    assert open(csv_path).read().count("\n") == 1 + 2 * 3
+    assert "offline-mamba" in table
+
+
+def test_scaling_live_sweep_rejects_bad_contexts_clearly(app_url):
+    client = gradio_client.Client(app_url, verbose=False)
+    with pytest.raises(Exception, match="whole numbers"):
+        client.predict("offline", "8,abc", 4, 1, api_name="/sweep")
+    with pytest.raises(Exception, match="1 to 4096"):
+        client.predict("offline", "100000", 4, 1, api_name="/sweep")
+
+
+def test_a_client_that_cancels_like_a_closed_tab_stops_both_generations(app_url):
+    client = gradio_client.Client(app_url, verbose=False)
+    job = client.submit(open("prompts/maia.txt").read(), max_new_tokens=1024, fixed_length=True,
+                        api_name="/compare")
+    deadline = time.time() + 60
+    while not job.outputs() and time.time() < deadline:
+        time.sleep(0.05)
+    assert _generation_threads(), "the comparison should be running"
+    job.cancel()
+    deadline = time.time() + 3
+    while _generation_threads() and time.time() < deadline:
+        time.sleep(0.05)
+    assert not _generation_threads()
+
+
+def _generation_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("comparer-")]

@@ -70,3 +70,16 @@ def test_stop_event_ends_a_long_generation_early(offline_pair):
 def test_out_of_range_settings_are_rejected_with_the_field_name(bad):
     with pytest.raises(SettingsError, match=next(iter(bad))):
         GenerationSettings(**bad)
+
+
+def test_random_weight_mode_builds_the_exact_config_and_streams_with_byte_tokens():
+    from comparer.loading import ModelSpec, load_model
+    from comparer.pair import PairRun
+
+    spec = ModelSpec("state-spaces/mamba-130m-hf", config_name="mamba-130m").with_random_weights()
+    model = load_model(spec, "cpu")
+    assert model.card.n_params == 129_135_360 and model.card.weights == "random (untrained)"
+    run = PairRun({"left": model, "right": model}, "moon", GenerationSettings(max_new_tokens=3, fixed_length=True))
+    for panes in run:
+        pass
+    assert all(len(p.token_ids) == 3 and p.status == "done" for p in panes.values())

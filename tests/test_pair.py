@@ -39,7 +39,8 @@ class ScriptedEngine(Engine):
             time.sleep(self.delay_s)
             ids.append(i)
             times.append(time.perf_counter())
-            on_token(TokenEvent(i, times[-1]))
+            if on_token is not None:
+                on_token(TokenEvent(i, times[-1]))
         return GenerationResult(ids, t0, times)
 
 

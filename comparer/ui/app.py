@@ -8,15 +8,17 @@ from comparer.pool import ModelPool
 from comparer.presets import load_presets
 from comparer.ui.blocks import build_demo
 from comparer.ui.handlers import CompareService
+from comparer.ui.scaling import ScalingService
 
 
 def create_app(preset: str = "offline", presets: str = "", device: str | None = None,
-               random_weights: bool = False, offline_cache_dir=None, preload: bool = True) -> gr.Blocks:
+               random_weights: bool = False, offline_cache_dir=None, preload: bool = True,
+               dtype: str | None = None) -> gr.Blocks:
     names = _preset_names(preset, presets)
-    pool = ModelPool(device, offline_cache_dir, random_weights)
+    pool = ModelPool(device, offline_cache_dir, random_weights, dtype)
     if preload:
         pool.pair(preset)
-    return build_demo(CompareService(pool, names), preset)
+    return build_demo(CompareService(pool, names), ScalingService(pool), preset)
 
 
 def _preset_names(first: str, wanted: str) -> list[str]:

@@ -8,6 +8,7 @@ from comparer.pair import SIDES
 from comparer.presets import load_presets
 from comparer.prompts import load_prompts
 from comparer.ui.handlers import CompareService
+from comparer.ui.scaling import ScalingService, scaling_tab
 
 INTRO = """# comparer — Mamba vs Transformer, side by side
 Both models get the same prompt and stream **at the same time** on the same device. Live figures are
@@ -16,12 +17,15 @@ each model is measured alone with warm-up excluded. Each pane's card says what a
 architecture comes from the model's config, never from its name."""
 
 
-def build_demo(service: CompareService, default_preset: str) -> gr.Blocks:
+def build_demo(service: CompareService, scaling: ScalingService, default_preset: str) -> gr.Blocks:
     with gr.Blocks(title="comparer: Mamba vs Transformer", analytics_enabled=False) as demo:
         gr.Markdown(INTRO)
         with gr.Tab("Compare"):
             ui = _compare_tab(service, default_preset)
+        with gr.Tab("Scaling"):
+            record_choice, scaling_outputs = scaling_tab(scaling, ui["preset"])
         _wire(demo, service, ui)
+        demo.load(scaling.show, inputs=[record_choice], outputs=scaling_outputs, api_visibility="private")
     return demo
 
 
@@ -30,7 +34,7 @@ def _compare_tab(service: CompareService, default_preset: str) -> dict:
     ui = {"preset": gr.Dropdown([(presets[n].label, n) for n in service.presets], value=default_preset,
                                 label="Model pair", elem_id="preset")}
     ui["preset_info"] = gr.Markdown(elem_id="preset-info")
-    ui["prompt"] = gr.Textbox(label="Prompt", lines=6, elem_id="prompt",
+    ui["prompt"] = gr.Textbox(label="Prompt", lines=4, max_lines=8, elem_id="prompt",
                               placeholder="Type a prompt or pick an example below")
     prompts = load_prompts()
     gr.Examples([[p.text] for p in prompts], inputs=[ui["prompt"]], example_labels=[p.title for p in prompts])
@@ -41,10 +45,10 @@ def _compare_tab(service: CompareService, default_preset: str) -> dict:
     with gr.Row(equal_height=False):
         for side in SIDES:
             with gr.Column():
-                ui[f"{side}_card"] = gr.Markdown(elem_id=f"{side}-card")
-                ui[f"{side}_text"] = gr.Textbox(label=side, lines=14, max_lines=30, interactive=False,
+                ui[f"{side}_text"] = gr.Textbox(label=side, lines=9, max_lines=30, interactive=False,
                                                 elem_id=f"{side}-text")
                 ui[f"{side}_stats"] = gr.Markdown(label=f"{side} stats", elem_id=f"{side}-stats")
+                ui[f"{side}_card"] = gr.Markdown(elem_id=f"{side}-card")
     with gr.Accordion("Raw live stats (JSON)", open=False):
         ui["stats_json"] = gr.JSON(label="stats", elem_id="stats-json")
     return ui

@@ -1,0 +1,83 @@
+"""Pure plot functions: benchmark records -> plotly Figure. They read records only, so stored
+H200 runs render on a CPU-only machine; the analytic bounds are drawn beside the measurements."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from comparer import analytic
+from comparer.records import BenchRecord, ModelRun
+
+FIGURE_HEIGHT_PX = 520
+PANELS = ("decode tokens/s (batch 1)", "time to first token (s)", "peak memory (GiB; bound = weights + cache)")
+COLORS = ("#d62728", "#1f77b4", "#ff7f0e", "#2ca02c")
+GIB = 2**30
+
+
+def scaling_figure(records: list[BenchRecord]) -> go.Figure:
+    """Three panels against context length (log x): measured medians with p10-p90 bars, and dashed
+    analytic bounds (bandwidth bound for decode, matmul bound for prefill, weights + cache bytes)."""
+    fig = make_subplots(rows=1, cols=3, subplot_titles=PANELS, horizontal_spacing=0.07)
+    for i, (record, run) in enumerate((r, m) for r in records for m in r.models):
+        _add_model(fig, record, run, COLORS[i % len(COLORS)])
+    for col in (1, 2, 3):
+        fig.update_xaxes(type="log", title_text="context (tokens)", row=1, col=col)
+    fig.update_yaxes(type="log", row=1, col=2)
+    fig.update_layout(height=FIGURE_HEIGHT_PX, title=_title(records), legend=dict(orientation="h", y=-0.25),
+                      margin=dict(t=90, b=120))
+    return fig
+
+
+def _add_model(fig: go.Figure, record: BenchRecord, run: ModelRun, color: str) -> None:
+    ok = [p for p in run.points if p.status == "ok"]
+    xs = [p.context_tokens for p in ok]
+    name = f"{run.model_id} ({run.card['family']})"
+    for col, attr in ((1, "decode_tok_per_s"), (2, "ttft_s")):
+        ys = [getattr(p, attr) for p in ok]
+        fig.add_trace(go.Scatter(x=xs, y=[s.median for s in ys], mode="lines+markers", name=name,
+                                 legendgroup=name, showlegend=col == 1, line=dict(color=color),
+                                 error_y=dict(type="data", symmetric=False,
+                                              array=[s.p90 - s.median for s in ys],
+                                              arrayminus=[s.median - s.p10 for s in ys])), row=1, col=col)
+    peaks = [(p.peak_allocated_bytes or p.peak_rss_bytes or 0) / GIB for p in ok]
+    fig.add_trace(go.Scatter(x=xs, y=peaks, mode="lines+markers", name=name, legendgroup=name,
+                             showlegend=False, line=dict(color=color)), row=1, col=3)
+    _add_bounds(fig, record, run, color, [p.context_tokens for p in run.points])
+    _mark_failures(fig, run, color)
+
+
+def _add_bounds(fig: go.Figure, record: BenchRecord, run: ModelRun, color: str, contexts: list[int]) -> None:
+    env, card = record.environment, run.card
+    weights_b = card["n_params"] * analytic.dtype_bytes(card["dtype"])
+    kv_b, state_b = card["kv_bytes_per_token"], card["ssm_state_bytes"]
+    dash = dict(color=color, dash="dash", width=1)
+    label = f"{run.model_id} bound"
+    if env.measured_bandwidth_bytes_per_s:
+        ys = [analytic.decode_bound_tok_per_s(env.measured_bandwidth_bytes_per_s, weights_b, kv_b, c, state_b)
+              for c in contexts]
+        fig.add_trace(go.Scatter(x=contexts, y=ys, mode="lines", line=dash, name=label, legendgroup=label), 1, 1)
+    if env.measured_matmul_flops_per_s:
+        attn_layers = card["n_layers"] if kv_b else 0
+        ys = [analytic.prefill_bound_s(analytic.prefill_flops(card["n_params"], c, attn_layers, card["hidden_size"]),
+                                       env.measured_matmul_flops_per_s) for c in contexts]
+        fig.add_trace(go.Scatter(x=contexts, y=ys, mode="lines", line=dash, name=label, legendgroup=label,
+                                 showlegend=False), 1, 2)
+    ys = [(weights_b + analytic.cache_bytes(c, kv_b, state_b)) / GIB for c in contexts]
+    fig.add_trace(go.Scatter(x=contexts, y=ys, mode="lines", line=dash, name=label, legendgroup=label,
+                             showlegend=False), 1, 3)
+
+
+def _mark_failures(fig: go.Figure, run: ModelRun, color: str) -> None:
+    failed = [p for p in run.points if p.status != "ok"]
+    if failed:
+        fig.add_trace(go.Scatter(x=[p.context_tokens for p in failed], y=[0] * len(failed), mode="markers+text",
+                                 marker=dict(symbol="x", size=12, color=color), text=[p.status.upper() for p in failed],
+                                 textposition="top center", name=f"{run.model_id} failed", showlegend=False), 1, 1)
+
+
+def _title(records: list[BenchRecord]) -> str:
+    parts = {f"{r.environment.device_name}, {r.settings.get('dtype')}, weights {r.weights}" for r in records}
+    paths = {m.card["kernel_path"] for r in records for m in r.models}
+    return (f"{'; '.join(sorted(parts))}<br><sup>each model measured alone, warm-up excluded; "
+            f"paths: {'; '.join(sorted(paths))}; dashed = analytic bound</sup>")

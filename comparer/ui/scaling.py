@@ -1,0 +1,98 @@
+"""The Scaling tab: stored benchmark records by default, a live sweep on the local device, downloads."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from comparer.bench import PointCounter, new_record, summary_table, weights_label
+from comparer.loading import ASSETS_DIR
+from comparer.measure import sweep
+from comparer.memory import is_cuda
+from comparer.plots import scaling_figure
+from comparer.pool import ModelPool
+from comparer.presets import get_preset
+from comparer.records import BenchRecord, to_csv
+
+STORED_DIR = ASSETS_DIR / "benchmarks"
+DEFAULT_RECORD = "h200-paper-random.json"
+LIVE_DIR = Path("data") / "benchmarks"
+MAX_LIVE_CONTEXT = {"cpu": 4096, "cuda": 131072}
+
+
+class ScalingService:
+    def __init__(self, pool: ModelPool, live_dir: Path = LIVE_DIR):
+        self.pool, self.live_dir = pool, Path(live_dir)
+
+    def stored_records(self) -> list[str]:
+        return sorted(p.name for p in STORED_DIR.glob("*.json"))
+
+    def show(self, name: str) -> tuple:
+        """Plot, table and downloads for a stored record."""
+        path = STORED_DIR / Path(name).name
+        if not path.exists():
+            raise gr.Error(f"No stored record '{name}'. Choose one of: {', '.join(self.stored_records())}.")
+        return self._render(BenchRecord.load(path), path)
+
+    def run_live(self, preset: str, contexts_text: str, new_tokens: float, repeats: float,
+                 progress=gr.Progress()) -> tuple:
+        """Measure the loaded pair on this device, each model alone, and show the result."""
+        models = self.pool.pair(preset)
+        device = models["left"].card.device
+        contexts = parse_contexts(contexts_text, MAX_LIVE_CONTEXT["cuda" if is_cuda(device) else "cpu"])
+        record = new_record(preset, weights_label(get_preset(preset), self.pool.random_weights), device,
+                            contexts, int(new_tokens), int(repeats))
+        counter = PointCounter(2 * len(contexts), lambda d, t, label: progress(d / t, desc=label))
+        for side in ("left", "right"):
+            model = models[side]
+            record.models.append(sweep(model, contexts, int(new_tokens), int(repeats),
+                                       counter.for_model(model.spec.model_id)))
+        path = self.live_dir / f"live-{preset}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        record.save(path)
+        return self._render(record, path)
+
+    def _render(self, record: BenchRecord, json_path: Path) -> tuple:
+        csv_path = self.live_dir / (json_path.stem + ".csv")
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        csv_path.write_text(to_csv(record))
+        table = f"```\n{summary_table(record)}\n```"
+        return scaling_figure([record]), table, str(json_path), str(csv_path)
+
+
+def parse_contexts(text: str, max_context: int) -> list[int]:
+    """'64, 256,1024' -> [64, 256, 1024], with a clear error for anything else."""
+    try:
+        contexts = sorted({int(part) for part in str(text).split(",") if part.strip()})
+    except ValueError:
+        raise gr.Error(f"Contexts must be whole numbers separated by commas, e.g. 64,256,1024; got {text!r}.")
+    if not contexts or contexts[0] < 1 or contexts[-1] > max_context:
+        raise gr.Error(f"Give 1 to {max_context} tokens per context on this device; got {text!r}.")
+    return contexts
+
+
+def scaling_tab(service: ScalingService, preset: gr.Dropdown) -> tuple:
+    """Build the tab's components and wire them (the preset dropdown comes from the Compare tab)."""
+    gr.Markdown("Measured **alone**, warm-up excluded, median with p10–p90 over repeats. Stored runs come "
+                "from `python -m comparer.bench`; their titles say the device, dtype, kernel path and "
+                "whether the weights were random (exact configs) or trained. Dashed lines: analytic bounds.")
+    records = service.stored_records()
+    choice = gr.Dropdown(records, value=DEFAULT_RECORD if DEFAULT_RECORD in records else None,
+                         label="Stored benchmark record", elem_id="record-choice")
+    plot = gr.Plot(elem_id="scaling-plot")
+    table = gr.Markdown()
+    with gr.Row():
+        json_file = gr.DownloadButton("Download JSON")
+        csv_file = gr.DownloadButton("Download CSV")
+    with gr.Accordion("Run a live sweep on this device (the pair selected on the Compare tab)", open=False):
+        with gr.Row():
+            contexts = gr.Textbox("64,256,1024", label="contexts (tokens)")
+            new_tokens = gr.Slider(2, 256, value=16, step=1, label="new tokens")
+            repeats = gr.Slider(1, 10, value=3, step=1, label="repeats")
+        run = gr.Button("Run sweep", elem_id="run-sweep")
+    outputs = [plot, table, json_file, csv_file]
+    choice.change(service.show, inputs=[choice], outputs=outputs, api_visibility="private")
+    run.click(service.run_live, inputs=[preset, contexts, new_tokens, repeats], outputs=outputs,
+              concurrency_id="generation", concurrency_limit=1, api_name="sweep")
+    return choice, outputs

@@ -1,0 +1,97 @@
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from comparer.bench import main as bench_main
+from comparer.bench import run_bench, summary_table
+from comparer.engines.base import Engine, GenerationResult
+from comparer.loading import ASSETS_DIR, LoadedModel, ModelSpec
+from comparer.measure import measure_point, sweep
+from comparer.plots import FIGURE_HEIGHT_PX, scaling_figure
+from comparer.records import BenchRecord, Summary, to_csv
+from tests.test_pair import ScriptedEngine
+
+STORED = ASSETS_DIR / "benchmarks"
+
+
+def test_summary_median_and_percentiles_from_values():
+    s = Summary.from_values([5.0, 1.0, 3.0, 2.0, 4.0])
+    assert (s.median, s.p10, s.p90) == (3.0, 1.4, 4.6)
+
+
+def test_sweep_of_tiny_pair_at_three_contexts_yields_a_valid_record(offline_dirs, tmp_path):
+    record = run_bench("offline", [8, 32, 128], new_tokens=6, repeats=2, random_weights=False, device="cpu",
+                       offline_cache_dir=next(iter(offline_dirs.values())).parent)
+    record.save(tmp_path / "run.json")
+    loaded = BenchRecord.load(tmp_path / "run.json")
+    assert [m.model_id for m in loaded.models] == ["offline-mamba", "offline-transformer"]
+    assert loaded.weights == "random (untrained offline pair)" and loaded.environment.device_type == "cpu"
+    assert loaded.environment.measured_bandwidth_bytes_per_s > 0
+    for run in loaded.models:
+        assert run.warmup_s > 0 and run.card["kernel_path"]
+        assert [p.context_tokens for p in run.points] == [8, 32, 128]
+        for p in run.points:
+            assert p.status == "ok" and len(p.ttft_s.values) == 2 and p.decode_tok_per_s.median > 0
+            assert p.peak_rss_bytes > 0
+
+
+class OomAtLongContext(Engine):
+    """Raises CUDA's out-of-memory error past ``limit`` prompt tokens, as a too-long KV cache would."""
+
+    def __init__(self, limit):
+        self.inner, self.limit, self.device = ScriptedEngine(n=10), limit, "cpu"
+        self.card = self.inner.card
+        self.model = SimpleNamespace(config=SimpleNamespace(vocab_size=100))
+
+    def generate(self, prompt_ids, settings, on_token=None, stop=None):
+        if len(prompt_ids) > self.limit:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 64.00 GiB")
+        return self.inner.generate(prompt_ids, settings, on_token, stop)
+
+
+def test_out_of_memory_at_one_context_is_recorded_and_the_sweep_goes_on():
+    model = LoadedModel(ModelSpec("fake"), OomAtLongContext(limit=100), None, 0.0)
+    run = sweep(model, [10, 1000, 50], new_tokens=5, repeats=2)
+    assert [p.status for p in run.points] == ["ok", "oom", "ok"]
+    assert "out of memory" in run.points[1].error and run.points[1].decode_tok_per_s is None
+
+
+def test_decode_rate_excludes_the_first_token():
+    point = measure_point(ScriptedEngine(n=5, delay_s=0.01), [1, 2, 3], new_tokens=5, repeats=1)
+    assert 60 < point.decode_tok_per_s.median < 110  # 4 gaps of ~10 ms
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in STORED.glob("*.json")))
+def test_plots_build_from_every_stored_record_without_a_gpu(name):
+    record = BenchRecord.load(STORED / name)
+    fig = scaling_figure([record])
+    assert fig.layout.height == FIGURE_HEIGHT_PX
+    measured = [t for t in fig.data if t.mode == "lines+markers"]
+    assert len(measured) == 3 * len(record.models)
+    assert "weights random" in fig.layout.title.text and record.environment.device_name in fig.layout.title.text
+    assert len(to_csv(record).splitlines()) == 1 + sum(len(m.points) for m in record.models)
+    assert record.models[0].card["kernel_path"] in summary_table(record)
+
+
+def test_stored_h200_paper_record_is_labelled_random_weights_on_an_h200():
+    record = BenchRecord.load(STORED / "h200-paper-random.json")
+    assert record.weights == "random (exact configs)" and "H200" in record.environment.device_name
+    assert {m.model_id for m in record.models} == {"state-spaces/mamba-2.8b-hf", "EleutherAI/pythia-6.9b"}
+    assert {p.context_tokens for m in record.models for p in m.points} == {512, 2048, 8192, 32768, 131072}
+
+
+def test_bench_command_line_writes_json_and_html(offline_dirs, tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPARER_CACHE", str(next(iter(offline_dirs.values())).parent))
+    out, html = tmp_path / "run.json", tmp_path / "run.html"
+    assert bench_main(["--preset", "offline", "--contexts", "8,16,32", "--new-tokens", "4", "--repeats", "1",
+                       "--device", "cpu", "--out", str(out), "--plot", str(html)]) == 0
+    assert len(json.loads(out.read_text())["models"]) == 2
+    assert "plotly" in html.read_text()
+
+
+def test_bench_command_line_reports_an_unknown_preset(tmp_path, capsys):
+    assert bench_main(["--preset", "nope", "--out", str(tmp_path / "x.json")]) == 2
+    assert "Unknown preset" in capsys.readouterr().err
