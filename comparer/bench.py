@@ -14,7 +14,7 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from comparer.loading import ModelLoadError, default_device, default_dtype, load_model
+from comparer.loading import ENGINES, ModelLoadError, default_device, default_dtype, load_model
 from comparer.measure import environment, sweep
 from comparer.pool import free_device_memory, preset_specs
 from comparer.presets import Preset, get_preset
@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     parser.add_argument("--sides", default="left,right", help="which models of the pair to measure")
+    parser.add_argument("--engine", default="auto", choices=ENGINES,
+                        help="hf = transformers generate; fast = comparer's Mamba engine; auto = fast where it applies")
     parser.add_argument("--out", required=True, help="JSON record to write")
     parser.add_argument("--plot", default=None, help="also write an HTML plot here")
     return parser.parse_args(argv)
@@ -52,7 +54,8 @@ def weights_label(preset: Preset, random_weights: bool) -> str:
 
 def run_bench(preset_name: str, contexts: list[int], new_tokens: int, repeats: int, random_weights: bool,
               device: str | None = None, sides: tuple[str, ...] = ("left", "right"),
-              progress: Callable[[int, int, str], None] | None = None, offline_cache_dir=None) -> BenchRecord:
+              progress: Callable[[int, int, str], None] | None = None, offline_cache_dir=None,
+              engine: str = "auto") -> BenchRecord:
     """Measure each chosen model of the preset alone, freeing it before loading the next."""
     device = device or default_device()
     preset = get_preset(preset_name)
@@ -60,7 +63,7 @@ def run_bench(preset_name: str, contexts: list[int], new_tokens: int, repeats: i
     record = new_record(preset_name, weights_label(preset, random_weights), device, contexts, new_tokens, repeats)
     counter = PointCounter(len(sides) * len(contexts), progress)
     for side in sides:
-        model = load_model(specs[side], device)
+        model = load_model(specs[side], device, engine=engine)
         record.models.append(sweep(model, contexts, new_tokens, repeats, counter.for_model(model.spec.model_id)))
         del model
         free_device_memory()
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         record = run_bench(args.preset, contexts, args.new_tokens, args.repeats, args.random_weights,
-                           args.device, sides, progress)
+                           args.device, sides, progress, engine=args.engine)
     except (ModelLoadError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -114,7 +117,9 @@ def summary_table(record: BenchRecord) -> str:
              f"bandwidth {(env.measured_bandwidth_bytes_per_s or 0) / 1e12:.2f} TB/s",
              f"{'model':38} {'ctx':>7} {'status':>6} {'TTFT s':>9} {'tok/s':>8} {'peak GiB':>9}  path"]
     for run in record.models:
-        lines.append(f"{run.model_id}: load {run.load_s:.1f} s; first warm-up (excluded) {run.warmup_s:.2f} s")
+        notes = "; ".join(run.card.get("notes") or [])
+        lines.append(f"{run.model_id}: load {run.load_s:.1f} s; first warm-up (excluded) {run.warmup_s:.2f} s"
+                     + (f"; {notes}" if notes else ""))
     for run in record.models:
         for p in run.points:
             ttft = f"{p.ttft_s.median:.4f}" if p.ttft_s else "-"

@@ -70,9 +70,17 @@ def default_dtype(device: str) -> torch.dtype:
     return torch.float16 if torch.device(device).type == "cuda" else torch.float32
 
 
-def load_model(spec: ModelSpec, device: str | None = None, dtype: torch.dtype | None = None) -> LoadedModel:
-    """Load ``spec`` and wrap it in the transformers engine, timing the load."""
-    from comparer.engines.hf import TransformersEngine
+ENGINES = ("auto", "hf", "fast")
+
+
+def load_model(spec: ModelSpec, device: str | None = None, dtype: torch.dtype | None = None,
+               engine: str = "auto") -> LoadedModel:
+    """Load ``spec`` and wrap it in an engine, timing the load (graph capture included).
+
+    ``engine``: 'hf' = transformers generate; 'fast' = comparer's Mamba engine (kernels + CUDA graph
+    on CUDA); 'auto' = fast where it applies (a Mamba-1 model on CUDA with the kernels), else hf.
+    """
+    from comparer.engines.select import make_engine
 
     device = device or default_device()
     dtype = dtype or default_dtype(device)
@@ -82,7 +90,7 @@ def load_model(spec: ModelSpec, device: str | None = None, dtype: torch.dtype | 
     else:
         model, tokenizer = _pretrained_model(spec, device, dtype), _tokenizer(spec)
     card = _card_for(spec, model, device, dtype)
-    return LoadedModel(spec, TransformersEngine(model, card), tokenizer, time.perf_counter() - t0_s)
+    return LoadedModel(spec, make_engine(model, card, engine), tokenizer, time.perf_counter() - t0_s)
 
 
 def bundled_config_path(config_name: str) -> Path:

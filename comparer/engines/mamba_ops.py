@@ -1,0 +1,126 @@
+"""The four Mamba-1 primitives, in two interchangeable implementations.
+
+``KernelOps`` calls mamba-ssm / causal-conv1d CUDA kernels; ``TorchOps`` is pure PyTorch (CPU or
+GPU). Both carry state across prefill chunks, which is what makes a 1M-token prompt run in flat
+memory: the conv window is carried by prepending the previous chunk's last inputs, and the SSM
+state by adding its decayed contribution to the chunk's outputs (the mamba-ssm selective-scan
+kernel itself has no initial-state input).
+
+Shapes: u, z, dt: (batch, d_inner, seq); B, C: (batch, d_state, seq); A: (d_inner, d_state) fp32;
+ssm state: (batch, d_inner, d_state) fp32; conv state: (batch, d_inner, d_conv) = last d_conv inputs.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+class TorchOps:
+    """Pure PyTorch. The scan is blocked: a loop over ``block`` steps runs all blocks at once, then
+    a loop over blocks carries the state, so Python iterates ~2*sqrt(seq) times instead of seq."""
+
+    name = "PyTorch blocked scan"
+
+    def conv(self, x, conv_state, weight, bias):
+        """Causal depthwise conv + SiLU over a chunk; returns (out, new conv state)."""
+        width = weight.shape[-1]
+        x_ext = torch.cat([conv_state[..., 1:].to(x.dtype), x], dim=-1)  # (b, d, width-1+seq)
+        out = F.conv1d(x_ext, weight.unsqueeze(1), bias, groups=x.shape[1])  # (b, d, seq)
+        return F.silu(out), x_ext[..., -width:]
+
+    def conv_step(self, x, conv_state, weight, bias):
+        """One token: shift the window in place and convolve. x: (b, d)."""
+        conv_state.copy_(torch.roll(conv_state, shifts=-1, dims=-1))
+        conv_state[..., -1] = x
+        out = (conv_state * weight).sum(-1)
+        if bias is not None:
+            out = out + bias
+        return F.silu(out).to(x.dtype)
+
+    def scan(self, u, dt, A, B, C, D, z, dt_bias, h0, block: int = 32):
+        """Selective scan from initial state ``h0``; returns (y, last state)."""
+        delta = F.softplus(dt.float() + dt_bias[:, None])  # (b, d, seq)
+        seq = u.shape[-1]
+        pad = (-seq) % block
+        decay = torch.exp(delta.unsqueeze(-1) * A[:, None, :])  # (b, d, seq, n)
+        drive = (delta * u.float()).unsqueeze(-1) * B.float().transpose(1, 2)[:, None]  # (b, d, seq, n)
+        if pad:
+            decay = F.pad(decay, (0, 0, 0, pad), value=1.0)
+            drive = F.pad(drive, (0, 0, 0, pad))
+        states = _blocked_scan(decay, drive, h0, block)[:, :, :seq]  # (b, d, seq, n)
+        y = torch.einsum("bdln,bnl->bdl", states, C.float()) + D[:, None] * u.float()
+        y = y * F.silu(z.float())
+        return y.to(u.dtype), states[:, :, -1]
+
+    def step(self, state, x, dt, A, B, C, D, z, dt_bias):
+        """One token: update ``state`` in place and return the output. x, dt, z: (b, d); B, C: (b, n)."""
+        delta = F.softplus(dt.float() + dt_bias)
+        state.mul_(torch.exp(delta.unsqueeze(-1) * A)).add_((delta * x.float()).unsqueeze(-1) * B.float()[:, None])
+        y = (state * C.float()[:, None]).sum(-1) + D * x.float()
+        return (y * F.silu(z.float())).to(x.dtype)
+
+
+def _blocked_scan(decay, drive, h0, block):
+    """h_t = decay_t * h_{t-1} + drive_t for all t. decay, drive: (b, d, seq, n), seq % block == 0."""
+    b, d, seq, n = decay.shape
+    nblocks = seq // block
+    decay = decay.view(b, d, nblocks, block, n)
+    drive = drive.view(b, d, nblocks, block, n)
+    local = torch.empty_like(drive)
+    h = torch.zeros(b, d, nblocks, n, dtype=drive.dtype, device=drive.device)
+    for t in range(block):  # all blocks at once, zero initial state
+        h = decay[:, :, :, t] * h + drive[:, :, :, t]
+        local[:, :, :, t] = h
+    through = torch.cumprod(decay, dim=3)  # decay from each block's start to step t
+    carry = h0.float()
+    starts = []
+    for k in range(nblocks):  # carry the state from block to block
+        starts.append(carry)
+        carry = through[:, :, k, -1] * carry + local[:, :, k, -1]
+    start = torch.stack(starts, dim=2).unsqueeze(3)  # (b, d, nblocks, 1, n)
+    return (local + through * start).view(b, d, seq, n)
+
+
+class KernelOps(TorchOps):
+    """mamba-ssm selective scan / state update and causal-conv1d kernels (CUDA only)."""
+
+    name = "mamba-ssm + causal-conv1d kernels"
+
+    def __init__(self):
+        from causal_conv1d import causal_conv1d_fn, causal_conv1d_update
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+        from mamba_ssm.ops.triton.selective_state_update import selective_state_update
+
+        self._conv_fn, self._conv_update = causal_conv1d_fn, causal_conv1d_update
+        self._scan_fn, self._state_update = selective_scan_fn, selective_state_update
+
+    def conv(self, x, conv_state, weight, bias):
+        width = weight.shape[-1]
+        x_ext = torch.cat([conv_state[..., 1:].to(x.dtype), x], dim=-1).contiguous()
+        out = self._conv_fn(x_ext, weight, bias, activation="silu")[..., width - 1:]
+        return out, x_ext[..., -width:]
+
+    def conv_step(self, x, conv_state, weight, bias):
+        return self._conv_update(x, conv_state, weight, bias, activation="silu")
+
+    def scan(self, u, dt, A, B, C, D, z, dt_bias, h0, block: int = 32):
+        y, last = self._scan_fn(u.contiguous(), dt.contiguous(), A, B.contiguous(), C.contiguous(), D,
+                                z.contiguous(), dt_bias, delta_softplus=True, return_last_state=True)
+        if h0 is None or not bool(h0.any()):
+            return y, last.float()
+        return _add_initial_state(y, last.float(), dt, A, C, z, dt_bias, h0)
+
+    def step(self, state, x, dt, A, B, C, D, z, dt_bias):
+        return self._state_update(state, x, dt, A, B, C, D, z=z, dt_bias=dt_bias, dt_softplus=True)
+
+
+def _add_initial_state(y, last, dt, A, C, z, dt_bias, h0):
+    """Contribution of a non-zero initial state to a zero-initialised scan:
+    y_t += silu(z_t) * sum_n C_tn exp(A_dn S_t) h0_dn, last += exp(A S_T) h0, S_t = cumsum(delta)."""
+    cum_delta = torch.cumsum(F.softplus(dt.float() + dt_bias[:, None]), dim=-1)  # (b, d, seq)
+    extra = torch.zeros_like(cum_delta)
+    for n in range(A.shape[1]):  # one (b, d, seq) temporary at a time: flat memory
+        extra += h0[:, :, n, None] * torch.exp(A[None, :, n, None] * cum_delta) * C[:, None, n, :].float()
+    y = (y.float() + extra * F.silu(z.float())).to(y.dtype)
+    return y, last + torch.exp(A[None] * cum_delta[..., -1:]) * h0
