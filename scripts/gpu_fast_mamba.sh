@@ -7,5 +7,5 @@ export PYTHONPATH=/tmp/k/site:$PWD:${PYTHONPATH:-} PYTHONUNBUFFERED=1 HF_HUB_OFF
 python3 -m pytest -q -s -p no:cacheprovider tests/test_gpu_mamba_fast.py 2>&1 | tee $OUT/gpu_tests.log | tail -15
 B="python3 -m comparer.bench --random-weights --engine fast --sides left"
 $B --preset paper --contexts 512,2048,8192,32768,131072 --new-tokens 128 --repeats 3 --out $OUT/h200-paper-mamba-fast.json 2>&1 | grep -v it/s | tail -12
-$B --preset small --contexts 512,2048,8192,32768,131072 --new-tokens 128 --repeats 3 --out $OUT/h200-small-mamba-fast.json 2>&1 | grep -v it/s | tail -10
 $B --preset paper --contexts 131072,524288,1048576 --new-tokens 16 --repeats 1 --out $OUT/h200-paper-mamba-fast-long.json 2>&1 | grep -v it/s | tail -8
+$B --preset small --contexts 512,2048,8192,32768,131072 --new-tokens 128 --repeats 3 --out $OUT/h200-small-mamba-fast.json 2>&1 | grep -v it/s | tail -10

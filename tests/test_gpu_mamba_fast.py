@@ -48,14 +48,26 @@ def test_chunked_prefill_carries_state_exactly_across_chunk_boundaries_in_fp32()
     long_prompt = (PROMPT * 40)[:2000]
     whole = _fast(model, chunk_tokens=4096).prefill(long_prompt)
     chunked = _fast(model, chunk_tokens=300).prefill(long_prompt)
-    assert torch.allclose(whole, chunked, rtol=1e-3, atol=1e-3)
+    rel = ((whole - chunked).norm() / whole.norm()).item()
+    print(f"fp32 chunked vs whole prefill: relative L2 difference {rel:.2e}")
+    assert rel < 1e-3  # fp32 rounding of a 2,000-step recurrence summed in two different orders
     assert whole.argmax() == chunked.argmax()
 
 
-def test_fast_path_matches_transformers_in_fp16_within_tolerance():
+def test_fast_path_matches_transformers_logits_in_fp16_within_tolerance():
+    """fp16 greedy paths of a random model drift apart on near-ties (the fast path keeps the SSM state
+    in fp32), so compare teacher-forced logits at every step instead: relative L2 error < 2e-2."""
     model = _model(torch.float16)
-    fast = _fast(model).generate(PROMPT, GenerationSettings(max_new_tokens=64, fixed_length=True)).token_ids
-    ref = _reference_tokens(model, 64)
-    agree = sum(a == b for a, b in zip(fast, ref))
-    print(f"fp16 greedy agreement: {agree}/64 (first divergence at {next((i for i, (a, b) in enumerate(zip(fast, ref)) if a != b), None)})")
-    assert fast[:16] == ref[:16]
+    ref_tokens = _reference_tokens(model, 32)
+    ids = torch.tensor([PROMPT + ref_tokens], device="cuda")
+    with torch.inference_mode():
+        ref_logits = model(ids).logits[0, len(PROMPT) - 1:-1].float()  # (32, vocab)
+        engine = _fast(model)
+        logits = [engine.prefill(PROMPT)[0].clone()]
+        for token in ref_tokens[:-1]:
+            logits.append(engine.decode_step(torch.tensor([token], device="cuda"))[0].clone())
+    fast_logits = torch.stack(logits)
+    rel = ((fast_logits - ref_logits).norm(dim=-1) / ref_logits.norm(dim=-1))
+    top1 = (fast_logits.argmax(-1) == ref_logits.argmax(-1)).float().mean().item()
+    print(f"fp16 teacher-forced: max relative L2 error {rel.max().item():.2e}, top-1 agreement {top1:.2%}")
+    assert rel.max().item() < 2e-2

@@ -79,18 +79,11 @@ class MambaFastEngine(Engine):
         self.ssm_state.zero_()
 
     # ---- shared math (mirrors transformers' MambaBlock) ---------------------------------------
-    def _rms(self, x, weight):
-        xf = x.float()
-        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return weight * xf.to(x.dtype)
-
-    def _block_in(self, hidden, layer: _Layer):
-        normed = self._rms(hidden.to(layer.norm_w.dtype), layer.norm_w)
-        residual = hidden.float() if self.residual_in_fp32 else hidden
-        return normed, residual
-
-    def _logits(self, hidden):
-        return F.linear(self._rms(hidden, self.norm_f).to(self.dtype), self.lm_head).float()
+    def _logits(self, delta, residual):
+        """norm_f on the fp32 residual stream, then the LM head, as transformers does."""
+        hidden = (residual + delta).float() if residual is not None else delta.float()
+        normed = self.norm_f * (hidden * torch.rsqrt(hidden.pow(2).mean(-1, keepdim=True) + self.eps))
+        return F.linear(normed.to(self.dtype), self.lm_head).float()
 
     # ---- prefill -----------------------------------------------------------------------------
     @torch.inference_mode()
@@ -99,13 +92,13 @@ class MambaFastEngine(Engine):
         self._reset_state()
         ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.device)  # (1, seq)
         for start in range(0, ids.shape[1], self.chunk_tokens):
-            hidden = F.embedding(ids[:, start:start + self.chunk_tokens], self.embed)
+            delta, residual = F.embedding(ids[:, start:start + self.chunk_tokens], self.embed), None
             for i, layer in enumerate(self.layers):
-                hidden = self._chunk_layer(i, layer, hidden)
-        return self._logits(hidden[:, -1])
+                normed, residual = self.ops.add_norm(delta, residual, layer.norm_w, self.eps, self.residual_in_fp32)
+                delta = self._chunk_mixer(i, layer, normed)
+        return self._logits(delta[:, -1], residual[:, -1])
 
-    def _chunk_layer(self, i: int, layer: _Layer, hidden):
-        normed, residual = self._block_in(hidden, layer)
+    def _chunk_mixer(self, i: int, layer: _Layer, normed):
         xz = F.linear(normed, layer.in_proj).transpose(1, 2)  # (1, 2*d_inner, seq)
         x, z = xz.chunk(2, dim=1)
         x, self.conv_state[i] = self.ops.conv(x, self.conv_state[i], layer.conv_w, layer.conv_b)
@@ -114,21 +107,21 @@ class MambaFastEngine(Engine):
         dt = layer.dt_proj @ dt.transpose(1, 2)  # (1, d_inner, seq)
         y, self.ssm_state[i] = self.ops.scan(x, dt, layer.A, B.transpose(1, 2), C.transpose(1, 2), layer.D, z,
                                              layer.dt_bias, self.ssm_state[i])
-        return residual + F.linear(y.transpose(1, 2), layer.out_proj)
+        return F.linear(y.transpose(1, 2), layer.out_proj)
 
     # ---- decode ------------------------------------------------------------------------------
     def _step(self) -> None:
         """One token from ``step_token`` into ``step_logits``; updates the states in place."""
-        hidden = F.embedding(self.step_token, self.embed)  # (1, hidden)
+        delta, residual = F.embedding(self.step_token, self.embed), None  # (1, hidden)
         for i, layer in enumerate(self.layers):
-            normed, residual = self._block_in(hidden, layer)
+            normed, residual = self.ops.add_norm(delta, residual, layer.norm_w, self.eps, self.residual_in_fp32)
             x, z = F.linear(normed, layer.in_proj).chunk(2, dim=-1)  # (1, d_inner) each
             x = self.ops.conv_step(x, self.conv_state[i], layer.conv_w, layer.conv_b)
             dt, B, C = torch.split(F.linear(x, layer.x_proj), [self.time_step_rank, self.d_state, self.d_state], dim=-1)
             y = self.ops.step(self.ssm_state[i], x, F.linear(dt, layer.dt_proj), layer.A, B, C, layer.D, z,
                               layer.dt_bias)
-            hidden = residual + F.linear(y, layer.out_proj)
-        self.step_logits.copy_(self._logits(hidden))
+            delta = F.linear(y, layer.out_proj)
+        self.step_logits.copy_(self._logits(delta, residual))
 
     @torch.inference_mode()
     def _capture(self) -> None:

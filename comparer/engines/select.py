@@ -34,7 +34,11 @@ def _fast_mamba(model, card: ArchitectureCard, on_cuda: bool) -> Engine:
     ops = KernelOps() if on_cuda and mamba_kernels_available() else TorchOps()
     engine = MambaFastEngine(model, card, ops, cuda_graph=on_cuda)
     decode = "CUDA-graph decode" if engine.graph is not None else "eager decode"
-    card.kernel_path = f"comparer fast Mamba: {ops.name}, chunked prefill ({engine.chunk_tokens} tokens), {decode}"
+    norm = ", fused add+RMSNorm" if ops.fused_norm else ""
+    card.kernel_path = (f"comparer fast Mamba: {ops.name}{norm}, chunked prefill ({engine.chunk_tokens} tokens), "
+                        f"{decode}")
     if engine.graph is not None:
         card.notes.append(f"decode graph captured at load in {engine.capture_s:.2f} s")
+    if getattr(ops, "compile_s", None) is not None:
+        card.notes.append(f"chunk-carry kernel compiled at load in {ops.compile_s:.1f} s")
     return engine
