@@ -15,6 +15,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default=os.environ.get("COMPARER_DEVICE"), help="cuda or cpu (default: auto)")
     parser.add_argument("--dtype", default=os.environ.get("COMPARER_DTYPE"), choices=["float16", "bfloat16", "float32"],
                         help="weights dtype (default: float16 on CUDA, float32 on the CPU)")
+    parser.add_argument("--engine", default=os.environ.get("COMPARER_ENGINE", "hf"), choices=["hf", "fast", "auto"],
+                        help="hf: transformers generate (default); fast: comparer's Mamba engine (CUDA graphs); "
+                             "auto: fast where it applies")
     parser.add_argument("--random-weights", action="store_true",
                         help="build the preset models from bundled configs with random weights (no download)")
     parser.add_argument("--host", default=os.environ.get("COMPARER_HOST", "127.0.0.1"))
@@ -27,7 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     from comparer.ui.app import create_app
 
-    demo = create_app(args.preset, args.presets, args.device, args.random_weights, dtype=args.dtype)
+    demo = create_app(args.preset, args.presets, args.device, args.random_weights, dtype=args.dtype,
+                      engine=args.engine)
     demo.queue(max_size=32).launch(server_name=args.host, server_port=args.port, ssr_mode=False,
                                    show_error=False, footer_links=["api"])
 

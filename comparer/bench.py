@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     parser.add_argument("--sides", default="left,right", help="which models of the pair to measure")
-    parser.add_argument("--engine", default="auto", choices=ENGINES,
+    parser.add_argument("--engine", default="hf", choices=ENGINES,
                         help="hf = transformers generate; fast = comparer's Mamba engine; auto = fast where it applies")
     parser.add_argument("--out", required=True, help="JSON record to write")
     parser.add_argument("--plot", default=None, help="also write an HTML plot here")
@@ -55,7 +55,7 @@ def weights_label(preset: Preset, random_weights: bool) -> str:
 def run_bench(preset_name: str, contexts: list[int], new_tokens: int, repeats: int, random_weights: bool,
               device: str | None = None, sides: tuple[str, ...] = ("left", "right"),
               progress: Callable[[int, int, str], None] | None = None, offline_cache_dir=None,
-              engine: str = "auto") -> BenchRecord:
+              engine: str = "hf") -> BenchRecord:
     """Measure each chosen model of the preset alone, freeing it before loading the next."""
     device = device or default_device()
     preset = get_preset(preset_name)

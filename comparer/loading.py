@@ -74,11 +74,12 @@ ENGINES = ("auto", "hf", "fast")
 
 
 def load_model(spec: ModelSpec, device: str | None = None, dtype: torch.dtype | None = None,
-               engine: str = "auto") -> LoadedModel:
+               engine: str = "hf") -> LoadedModel:
     """Load ``spec`` and wrap it in an engine, timing the load (graph capture included).
 
-    ``engine``: 'hf' = transformers generate; 'fast' = comparer's Mamba engine (kernels + CUDA graph
-    on CUDA); 'auto' = fast where it applies (a Mamba-1 model on CUDA with the kernels), else hf.
+    ``engine``: 'hf' = transformers generate (the default: the verified reference); 'fast' =
+    comparer's Mamba engine (kernels + CUDA graph on CUDA; fp32 verified token for token, fp16 not
+    yet); 'auto' = fast where it applies (a Mamba-1 model on CUDA with the kernels), else hf.
     """
     from comparer.engines.select import make_engine
 

@@ -32,7 +32,7 @@ def scaling_figure(records: list[BenchRecord]) -> go.Figure:
 def _add_model(fig: go.Figure, record: BenchRecord, run: ModelRun, color: str) -> None:
     ok = [p for p in run.points if p.status == "ok"]
     xs = [p.context_tokens for p in ok]
-    name = f"{run.model_id} ({run.card['family']})"
+    name = f"{run.model_id} ({run.card['family']}, {short_path(run.card['kernel_path'])})"
     for col, attr in ((1, "decode_tok_per_s"), (2, "ttft_s")):
         ys = [getattr(p, attr) for p in ok]
         fig.add_trace(go.Scatter(x=xs, y=[s.median for s in ys], mode="lines+markers", name=name,
@@ -52,7 +52,7 @@ def _add_bounds(fig: go.Figure, record: BenchRecord, run: ModelRun, color: str, 
     weights_b = card["n_params"] * analytic.dtype_bytes(card["dtype"])
     kv_b, state_b = card["kv_bytes_per_token"], card["ssm_state_bytes"]
     dash = dict(color=color, dash="dash", width=1)
-    label = f"{run.model_id} bound"
+    label = f"{run.model_id} bound ({record.environment.device_name})"
     if env.measured_bandwidth_bytes_per_s:
         ys = [analytic.decode_bound_tok_per_s(env.measured_bandwidth_bytes_per_s, weights_b, kv_b, c, state_b)
               for c in contexts]
@@ -74,6 +74,11 @@ def _mark_failures(fig: go.Figure, run: ModelRun, color: str) -> None:
         fig.add_trace(go.Scatter(x=[p.context_tokens for p in failed], y=[0] * len(failed), mode="markers+text",
                                  marker=dict(symbol="x", size=12, color=color), text=[p.status.upper() for p in failed],
                                  textposition="top center", name=f"{run.model_id} failed", showlegend=False), 1, 1)
+
+
+def short_path(kernel_path: str) -> str:
+    """Legend-sized name of the path, so eager and fast runs of one model can share a plot."""
+    return "comparer fast path" if kernel_path.startswith("comparer fast") else "transformers generate"
 
 
 def _title(records: list[BenchRecord]) -> str:

@@ -20,9 +20,10 @@ from comparer.presets import Preset, get_preset
 
 class ModelPool:
     def __init__(self, device: str | None = None, offline_cache_dir: Path | None = None,
-                 random_weights: bool = False, dtype: str | None = None):
+                 random_weights: bool = False, dtype: str | None = None, engine: str = "hf"):
         self.device, self.offline_cache_dir, self.random_weights = device, offline_cache_dir, random_weights
         self.dtype = getattr(torch, dtype) if dtype else None
+        self.engine = engine
         self._lock = threading.Lock()
         self._loaded: tuple[str, dict[str, LoadedModel]] | None = None
 
@@ -34,7 +35,7 @@ class ModelPool:
             self._unload()
             preset = get_preset(preset_name)
             specs = preset_specs(preset, self.random_weights, self.offline_cache_dir)
-            models = {side: load_model(spec, self.device, self.dtype) for side, spec in zip(SIDES, specs)}
+            models = {side: load_model(spec, self.device, self.dtype, self.engine) for side, spec in zip(SIDES, specs)}
             self._loaded = (preset_name, models)
             return models
 

@@ -130,7 +130,7 @@ CSV_COLUMNS = ("preset", "device", "dtype", "weights", "model_id", "family", "ke
                "peak_rss_bytes")
 
 
-def to_csv(record: BenchRecord) -> str:
+def to_csv(record: BenchRecord | list[BenchRecord]) -> str:
     """One row per (model, context) point, for spreadsheets."""
     import csv
     import io
@@ -138,7 +138,7 @@ def to_csv(record: BenchRecord) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
-    for run in record.models:
+    for record, run in ((r, m) for r in _as_list(record) for m in r.models):
         for p in run.points:
             writer.writerow([record.preset, record.environment.device_name, record.settings.get("dtype"),
                              record.weights, run.model_id, run.card["family"], run.card["kernel_path"],
@@ -146,6 +146,10 @@ def to_csv(record: BenchRecord) -> str:
                              *_summary_cells(p.decode_tok_per_s), p.peak_allocated_bytes,
                              p.peak_reserved_bytes, p.peak_rss_bytes])
     return out.getvalue()
+
+
+def _as_list(record) -> list[BenchRecord]:
+    return record if isinstance(record, list) else [record]
 
 
 def _summary_cells(summary: Summary | None) -> list:

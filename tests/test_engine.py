@@ -83,3 +83,34 @@ def test_random_weight_mode_builds_the_exact_config_and_streams_with_byte_tokens
     for panes in run:
         pass
     assert all(len(p.token_ids) == 3 and p.status == "done" for p in panes.values())
+
+
+def test_fast_mamba_engine_on_cpu_matches_transformers_greedy_across_prefill_chunks(offline_dirs):
+    """comparer's Mamba engine (PyTorch ops on the CPU) against transformers' generate, with the
+    prompt split into several prefill chunks so the state is carried across chunk boundaries."""
+    from comparer.engines.mamba_fast import MambaFastEngine
+    from comparer.engines.mamba_ops import TorchOps
+    from comparer.loading import ModelSpec, load_model
+
+    model = load_model(ModelSpec("m", local_dir=str(offline_dirs["offline-mamba"])), "cpu").engine.model
+    fast = MambaFastEngine(model, None, TorchOps(), cuda_graph=False, chunk_tokens=50)
+    for length in (1, 7, 128, 300):
+        ids = torch.randint(3, 1000, (1, length), generator=torch.Generator().manual_seed(length))
+        with torch.inference_mode():
+            ref_logits = model(ids).logits[0, -1]
+            ref = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=16,
+                                 min_new_tokens=16, pad_token_id=0, repetition_penalty=1.2)[0, length:].tolist()
+        assert torch.allclose(fast.prefill(ids[0].tolist())[0], ref_logits, atol=1e-4, rtol=1e-4)
+        settings = GenerationSettings(max_new_tokens=16, fixed_length=True, repetition_penalty=1.2)
+        assert fast.generate(ids[0].tolist(), settings).token_ids == ref
+
+
+def test_engine_choice_names_the_path_on_the_card(offline_dirs):
+    from comparer.loading import ModelSpec, load_model
+
+    spec = ModelSpec("m", local_dir=str(offline_dirs["offline-mamba"]))
+    assert load_model(spec, "cpu").card.kernel_path.startswith("reference PyTorch")
+    fast = load_model(spec, "cpu", engine="fast")
+    assert fast.card.kernel_path.startswith("comparer fast Mamba: PyTorch blocked scan")
+    llama = load_model(ModelSpec("t", local_dir=str(offline_dirs["offline-transformer"])), "cpu", engine="fast")
+    assert "applies only to Mamba-1" in llama.card.notes[0] and llama.card.kernel_path.startswith("transformers")

@@ -13,9 +13,9 @@ from comparer.ui.scaling import ScalingService
 
 def create_app(preset: str = "offline", presets: str = "", device: str | None = None,
                random_weights: bool = False, offline_cache_dir=None, preload: bool = True,
-               dtype: str | None = None) -> gr.Blocks:
+               dtype: str | None = None, engine: str = "hf") -> gr.Blocks:
     names = _preset_names(preset, presets)
-    pool = ModelPool(device, offline_cache_dir, random_weights, dtype)
+    pool = ModelPool(device, offline_cache_dir, random_weights, dtype, engine)
     if preload:
         pool.pair(preset)
     return build_demo(CompareService(pool, names), ScalingService(pool), preset)

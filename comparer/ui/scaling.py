@@ -17,7 +17,7 @@ from comparer.presets import get_preset
 from comparer.records import BenchRecord, to_csv
 
 STORED_DIR = ASSETS_DIR / "benchmarks"
-DEFAULT_RECORD = "h200-paper-random.json"
+DEFAULT_RECORDS = ["h200-paper-random.json", "h200-paper-mamba-fast.json"]
 LIVE_DIR = Path("data") / "benchmarks"
 MAX_LIVE_CONTEXT = {"cpu": 4096, "cuda": 131072}
 
@@ -29,12 +29,24 @@ class ScalingService:
     def stored_records(self) -> list[str]:
         return sorted(p.name for p in STORED_DIR.glob("*.json"))
 
-    def show(self, name: str) -> tuple:
-        """Plot, table and downloads for a stored record."""
-        path = STORED_DIR / Path(name).name
-        if not path.exists():
-            raise gr.Error(f"No stored record '{name}'. Choose one of: {', '.join(self.stored_records())}.")
-        return self._render(BenchRecord.load(path), path)
+    def show(self, names: list[str] | str) -> tuple:
+        """Plot, table and downloads for one or more stored records, overlaid."""
+        names = [names] if isinstance(names, str) else list(names or [])
+        if not names:
+            raise gr.Error("Pick at least one stored record.")
+        paths = [STORED_DIR / Path(name).name for name in names]
+        missing = [p.name for p in paths if not p.exists()]
+        if missing:
+            raise gr.Error(f"No stored record {missing}. Choose from: {', '.join(self.stored_records())}.")
+        records = [BenchRecord.load(p) for p in paths]
+        json_path = paths[0] if len(paths) == 1 else self._combined_json(records)
+        return self._render(records, json_path)
+
+    def _combined_json(self, records: list[BenchRecord]) -> Path:
+        path = self.live_dir / "selected-records.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("[\n" + ",\n".join(r.to_json() for r in records) + "\n]")
+        return path
 
     def run_live(self, preset: str, contexts_text: str, new_tokens: float, repeats: float,
                  progress=gr.Progress()) -> tuple:
@@ -51,14 +63,14 @@ class ScalingService:
                                        counter.for_model(model.spec.model_id)))
         path = self.live_dir / f"live-{preset}-{time.strftime('%Y%m%d-%H%M%S')}.json"
         record.save(path)
-        return self._render(record, path)
+        return self._render([record], path)
 
-    def _render(self, record: BenchRecord, json_path: Path) -> tuple:
+    def _render(self, records: list[BenchRecord], json_path: Path) -> tuple:
         csv_path = self.live_dir / (json_path.stem + ".csv")
         csv_path.parent.mkdir(parents=True, exist_ok=True)
-        csv_path.write_text(to_csv(record))
-        table = f"```\n{summary_table(record)}\n```"
-        return scaling_figure([record]), table, str(json_path), str(csv_path)
+        csv_path.write_text(to_csv(records))
+        table = "\n\n".join(f"```\n{summary_table(r)}\n```" for r in records)
+        return scaling_figure(records), table, str(json_path), str(csv_path)
 
 
 def parse_contexts(text: str, max_context: int) -> list[int]:
@@ -78,8 +90,8 @@ def scaling_tab(service: ScalingService, preset: gr.Dropdown) -> tuple:
                 "from `python -m comparer.bench`; their titles say the device, dtype, kernel path and "
                 "whether the weights were random (exact configs) or trained. Dashed lines: analytic bounds.")
     records = service.stored_records()
-    choice = gr.Dropdown(records, value=DEFAULT_RECORD if DEFAULT_RECORD in records else None,
-                         label="Stored benchmark record", elem_id="record-choice")
+    choice = gr.Dropdown(records, value=[r for r in DEFAULT_RECORDS if r in records], multiselect=True,
+                         label="Stored benchmark records (overlaid)", elem_id="record-choice")
     plot = gr.Plot(elem_id="scaling-plot")
     table = gr.Markdown()
     with gr.Row():
