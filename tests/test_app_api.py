@@ -16,11 +16,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_url(offline_dirs):
+def app_url(offline_dirs, tmp_path_factory):
     from comparer.ui.app import create_app
 
     cache_dir = next(iter(offline_dirs.values())).parent
-    demo = create_app("offline", "offline,small", "cpu", offline_cache_dir=cache_dir)
+    db = tmp_path_factory.mktemp("db") / "reviews.sqlite"
+    demo = create_app("offline", "offline,small", "cpu", offline_cache_dir=cache_dir, db_path=db)
+    demo.db_path = db
     port = _free_port()
     demo.queue(max_size=16).launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
                                    ssr_mode=False, quiet=True)
@@ -30,13 +32,14 @@ def app_url(offline_dirs):
 
 def test_compare_endpoint_returns_two_non_empty_texts_and_stats(app_url):
     client = gradio_client.Client(app_url, verbose=False)
-    left, right, left_md, right_md, stats = client.predict("How far away is the moon?", max_new_tokens=12,
-                                                           fixed_length=True, api_name="/compare")
+    left, right, left_md, right_md, stats, comparison_id = client.predict(
+        "How far away is the moon?", max_new_tokens=12, fixed_length=True, api_name="/compare")
     assert left.strip() and right.strip()
     assert "time to first token" in left_md and "decode" in right_md
     assert stats["left"]["model_id"] == "offline-mamba" and stats["right"]["model_id"] == "offline-transformer"
     assert stats["left"]["tokens"] == stats["right"]["tokens"] == 12
     assert stats["left"]["status"] == stats["right"]["status"] == "done"
+    assert len(comparison_id) == 32
 
 
 def test_compare_streams_intermediate_updates(app_url):
@@ -114,3 +117,44 @@ def test_a_client_that_cancels_like_a_closed_tab_stops_both_generations(app_url)
 
 def _generation_threads():
     return [t for t in threading.enumerate() if t.name.startswith("comparer-")]
+
+
+def test_ten_blind_comparisons_voted_tallied_and_exported_in_three_formats(app_url):
+    import csv
+    import json
+
+    client = gradio_client.Client(app_url, verbose=False)
+    votes = ["left", "right", "tie", "both_bad", "left", "left", "right", "left", "tie", "right"]
+    ids = []
+    for i, vote in enumerate(votes):
+        *_, stats, cid = client.predict(f"blind prompt {i}", max_new_tokens=4, blind=True, api_name="/compare")
+        assert stats["left"]["model_id"].startswith("Model A (hidden") and stats["right"]["model_id"].startswith("Model B")
+        reveal, tally_md = client.predict(cid, vote, ["fluent"], f"note {i}", api_name="/vote")
+        assert "offline-mamba" in reveal and "offline-transformer" in reveal
+        ids.append(cid)
+    rows, tally_md, _ = client.predict("", "", "", api_name="/history")
+    line = next(l for l in tally_md.splitlines() if "offline-mamba" in l)
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    assert sum(int(c) for c in cells[2:6]) >= 10
+    exported = {fmt: client.predict(fmt, api_name="/export") for fmt in ("csv", "jsonl", "llm-comparator")}
+    csv_ids = {r["id"] for r in csv.DictReader(open(exported["csv"]))}
+    jsonl = {json.loads(l)["id"]: json.loads(l) for l in open(exported["jsonl"])}
+    assert set(ids) <= csv_ids and set(ids) <= set(jsonl)
+    assert all(jsonl[i]["blind"] and jsonl[i]["votes"][-1]["note"] for i in ids)
+    comparator = json.load(open(exported["llm-comparator"]))
+    assert {m["name"] for m in comparator["models"]} == {"offline-mamba", "offline-transformer"}
+    assert len(comparator["examples"]) >= 10
+
+
+def test_vote_for_an_unknown_comparison_is_a_clear_error(app_url):
+    client = gradio_client.Client(app_url, verbose=False)
+    with pytest.raises(Exception, match="No comparison with id"):
+        client.predict("not-an-id", "left", [], "", api_name="/vote")
+
+
+def test_reopen_shows_both_outputs_and_a_diff(app_url):
+    client = gradio_client.Client(app_url, verbose=False)
+    left, right, *_, cid = client.predict("moon", max_new_tokens=6, api_name="/compare")
+    prompt, left_out, right_out, header, diff = client.predict(cid, api_name="/reopen")
+    assert (prompt, left_out, right_out) == ("moon", left, right)
+    assert "offline-mamba" in header and "<span" in diff

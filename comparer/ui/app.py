@@ -7,18 +7,21 @@ import gradio as gr
 from comparer.pool import ModelPool
 from comparer.presets import load_presets
 from comparer.ui.blocks import build_demo
+from comparer.reviews.store import ReviewStore
 from comparer.ui.handlers import CompareService
+from comparer.ui.review import ReviewService
 from comparer.ui.scaling import ScalingService
 
 
 def create_app(preset: str = "offline", presets: str = "", device: str | None = None,
                random_weights: bool = False, offline_cache_dir=None, preload: bool = True,
-               dtype: str | None = None, engine: str = "hf") -> gr.Blocks:
+               dtype: str | None = None, engine: str = "hf", db_path=None) -> gr.Blocks:
     names = _preset_names(preset, presets)
     pool = ModelPool(device, offline_cache_dir, random_weights, dtype, engine)
     if preload:
         pool.pair(preset)
-    return build_demo(CompareService(pool, names), ScalingService(pool), preset)
+    store = ReviewStore(db_path)
+    return build_demo(CompareService(pool, names, store), ScalingService(pool), ReviewService(store), preset)
 
 
 def _preset_names(first: str, wanted: str) -> list[str]:

@@ -8,6 +8,7 @@ from comparer.pair import SIDES
 from comparer.presets import load_presets
 from comparer.prompts import load_prompts
 from comparer.ui.handlers import CompareService
+from comparer.ui.review import ReviewService, review_tab, vote_panel
 from comparer.ui.scaling import ScalingService, scaling_tab
 
 INTRO = """# comparer — Mamba vs Transformer, side by side
@@ -17,14 +18,19 @@ each model is measured alone with warm-up excluded. Each pane's card says what a
 architecture comes from the model's config, never from its name."""
 
 
-def build_demo(service: CompareService, scaling: ScalingService, default_preset: str) -> gr.Blocks:
+def build_demo(service: CompareService, scaling: ScalingService, reviews: ReviewService,
+               default_preset: str) -> gr.Blocks:
     with gr.Blocks(title="comparer: Mamba vs Transformer", analytics_enabled=False) as demo:
         gr.Markdown(INTRO)
         with gr.Tab("Compare"):
             ui = _compare_tab(service, default_preset)
         with gr.Tab("Scaling"):
             record_choice, scaling_outputs = scaling_tab(scaling, ui["preset"])
+        with gr.Tab("Review"):
+            refresh, filters, history_outputs = review_tab(reviews, service.presets)
         _wire(demo, service, ui)
+        _wire_votes(reviews, ui)
+        demo.load(reviews.history, inputs=filters, outputs=history_outputs, api_visibility="private")
         demo.load(scaling.show, inputs=[record_choice], outputs=scaling_outputs, api_visibility="private")
     return demo
 
@@ -40,8 +46,10 @@ def _compare_tab(service: CompareService, default_preset: str) -> dict:
     gr.Examples([[p.text] for p in prompts], inputs=[ui["prompt"]], example_labels=[p.title for p in prompts])
     ui.update(_settings_panel())
     with gr.Row():
-        ui["compare"] = gr.Button("Compare", variant="primary", elem_id="compare-btn")
-        ui["stop"] = gr.Button("Stop", variant="stop", elem_id="stop-btn")
+        ui["compare"] = gr.Button("Compare", variant="primary", elem_id="compare-btn", scale=3)
+        ui["stop"] = gr.Button("Stop", variant="stop", elem_id="stop-btn", scale=3)
+        ui["blind"] = gr.Checkbox(False, label="blind (shuffle sides, hide names until you vote)",
+                                  elem_id="blind", scale=2)
     with gr.Row(equal_height=False):
         for side in SIDES:
             with gr.Column():
@@ -49,8 +57,10 @@ def _compare_tab(service: CompareService, default_preset: str) -> dict:
                                                 elem_id=f"{side}-text")
                 ui[f"{side}_stats"] = gr.Markdown(label=f"{side} stats", elem_id=f"{side}-stats")
                 ui[f"{side}_card"] = gr.Markdown(elem_id=f"{side}-card")
-    with gr.Accordion("Raw live stats (JSON)", open=False):
+    ui.update(vote_panel())
+    with gr.Accordion("Raw live stats (JSON) and comparison id", open=False):
         ui["stats_json"] = gr.JSON(label="stats", elem_id="stats-json")
+        ui["comparison_id"] = gr.Textbox(label="comparison id", interactive=False, elem_id="comparison-id")
     return ui
 
 
@@ -78,8 +88,18 @@ def _wire(demo: gr.Blocks, service: CompareService, ui: dict) -> None:
     load_outputs = [ui["left_card"], ui["right_card"], ui["left_text"], ui["right_text"], ui["preset_info"]]
     demo.load(service.load, inputs=[ui["preset"]], outputs=load_outputs, api_visibility="private")
     ui["preset"].change(service.load, inputs=[ui["preset"]], outputs=load_outputs, api_visibility="private")
-    inputs = [ui["prompt"], *(ui[name] for name in SETTING_NAMES), ui["preset"]]
-    outputs = [ui["left_text"], ui["right_text"], ui["left_stats"], ui["right_stats"], ui["stats_json"]]
+    inputs = [ui["prompt"], *(ui[name] for name in SETTING_NAMES), ui["preset"], ui["blind"]]
+    outputs = [ui["left_text"], ui["right_text"], ui["left_stats"], ui["right_stats"], ui["stats_json"],
+               ui["comparison_id"]]
+    ui["compare"].click(service.pane_headers, inputs=[ui["preset"], ui["blind"]], outputs=load_outputs[:4] + [ui["reveal"]],
+                        api_visibility="private", queue=False)
     compare = ui["compare"].click(service.compare, inputs=inputs, outputs=outputs, api_name="compare",
                                   concurrency_id="generation", concurrency_limit=1, show_progress="minimal")
     ui["stop"].click(service.stop, inputs=None, outputs=None, cancels=[compare], api_name="stop", queue=False)
+
+
+def _wire_votes(reviews: ReviewService, ui: dict) -> None:
+    pane_outputs = [ui["left_card"], ui["right_card"], ui["left_text"], ui["right_text"]]
+    ui["vote_btn"].click(reviews.vote, inputs=[ui["comparison_id"], ui["vote"], ui["tags"], ui["note"]],
+                         outputs=[ui["reveal"], ui["vote_tally"]], api_name="vote").then(reviews.reveal_panes, inputs=[ui["comparison_id"]], outputs=pane_outputs,
+                                               api_visibility="private")

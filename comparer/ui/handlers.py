@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from typing import Iterator
 
@@ -12,6 +13,7 @@ from comparer.loading import ModelLoadError
 from comparer.pair import SIDES, PairRun, PaneState
 from comparer.pool import ModelPool
 from comparer.presets import load_presets
+from comparer.reviews.store import NewComparison, ReviewStore
 from comparer.settings import GenerationSettings, SettingsError
 from comparer.ui.cards import card_markdown
 
@@ -19,8 +21,8 @@ from comparer.ui.cards import card_markdown
 class CompareService:
     """Holds the model pool and the comparison running in each browser session."""
 
-    def __init__(self, pool: ModelPool, presets: list[str]):
-        self.pool, self.presets = pool, presets
+    def __init__(self, pool: ModelPool, presets: list[str], store: ReviewStore | None = None):
+        self.pool, self.presets, self.store = pool, presets, store
         self._runs: dict[str, PairRun] = {}
         self._lock = threading.Lock()
 
@@ -32,23 +34,53 @@ class CompareService:
         labels = [gr.Textbox(label=f"{side}: {models[side].spec.model_id}") for side in SIDES]
         return (*cards, *labels, f"**{info.label}.** {info.description}")
 
+    def pane_headers(self, preset: str, blind: bool) -> tuple:
+        """Cards and pane names when Compare is pressed: hidden in blind mode until a vote."""
+        if blind:
+            hidden = "🔒 Model hidden until you vote (blind mode: sides shuffled)."
+            return hidden, hidden, gr.Textbox(label="Model A"), gr.Textbox(label="Model B"), ""
+        return (*self.load(preset)[:4], "")
+
     def compare(self, prompt: str, max_new_tokens: int = 128, do_sample: bool = False,
                 temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
                 repetition_penalty: float = 1.0, seed: int = 0, fixed_length: bool = False,
-                preset: str | None = None, request: gr.Request = None) -> Iterator[tuple]:
-        """Stream both panes: (left text, right text, left stats, right stats, stats as JSON)."""
+                preset: str | None = None, blind: bool = False, request: gr.Request = None) -> Iterator[tuple]:
+        """Stream both panes: (left text, right text, left stats, right stats, stats JSON, comparison id).
+        In blind mode the sides are shuffled and the models named only after a vote."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise gr.Error("The prompt is empty: type a prompt or pick an example.")
         settings = _settings(max_new_tokens, do_sample, temperature, top_p, top_k, repetition_penalty,
                              seed, fixed_length)
-        run = PairRun(self._models(preset or self.presets[0]), prompt, settings)
+        preset = preset or self.presets[0]
+        models = self._models(preset)
+        if blind and random.random() < 0.5:
+            models = {"left": models["right"], "right": models["left"]}
+        run = PairRun(models, prompt, settings)
+        comparison_id = self._record_start(prompt, preset, models, settings, bool(blind))
         session = _session_id(request)
         self._register(session, run)
         try:
             for panes in run:
-                yield _outputs(panes)
+                yield (*_outputs(panes, bool(blind)), comparison_id)
         finally:
             self._unregister(session, run)
+            self._record_finish(comparison_id, run.panes)
+
+    def _record_start(self, prompt, preset, models, settings, blind) -> str:
+        if self.store is None:
+            return ""
+        new = NewComparison(prompt, models["left"].spec.model_id, models["right"].spec.model_id, settings.to_dict(),
+                            preset, blind, models["left"].spec.revision, models["right"].spec.revision,
+                            models["left"].card.to_dict(), models["right"].card.to_dict())
+        return self.store.start_comparison(new)
+
+    def _record_finish(self, comparison_id: str, panes: dict[str, PaneState]) -> None:
+        if self.store is None or not comparison_id:
+            return
+        statuses = {p.status for p in panes.values()}
+        status = "error" if "error" in statuses else "stopped" if "stopped" in statuses or "generating" in statuses else "done"
+        self.store.finish_comparison(comparison_id, panes["left"].text, panes["right"].text,
+                                     _pane_json(panes["left"]), _pane_json(panes["right"]), status)
 
     def stop(self, request: gr.Request = None) -> None:
         """Stop the comparison of this browser session (the button also cancels the event)."""
@@ -106,10 +138,13 @@ def _session_id(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "no-session"
 
 
-def _outputs(panes: dict[str, PaneState]) -> tuple:
+def _outputs(panes: dict[str, PaneState], blind: bool = False) -> tuple:
     left, right = panes["left"], panes["right"]
-    return (left.text, right.text, _stats_md(left), _stats_md(right),
-            {side: _pane_json(pane) for side, pane in panes.items()})
+    stats = {side: _pane_json(pane) for side, pane in panes.items()}
+    if blind:
+        for side, name in (("left", "Model A"), ("right", "Model B")):
+            stats[side]["model_id"] = f"{name} (hidden until you vote)"
+    return (left.text, right.text, _stats_md(left), _stats_md(right), stats)
 
 
 def _stats_md(pane: PaneState) -> str:

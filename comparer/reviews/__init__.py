@@ -1,0 +1,1 @@
+"""Qualitative review: every comparison and vote in one SQLite file, tallies, exports."""

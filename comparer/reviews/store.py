@@ -1,0 +1,192 @@
+"""The review store: one SQLite file in WAL mode, a versioned schema, one transaction per write.
+
+WAL lets the UI read history while a comparison is being written; each write is its own
+transaction, so a process killed mid-write loses at most the write in flight, never a committed
+row. The schema version lives in ``PRAGMA user_version`` and ``MIGRATIONS`` brings any older file up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import comparer
+
+VOTES = ("left", "right", "tie", "both_bad")
+TAGS = ("fluent", "on-topic", "factual error", "repetition", "code runs", "code fails", "off-topic", "incoherent")
+
+MIGRATIONS = [
+    # 1: comparisons and votes
+    """
+    CREATE TABLE comparisons (
+        id TEXT PRIMARY KEY, created_at REAL NOT NULL, finished_at REAL, preset TEXT, prompt TEXT NOT NULL,
+        left_model TEXT NOT NULL, right_model TEXT NOT NULL, left_revision TEXT, right_revision TEXT,
+        left_card TEXT, right_card TEXT, settings TEXT NOT NULL, blind INTEGER NOT NULL DEFAULT 0,
+        left_output TEXT NOT NULL DEFAULT '', right_output TEXT NOT NULL DEFAULT '',
+        left_stats TEXT, right_stats TEXT, status TEXT NOT NULL DEFAULT 'running',
+        app_version TEXT, library_versions TEXT
+    );
+    CREATE TABLE votes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, comparison_id TEXT NOT NULL REFERENCES comparisons(id),
+        created_at REAL NOT NULL, vote TEXT NOT NULL CHECK (vote IN ('left', 'right', 'tie', 'both_bad')),
+        tags TEXT NOT NULL DEFAULT '[]', note TEXT NOT NULL DEFAULT '', reviewer TEXT
+    );
+    CREATE INDEX votes_by_comparison ON votes(comparison_id);
+    """,
+    # 2: filter history by pair quickly
+    "CREATE INDEX comparisons_by_pair ON comparisons(left_model, right_model);",
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class ReviewError(ValueError):
+    """Bad review input; the message says what to send instead."""
+
+
+@dataclass
+class NewComparison:
+    prompt: str
+    left_model: str
+    right_model: str
+    settings: dict
+    preset: str | None = None
+    blind: bool = False
+    left_revision: str | None = None
+    right_revision: str | None = None
+    left_card: dict | None = None
+    right_card: dict | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+def default_db_path() -> Path:
+    return Path(os.environ.get("COMPARER_DB", Path("data") / "reviews.sqlite"))
+
+
+class ReviewStore:
+    """Thread-safe: one connection per thread, every write in its own transaction."""
+
+    def __init__(self, path: str | Path | None = None):
+        self.path = Path(path or default_db_path())
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self.migrate()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+        return conn
+
+    def _write(self, sql: str, params=()) -> sqlite3.Cursor:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = conn.execute(sql, params)
+            conn.execute("COMMIT")
+            return cursor
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def migrate(self) -> int:
+        """Apply every migration newer than the file's ``user_version``, each in one transaction."""
+        conn = self._conn()
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            conn.executescript(f"BEGIN IMMEDIATE; {script} PRAGMA user_version = {number}; COMMIT;")
+        return conn.execute("PRAGMA user_version").fetchone()[0]
+
+    # ---- writes -------------------------------------------------------------------------------
+    def start_comparison(self, new: NewComparison) -> str:
+        self._write(
+            "INSERT INTO comparisons (id, created_at, preset, prompt, left_model, right_model, left_revision, "
+            "right_revision, left_card, right_card, settings, blind, app_version, library_versions) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (new.id, time.time(), new.preset, new.prompt, new.left_model, new.right_model, new.left_revision,
+             new.right_revision, _dumps(new.left_card), _dumps(new.right_card), _dumps(new.settings),
+             int(new.blind), comparer.__version__, _dumps(library_versions())))
+        return new.id
+
+    def finish_comparison(self, comparison_id: str, left_output: str, right_output: str,
+                          left_stats: dict, right_stats: dict, status: str) -> None:
+        self._write("UPDATE comparisons SET left_output=?, right_output=?, left_stats=?, right_stats=?, status=?, "
+                    "finished_at=? WHERE id=?",
+                    (left_output, right_output, _dumps(left_stats), _dumps(right_stats), status, time.time(),
+                     comparison_id))
+
+    def add_vote(self, comparison_id: str, vote: str, tags: list[str] | None = None, note: str = "",
+                 reviewer: str | None = None) -> int:
+        """Record a vote; works while the comparison is still generating."""
+        if vote not in VOTES:
+            raise ReviewError(f"vote must be one of {', '.join(VOTES)}; got {vote!r}.")
+        tags = list(tags or [])
+        if not all(isinstance(t, str) and 0 < len(t) <= 40 for t in tags):
+            raise ReviewError("tags must be short strings (1 to 40 characters).")
+        if not isinstance(note, str) or len(note) > 5000:
+            raise ReviewError("note must be text of at most 5,000 characters.")
+        if self.get(comparison_id) is None:
+            raise ReviewError(f"No comparison with id {comparison_id!r}: run /compare first and use the id it returns.")
+        cursor = self._write("INSERT INTO votes (comparison_id, created_at, vote, tags, note, reviewer) "
+                             "VALUES (?, ?, ?, ?, ?, ?)", (comparison_id, time.time(), vote, _dumps(tags), note, reviewer))
+        return cursor.lastrowid
+
+    # ---- reads --------------------------------------------------------------------------------
+    def get(self, comparison_id: str) -> dict | None:
+        row = self._conn().execute("SELECT * FROM comparisons WHERE id=?", (comparison_id,)).fetchone()
+        return _comparison(row, self._votes(comparison_id)) if row else None
+
+    def _votes(self, comparison_id: str) -> list[dict]:
+        rows = self._conn().execute("SELECT * FROM votes WHERE comparison_id=? ORDER BY id", (comparison_id,))
+        return [{**dict(r), "tags": json.loads(r["tags"])} for r in rows]
+
+    def history(self, pair: tuple[str, str] | None = None, preset: str | None = None, vote: str | None = None,
+                limit: int = 500) -> list[dict]:
+        """Newest first; ``vote`` filters on the latest vote ('none' for unvoted)."""
+        rows = self._conn().execute("SELECT * FROM comparisons ORDER BY created_at DESC LIMIT ?", (limit,))
+        items = [_comparison(r, self._votes(r["id"])) for r in rows]
+        return [c for c in items if _matches(c, pair, preset, vote)]
+
+
+def _matches(item: dict, pair, preset, vote) -> bool:
+    if pair and {item["left_model"], item["right_model"]} != set(pair):
+        return False
+    if preset and item["preset"] != preset:
+        return False
+    latest = item["votes"][-1]["vote"] if item["votes"] else "none"
+    return not vote or latest == vote
+
+
+def _comparison(row: sqlite3.Row, votes: list[dict]) -> dict:
+    item = dict(row)
+    for key in ("left_card", "right_card", "settings", "left_stats", "right_stats", "library_versions"):
+        item[key] = json.loads(item[key]) if item[key] else None
+    item["blind"] = bool(item["blind"])
+    item["votes"] = votes
+    return item
+
+
+def _dumps(value) -> str | None:
+    return None if value is None else json.dumps(value, default=str)
+
+
+def library_versions() -> dict:
+    import importlib.metadata
+
+    versions = {}
+    for name in ("torch", "transformers", "gradio"):
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions

@@ -1,0 +1,122 @@
+"""Voting on the Compare tab and the Review tab: history, tally, re-open with a diff, exports."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from comparer.reviews.diff import diff_html, similarity
+from comparer.reviews.export import FORMATS, export
+from comparer.reviews.store import TAGS, VOTES, ReviewError, ReviewStore
+from comparer.reviews.tally import tally, tally_markdown
+from comparer.ui.cards import card_markdown
+
+VOTE_CHOICES = [("Left is better", "left"), ("Right is better", "right"), ("Tie", "tie"), ("Both bad", "both_bad")]
+HISTORY_COLUMNS = ["when (UTC)", "preset", "left", "right", "blind", "vote", "prompt", "id"]
+EXPORT_SUFFIX = {"csv": ".csv", "jsonl": ".jsonl", "llm-comparator": ".json"}
+
+
+class ReviewService:
+    def __init__(self, store: ReviewStore, export_dir: Path = Path("data") / "exports"):
+        self.store, self.export_dir = store, Path(export_dir)
+
+    def vote(self, comparison_id: str, vote: str, tags: list[str] | None = None, note: str = "") -> tuple:
+        """Record a vote (allowed while generating); reveal the models; return the new tally."""
+        if not comparison_id:
+            raise gr.Error("Nothing to vote on yet: press Compare first.")
+        try:
+            self.store.add_vote(str(comparison_id), vote, list(tags or []), note or "")
+        except ReviewError as err:
+            raise gr.Error(str(err)) from err
+        item = self.store.get(str(comparison_id))
+        reveal = (f"Vote recorded: **{dict((v, k) for k, v in VOTE_CHOICES)[vote]}**. "
+                  f"Left was **{item['left_model']}**, right was **{item['right_model']}**.")
+        return reveal, tally_markdown(tally(self.store.history(limit=100_000)))
+
+    def reveal_panes(self, comparison_id: str) -> tuple:
+        """After a vote: the real names on the panes and their cards."""
+        item = self.store.get(str(comparison_id)) if comparison_id else None
+        if item is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        cards = [card_markdown_from_dict(item[f"{side}_card"]) for side in ("left", "right")]
+        return (*cards, gr.Textbox(label=f"left: {item['left_model']}"), gr.Textbox(label=f"right: {item['right_model']}"))
+
+    def history(self, pair: str | None = None, preset: str | None = None, vote: str | None = None) -> tuple:
+        items = self.store.history(pair=tuple(pair.split(" vs ")) if pair else None, preset=preset or None,
+                                   vote=vote or None)
+        rows = [[time.strftime("%Y-%m-%d %H:%M", time.gmtime(i["created_at"])), i["preset"], i["left_model"],
+                 i["right_model"], i["blind"], i["votes"][-1]["vote"] if i["votes"] else "none",
+                 i["prompt"][:80], i["id"]] for i in items]
+        pairs = sorted({" vs ".join(sorted((i["left_model"], i["right_model"])))
+                        for i in self.store.history(limit=100_000)})
+        return rows, tally_markdown(tally(items)), gr.Dropdown(choices=[""] + pairs)
+
+    def reopen(self, comparison_id: str) -> tuple:
+        item = self.store.get((comparison_id or "").strip())
+        if item is None:
+            raise gr.Error(f"No comparison with id {comparison_id!r}: copy an id from the history table.")
+        votes = "\n".join(f"- {v['vote']} {', '.join(v['tags'])} {v['note']}" for v in item["votes"]) or "no votes"
+        header = (f"**{item['left_model']}** (left) vs **{item['right_model']}** (right), preset {item['preset']}, "
+                  f"status {item['status']}; word overlap {similarity(item['left_output'], item['right_output']):.0%}"
+                  f"\n\nVotes:\n{votes}")
+        return item["prompt"], item["left_output"], item["right_output"], header, diff_html(item["left_output"],
+                                                                                           item["right_output"])
+
+    def export_file(self, fmt: str) -> str:
+        if fmt not in FORMATS:
+            raise gr.Error(f"Choose an export format: {', '.join(FORMATS)}.")
+        self.export_dir.mkdir(parents=True, exist_ok=True)
+        path = self.export_dir / f"comparer-reviews-{time.strftime('%Y%m%d-%H%M%S')}{EXPORT_SUFFIX[fmt]}"
+        path.write_text(export(self.store.history(limit=1_000_000), fmt))
+        return str(path)
+
+
+def card_markdown_from_dict(card: dict | None) -> str:
+    from comparer.arch import ArchitectureCard
+
+    return card_markdown(ArchitectureCard(**card)) if card else ""
+
+
+def vote_panel() -> dict:
+    """The verdict row under the two panes."""
+    with gr.Group():
+        with gr.Row():
+            vote = gr.Radio(VOTE_CHOICES, label="Your verdict (you can vote while they generate)", elem_id="vote")
+            tags = gr.CheckboxGroup(list(TAGS), label="tags (optional)", elem_id="tags")
+        with gr.Row():
+            note = gr.Textbox(label="note (optional)", lines=1, scale=4)
+            submit = gr.Button("Submit vote", elem_id="vote-btn", scale=1)
+        reveal = gr.Markdown(elem_id="reveal")
+        vote_tally = gr.Markdown(elem_id="vote-tally")
+    return {"vote": vote, "tags": tags, "note": note, "vote_btn": submit, "reveal": reveal, "vote_tally": vote_tally}
+
+
+def review_tab(service: ReviewService, preset_names: list[str]) -> None:
+    with gr.Row():
+        pair = gr.Dropdown([""], value="", label="pair", allow_custom_value=True)
+        preset = gr.Dropdown([""] + preset_names, value="", label="preset")
+        vote = gr.Dropdown(["", *VOTES, "none"], value="", label="latest vote")
+        refresh = gr.Button("Refresh")
+    tally_md = gr.Markdown(elem_id="tally")
+    table = gr.Dataframe(headers=HISTORY_COLUMNS, interactive=False, wrap=True, elem_id="history")
+    with gr.Row():
+        reopen_id = gr.Textbox(label="comparison id to re-open", scale=4)
+        reopen = gr.Button("Re-open", scale=1)
+    header = gr.Markdown()
+    prompt = gr.Textbox(label="prompt", lines=3, interactive=False)
+    with gr.Row():
+        left = gr.Textbox(label="left output", lines=8, interactive=False)
+        right = gr.Textbox(label="right output", lines=8, interactive=False)
+    gr.Markdown("**Where they differ** (red: only left, green: only right)")
+    diff = gr.HTML()
+    with gr.Row():
+        fmt = gr.Radio(list(FORMATS), value="csv", label="export format")
+        export_btn = gr.Button("Export")
+        download = gr.DownloadButton("Download export")
+    filters = [pair, preset, vote]
+    refresh.click(service.history, inputs=filters, outputs=[table, tally_md, pair], api_name="history")
+    reopen.click(service.reopen, inputs=[reopen_id], outputs=[prompt, left, right, header, diff], api_name="reopen")
+    export_btn.click(service.export_file, inputs=[fmt], outputs=[download], api_name="export")
+    return refresh, filters, [table, tally_md, pair]

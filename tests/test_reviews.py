@@ -1,0 +1,157 @@
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from comparer.reviews.__main__ import main as reviews_cli
+from comparer.reviews.diff import diff_html
+from comparer.reviews.export import export
+from comparer.reviews.store import MIGRATIONS, SCHEMA_VERSION, NewComparison, ReviewError, ReviewStore
+from comparer.reviews.tally import tally, wilson
+
+
+def _comparison(store, left="mamba", right="pythia", prompt="moon?"):
+    cid = store.start_comparison(NewComparison(prompt, left, right, {"max_new_tokens": 8}, preset="small"))
+    store.finish_comparison(cid, f"{left} says", f"{right} says", {"ttft_s": 0.1}, {"ttft_s": 0.2}, "done")
+    return cid
+
+
+def test_store_is_wal_and_at_the_current_schema_version(tmp_path):
+    store = ReviewStore(tmp_path / "r.sqlite")
+    conn = sqlite3.connect(tmp_path / "r.sqlite")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == store.migrate()
+
+
+def test_an_older_database_is_migrated_without_losing_rows(tmp_path):
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(f"{MIGRATIONS[0]} PRAGMA user_version = 1;")
+    conn.execute("INSERT INTO comparisons (id, created_at, prompt, left_model, right_model, settings) "
+                 "VALUES ('old', 1.0, 'p', 'a', 'b', '{}')")
+    conn.commit()
+    conn.close()
+    store = ReviewStore(path)
+    assert store.get("old")["prompt"] == "p"
+    indexes = sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type='index'").fetchall()
+    assert ("comparisons_by_pair",) in indexes
+
+
+def test_vote_validation_is_clear(tmp_path):
+    store = ReviewStore(tmp_path / "r.sqlite")
+    cid = _comparison(store)
+    with pytest.raises(ReviewError, match="vote must be one of"):
+        store.add_vote(cid, "maybe")
+    with pytest.raises(ReviewError, match="No comparison with id"):
+        store.add_vote("nope", "left")
+    with pytest.raises(ReviewError, match="tags"):
+        store.add_vote(cid, "left", tags=["x" * 100])
+
+
+def test_vote_works_before_the_comparison_finishes(tmp_path):
+    store = ReviewStore(tmp_path / "r.sqlite")
+    cid = store.start_comparison(NewComparison("p", "a", "b", {}))
+    store.add_vote(cid, "right", ["fluent"], "better start")
+    assert store.get(cid)["status"] == "running" and store.get(cid)["votes"][0]["tags"] == ["fluent"]
+
+
+def test_tally_credits_the_model_in_the_chosen_pane_with_a_wilson_interval(tmp_path):
+    store = ReviewStore(tmp_path / "r.sqlite")
+    for vote, left, right in [("left", "a", "b"), ("left", "b", "a"), ("right", "b", "a"), ("tie", "a", "b"),
+                              ("both_bad", "a", "b")]:
+        store.add_vote(_comparison(store, left, right), vote)
+    (t,) = tally(store.history())
+    assert (t.model_a, t.a_wins, t.b_wins, t.ties, t.both_bad) == ("a", 2, 1, 1, 1)
+    rate, low, high = t.a_win_rate_ci()
+    assert rate == pytest.approx(2 / 3) and 0.2 < low < 0.21 and 0.93 < high < 0.95  # Wilson, n=3
+    assert wilson(0, 0) is None and wilson(10, 10)[2] == pytest.approx(1.0)
+
+
+def test_exports_round_trip_in_all_three_formats(tmp_path):
+    db = tmp_path / "r.sqlite"
+    store = ReviewStore(db)
+    ids = [_comparison(store, *pair) for pair in [("a", "b"), ("b", "a"), ("a", "b")]]
+    for cid, vote in zip(ids, ["left", "left", "tie"]):
+        store.add_vote(cid, vote, ["on-topic"], "note, with \"quotes\"")
+    for fmt in ("csv", "jsonl", "llm-comparator"):
+        out = tmp_path / f"out.{fmt}"
+        assert reviews_cli(["export", "--format", fmt, "--out", str(out), "--db", str(db)]) == 0
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "out.csv")))
+    assert sorted(r["id"] for r in rows) == sorted(ids) and rows[0]["note"] == 'note, with "quotes"'
+    lines = [json.loads(line) for line in open(tmp_path / "out.jsonl")]
+    assert sorted(item["id"] for item in lines) == sorted(ids) and lines[0]["left_card"] is None
+    comparator = json.load(open(tmp_path / "out.llm-comparator"))
+    assert [m["name"] for m in comparator["models"]] == ["a", "b"]
+    scores = sorted(e["score"] for e in comparator["examples"])
+    assert scores == [-1.0, 0.0, 1.0]  # a won once, b (shown on the left) won once, one tie
+    flipped = [e for e in comparator["examples"] if e["individual_rater_scores"][0]["is_flipped"]]
+    assert flipped[0]["output_text_a"] == "a says"
+
+
+def test_export_cli_explains_a_missing_database(tmp_path, capsys):
+    assert reviews_cli(["export", "--format", "csv", "--out", str(tmp_path / "x"), "--db", str(tmp_path / "no.db")]) == 2
+    assert "no review database" in capsys.readouterr().err
+
+
+def test_eight_threads_writing_at_once_lose_nothing(tmp_path):
+    store = ReviewStore(tmp_path / "r.sqlite")
+    written, errors = [], []
+
+    def writer(k):
+        try:
+            for i in range(25):
+                cid = _comparison(store, f"m{k}", "other", prompt=f"{k}-{i}")
+                store.add_vote(cid, "left")
+                written.append(cid)
+        except Exception as err:  # surfaced below
+            errors.append(err)
+
+    threads = [threading.Thread(target=writer, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    stored = ReviewStore(tmp_path / "r.sqlite").history(limit=10_000)
+    assert len(stored) == 200 and {i["id"] for i in stored} == set(written)
+    assert all(len(i["votes"]) == 1 for i in stored)
+
+
+WRITER = """
+import sys
+from comparer.reviews.store import NewComparison, ReviewStore
+store = ReviewStore(sys.argv[1])
+i = 0
+while True:
+    cid = store.start_comparison(NewComparison("p%d" % i, "a", "b", {}))
+    store.add_vote(cid, "left")
+    print(cid, flush=True)
+    i += 1
+"""
+
+
+def test_a_process_killed_during_writes_leaves_every_committed_row_readable(tmp_path):
+    db = tmp_path / "r.sqlite"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(db)], stdout=subprocess.PIPE, text=True)
+    committed = []
+    deadline = time.time() + 30
+    while len(committed) < 60 and time.time() < deadline:
+        committed.append(proc.stdout.readline().strip())
+    proc.kill()
+    proc.wait()
+    committed += [line.strip() for line in proc.stdout.readlines() if line.strip()]
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    stored = {i["id"]: i for i in ReviewStore(db).history(limit=100_000)}
+    assert len(committed) >= 60 and all(cid in stored and stored[cid]["votes"] for cid in committed)
+
+
+def test_diff_marks_words_only_in_one_output():
+    html = diff_html("the cat sat <here>", "the dog sat <here>")
+    assert "line-through" in html and ">cat<" in html and ">dog<" in html and "&lt;here&gt;" in html
