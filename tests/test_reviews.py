@@ -155,3 +155,58 @@ def test_a_process_killed_during_writes_leaves_every_committed_row_readable(tmp_
 def test_diff_marks_words_only_in_one_output():
     html = diff_html("the cat sat <here>", "the dog sat <here>")
     assert "line-through" in html and ">cat<" in html and ">dog<" in html and "&lt;here&gt;" in html
+
+
+class LocalFolderApi:
+    """Stands in for HfApi so the scheduler commits into a local folder instead of the Hub."""
+
+    def __init__(self, target):
+        self.target, self.commits = target, 0
+
+    def create_repo(self, repo_id, **kwargs):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(repo_id=repo_id)
+
+    def create_commit(self, repo_id, operations, **kwargs):
+        for op in operations:
+            dest = self.target / repo_id / op.path_in_repo
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with op.as_file() as f:
+                dest.write_bytes(f.read())
+        self.commits += 1
+
+    def run_as_future(self, fn, *args, **kwargs):
+        from concurrent.futures import Future
+
+        future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def test_sync_pushes_a_consistent_snapshot_to_the_configured_repository(tmp_path, monkeypatch):
+    from comparer.reviews.sync import start_sync_from_env
+
+    store = ReviewStore(tmp_path / "live.sqlite")
+    cid = _comparison(store)
+    store.add_vote(cid, "left")
+    monkeypatch.setenv("COMPARER_SYNC_REPO", "team/reviews")
+    monkeypatch.setenv("COMPARER_SYNC_DIR", str(tmp_path / "sync"))
+    api = LocalFolderApi(tmp_path / "hub")
+    scheduler = start_sync_from_env(store, hf_api=api)  # pushes once at start, then every N minutes
+    try:
+        later = _comparison(store, "late", "comer")
+        store.add_vote(later, "tie")
+        scheduler.trigger().result(timeout=30)
+    finally:
+        scheduler.stop()
+    pushed = ReviewStore(tmp_path / "hub" / "team" / "reviews" / "reviews" / "reviews.sqlite")
+    assert api.commits >= 1 and pushed.get(cid)["votes"][0]["vote"] == "left"
+    assert pushed.get(later)["votes"][0]["vote"] == "tie"
+
+
+def test_sync_is_off_unless_configured(tmp_path, monkeypatch):
+    from comparer.reviews.sync import start_sync_from_env
+
+    monkeypatch.delenv("COMPARER_SYNC_REPO", raising=False)
+    assert start_sync_from_env(ReviewStore(tmp_path / "r.sqlite")) is None

@@ -8,6 +8,7 @@ from comparer.pool import ModelPool
 from comparer.presets import load_presets
 from comparer.ui.blocks import build_demo
 from comparer.reviews.store import ReviewStore
+from comparer.reviews.sync import start_sync_from_env
 from comparer.ui.handlers import CompareService
 from comparer.ui.review import ReviewService
 from comparer.ui.scaling import ScalingService
@@ -21,6 +22,7 @@ def create_app(preset: str = "offline", presets: str = "", device: str | None = 
     if preload:
         pool.pair(preset)
     store = ReviewStore(db_path)
+    start_sync_from_env(store)
     return build_demo(CompareService(pool, names, store), ScalingService(pool), ReviewService(store), preset)
 
 

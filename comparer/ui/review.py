@@ -64,6 +64,11 @@ class ReviewService:
         return item["prompt"], item["left_output"], item["right_output"], header, diff_html(item["left_output"],
                                                                                            item["right_output"])
 
+    def reopen_selected(self, evt: gr.SelectData) -> tuple:
+        """Clicking a history row re-opens that comparison (its id is the last column)."""
+        comparison_id = str(evt.row_value[-1])
+        return (comparison_id, *self.reopen(comparison_id))
+
     def export_file(self, fmt: str) -> str:
         if fmt not in FORMATS:
             raise gr.Error(f"Choose an export format: {', '.join(FORMATS)}.")
@@ -118,5 +123,7 @@ def review_tab(service: ReviewService, preset_names: list[str]) -> None:
     filters = [pair, preset, vote]
     refresh.click(service.history, inputs=filters, outputs=[table, tally_md, pair], api_name="history")
     reopen.click(service.reopen, inputs=[reopen_id], outputs=[prompt, left, right, header, diff], api_name="reopen")
+    table.select(service.reopen_selected, inputs=None, outputs=[reopen_id, prompt, left, right, header, diff],
+                 api_visibility="private")
     export_btn.click(service.export_file, inputs=[fmt], outputs=[download], api_name="export")
     return refresh, filters, [table, tally_md, pair]
