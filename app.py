@@ -22,6 +22,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="build the preset models from bundled configs with random weights (no download)")
     parser.add_argument("--host", default=os.environ.get("COMPARER_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("COMPARER_PORT", "7860")))
+    parser.add_argument("--queue-size", type=int, default=int(os.environ.get("COMPARER_QUEUE_MAX", "16")),
+                        help="requests waiting beyond this are told the queue is full")
     return parser.parse_args(argv)
 
 
@@ -32,8 +34,9 @@ def main(argv: list[str] | None = None) -> None:
 
     demo = create_app(args.preset, args.presets, args.device, args.random_weights, dtype=args.dtype,
                       engine=args.engine)
-    demo.queue(max_size=32).launch(server_name=args.host, server_port=args.port, ssr_mode=False,
-                                   show_error=False, footer_links=["api"])
+    demo.queue(max_size=args.queue_size).launch(
+        server_name=args.host, server_port=args.port, ssr_mode=False, show_error=False, run_history=False,
+        footer_links=["api"])
 
 
 if __name__ == "__main__":

@@ -131,7 +131,7 @@ def _pretrained_model(spec: ModelSpec, device: str, dtype: torch.dtype):
     on_cuda = torch.device(device).type == "cuda"
     try:
         return AutoModelForCausalLM.from_pretrained(
-            _source(spec), revision=spec.revision, dtype=dtype, trust_remote_code=False,
+            _source(spec), revision=spec.revision, dtype=dtype, trust_remote_code=False, use_safetensors=True,
             device_map="auto" if on_cuda else None)
     except (OSError, ValueError) as err:
         raise ModelLoadError(_load_hint(spec, err)) from err
@@ -150,7 +150,8 @@ def _load_hint(spec: ModelSpec, err: Exception) -> str:
     where = f"folder {spec.local_dir}" if spec.local_dir else f"'{spec.model_id}' from the Hugging Face Hub"
     return (f"Could not load {where}: {err}. If this machine is offline, use the 'offline' preset, or "
             f"download the model first (huggingface-cli download {spec.model_id}) and point "
-            f"HF_HOME at that cache. Models that need trust_remote_code are not supported.")
+            f"HF_HOME at that cache. Only safetensors weights are loaded, and models that need "
+            f"trust_remote_code are not supported.")
 
 
 def _card_for(spec: ModelSpec, model, device: str, dtype: torch.dtype) -> ArchitectureCard:

@@ -19,6 +19,7 @@ from comparer import analytic, memory
 from comparer.live import PaneStats, pane_stats
 from comparer.loading import LoadedModel
 from comparer.settings import GenerationSettings
+from comparer.validation import prompt_token_limit, trim_prompt_ids
 
 REFRESH_S = 0.05
 STALL_TIMEOUT_S = 120.0
@@ -39,6 +40,7 @@ class PaneState:
     text: str = ""
     status: str = "waiting"
     error: str | None = None
+    warning: str | None = None
     stats: PaneStats = field(default_factory=PaneStats)
 
     @property
@@ -85,7 +87,9 @@ class PairRun:
     def _produce(self, side: str, model: LoadedModel) -> None:
         """Runs in the side's own thread; always ends with an 'end' event, even after an error."""
         try:
-            prompt_ids = model.tokenizer(self.prompt)["input_ids"]
+            prompt_ids, warning = self._prompt_ids(model)
+            if warning:
+                self._events.put((side, "warning", warning))
             self._events.put((side, "start", (time.perf_counter(), len(prompt_ids))))
             model.engine.generate(prompt_ids, self.settings, stop=self.stop_event,
                                   on_token=lambda event: self._events.put((side, "token", event)))
@@ -94,6 +98,12 @@ class PairRun:
             self._events.put((side, "error", f"{type(err).__name__}: {err}"))
         finally:
             self._events.put((side, "end", None))
+
+    def _prompt_ids(self, model: LoadedModel) -> tuple[list[int], str | None]:
+        ids = model.tokenizer(self.prompt)["input_ids"]
+        limit = prompt_token_limit(model.card.max_positions if model.card.family != "SSM" else None,
+                                   self.settings.max_new_tokens)
+        return trim_prompt_ids(ids, limit)
 
     def _consume(self) -> Iterator[dict[str, PaneState]]:
         open_sides, last_yield_s, last_event_s = set(self.panes), 0.0, time.perf_counter()
@@ -128,6 +138,8 @@ class PairRun:
         elif kind == "token":
             pane.token_ids.append(payload.token_id)
             pane.token_times_s.append(payload.t_s)
+        elif kind == "warning":
+            pane.warning = payload
         elif kind == "error":
             pane.status, pane.error = "error", payload
         elif kind == "end":

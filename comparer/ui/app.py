@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import gradio as gr
 
 from comparer.pool import ModelPool
@@ -9,21 +11,24 @@ from comparer.presets import load_presets
 from comparer.ui.blocks import build_demo
 from comparer.reviews.store import ReviewStore
 from comparer.reviews.sync import start_sync_from_env
-from comparer.ui.handlers import CompareService
+from comparer.ui.handlers import CompareService, Limits
 from comparer.ui.review import ReviewService
 from comparer.ui.scaling import ScalingService
 
 
 def create_app(preset: str = "offline", presets: str = "", device: str | None = None,
                random_weights: bool = False, offline_cache_dir=None, preload: bool = True,
-               dtype: str | None = None, engine: str = "hf", db_path=None) -> gr.Blocks:
+               dtype: str | None = None, engine: str = "hf", db_path=None, limits: Limits | None = None) -> gr.Blocks:
     names = _preset_names(preset, presets)
     pool = ModelPool(device, offline_cache_dir, random_weights, dtype, engine)
     if preload:
         pool.pair(preset)
     store = ReviewStore(db_path)
     start_sync_from_env(store)
-    return build_demo(CompareService(pool, names, store), ScalingService(pool), ReviewService(store), preset)
+    service = CompareService(pool, names, store, limits)
+    demo = build_demo(service, ScalingService(pool), ReviewService(store), preset)
+    demo.comparer = SimpleNamespace(pool=pool, service=service, store=store)  # for operators and tests
+    return demo
 
 
 def _preset_names(first: str, wanted: str) -> list[str]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
 import threading
+import time
+from dataclasses import dataclass
 from typing import Iterator
 
 import gradio as gr
@@ -16,15 +19,66 @@ from comparer.presets import load_presets
 from comparer.reviews.store import NewComparison, ReviewStore
 from comparer.settings import GenerationSettings, SettingsError
 from comparer.ui.cards import card_markdown
+from comparer.validation import InputError, check_flag, check_prompt
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-deployment limits, from the environment (see the README's configuration table)."""
+
+    max_time_s: float = float(os.environ.get("COMPARER_MAX_TIME_S", "120"))
+    per_session_per_min: int = int(os.environ.get("COMPARER_SESSION_RATE_PER_MIN", "30"))
 
 
 class CompareService:
     """Holds the model pool and the comparison running in each browser session."""
 
-    def __init__(self, pool: ModelPool, presets: list[str], store: ReviewStore | None = None):
+    def __init__(self, pool: ModelPool, presets: list[str], store: ReviewStore | None = None,
+                 limits: Limits | None = None):
         self.pool, self.presets, self.store = pool, presets, store
+        self.limits = limits or Limits()
         self._runs: dict[str, PairRun] = {}
+        self._starts: dict[str, list[float]] = {}
         self._lock = threading.Lock()
+
+    def validate(self, prompt, max_new_tokens=128, do_sample=False, temperature=1.0, top_p=1.0, top_k=0,
+                 repetition_penalty=1.0, seed=0, fixed_length=False, preset=None, blind=False) -> None:
+        """Runs before the request is queued (Gradio's ``validator=``): invalid input queues nothing.
+        Returns one ``gr.validate`` per input, the failing one carrying the message."""
+        verdicts = [gr.validate(True, "") for _ in COMPARE_INPUTS]
+        try:
+            self._checked(prompt, max_new_tokens, do_sample, temperature, top_p, top_k, repetition_penalty, seed,
+                          fixed_length, preset, blind)
+        except gr.Error as err:
+            message = str(err.message if hasattr(err, "message") else err)
+            verdicts[_failing_input(message)] = gr.validate(False, message)
+        return verdicts
+
+    def _checked(self, prompt, max_new_tokens, do_sample, temperature, top_p, top_k, repetition_penalty, seed,
+                 fixed_length, preset, blind) -> tuple[GenerationSettings, str, bool]:
+        try:
+            check_prompt(prompt)
+            flags = [check_flag(n, v) for n, v in (("do_sample", do_sample), ("fixed_length", fixed_length),
+                                                   ("blind", blind))]
+        except InputError as err:
+            raise gr.Error(str(err)) from err
+        preset = preset or self.presets[0]
+        if preset not in self.presets:
+            raise gr.Error(f"Unknown preset {str(preset)[:60]!r}. Choose one of: {', '.join(self.presets)}.")
+        settings = _settings(max_new_tokens, flags[0], temperature, top_p, top_k, repetition_penalty, seed,
+                             flags[1], self.limits.max_time_s)
+        return settings, preset, flags[2]
+
+    def _rate_check(self, session: str) -> None:
+        """At most ``per_session_per_min`` comparisons a minute per session, so no visitor starves the rest."""
+        now = time.monotonic()
+        with self._lock:
+            recent = [t for t in self._starts.get(session, []) if now - t < 60]
+            if len(recent) >= self.limits.per_session_per_min:
+                wait_s = 60 - (now - recent[0])
+                raise gr.Error(f"Too many comparisons from this session ({len(recent)} in a minute); "
+                               f"wait {wait_s:.0f} s and try again.")
+            self._starts[session] = recent + [now]
 
     def load(self, preset: str) -> tuple:
         """Load a preset's pair; returns the two cards, the two pane labels and the preset's note."""
@@ -47,17 +101,15 @@ class CompareService:
                 preset: str | None = None, blind: bool = False, request: gr.Request = None) -> Iterator[tuple]:
         """Stream both panes: (left text, right text, left stats, right stats, stats JSON, comparison id).
         In blind mode the sides are shuffled and the models named only after a vote."""
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise gr.Error("The prompt is empty: type a prompt or pick an example.")
-        settings = _settings(max_new_tokens, do_sample, temperature, top_p, top_k, repetition_penalty,
-                             seed, fixed_length)
-        preset = preset or self.presets[0]
+        settings, preset, blind = self._checked(prompt, max_new_tokens, do_sample, temperature, top_p, top_k,
+                                                repetition_penalty, seed, fixed_length, preset, blind)
+        session = _session_id(request)
+        self._rate_check(session)
         models = self._models(preset)
         if blind and random.random() < 0.5:
             models = {"left": models["right"], "right": models["left"]}
         run = PairRun(models, prompt, settings)
-        comparison_id = self._record_start(prompt, preset, models, settings, bool(blind))
-        session = _session_id(request)
+        comparison_id = self._record_start(prompt, preset, models, settings, blind)
         self._register(session, run)
         try:
             for panes in run:
@@ -114,13 +166,23 @@ class CompareService:
                 del self._runs[session]
 
 
+COMPARE_INPUTS = ("prompt", "max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "repetition_penalty",
+                  "seed", "fixed_length", "preset", "blind")
+
+
+def _failing_input(message: str) -> int:
+    """Index of the input an error message is about (the prompt unless another is named first)."""
+    named = [(message.find(name), i) for i, name in enumerate(COMPARE_INPUTS) if name in message]
+    return min(named)[1] if named else 0
+
+
 def _settings(max_new_tokens, do_sample, temperature, top_p, top_k, repetition_penalty, seed,
-              fixed_length) -> GenerationSettings:
+              fixed_length, max_time_s) -> GenerationSettings:
     try:
         return GenerationSettings(max_new_tokens=_as_int(max_new_tokens, "max_new_tokens"),
-                                  do_sample=bool(do_sample), temperature=temperature, top_p=top_p,
+                                  do_sample=do_sample, temperature=temperature, top_p=top_p,
                                   top_k=_as_int(top_k, "top_k"), repetition_penalty=repetition_penalty,
-                                  seed=_as_int(seed, "seed"), fixed_length=bool(fixed_length))
+                                  seed=_as_int(seed, "seed"), fixed_length=fixed_length, max_time_s=max_time_s)
     except SettingsError as err:
         raise gr.Error(str(err)) from err
 
@@ -149,9 +211,10 @@ def _outputs(panes: dict[str, PaneState], blind: bool = False) -> tuple:
 
 def _stats_md(pane: PaneState) -> str:
     status = pane.status if pane.error is None else f"error — {pane.error}"
-    return format_stats_markdown(pane.stats, status)
+    warning = f"\n\n⚠️ {pane.warning}" if pane.warning else ""
+    return format_stats_markdown(pane.stats, status) + warning
 
 
 def _pane_json(pane: PaneState) -> dict:
-    return {"model_id": pane.model_id, "status": pane.status, "error": pane.error,
+    return {"model_id": pane.model_id, "status": pane.status, "error": pane.error, "warning": pane.warning,
             "prompt_tokens": pane.prompt_tokens, **pane.stats.to_dict()}

@@ -1,0 +1,175 @@
+"""Hostile input, injected faults, load, cancels: through gradio_client against a launched app."""
+
+import json
+import math
+import threading
+import time
+
+import pytest
+
+from comparer.validation import InputError, check_prompt, prompt_token_limit, trim_prompt_ids
+
+gradio_client = pytest.importorskip("gradio_client")
+QUEUE_MAX = 6
+
+
+@pytest.fixture(scope="module")
+def app(offline_dirs, tmp_path_factory):
+    from comparer.ui.app import create_app
+    from comparer.ui.handlers import Limits
+    from tests.test_app_api import _free_port
+
+    demo = create_app("offline", "offline,small", "cpu", offline_cache_dir=next(iter(offline_dirs.values())).parent,
+                      db_path=tmp_path_factory.mktemp("db") / "r.sqlite",
+                      limits=Limits(max_time_s=60, per_session_per_min=10_000))
+    port = _free_port()
+    demo.queue(max_size=QUEUE_MAX).launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
+                                          ssr_mode=False, quiet=True)
+    demo.url = f"http://127.0.0.1:{port}/"
+    yield demo
+    demo.close()
+
+
+def _error_text(err: Exception) -> str:
+    response = getattr(err, "response", None)
+    if response is not None:
+        return json.loads(response.text).get("detail", response.text)
+    return str(err)
+
+
+HOSTILE = [
+    dict(prompt=""), dict(prompt="   "), dict(prompt="\n\t\n"), dict(prompt="a\x00b"), dict(prompt="\x1b[31mred"),
+    dict(prompt="ring\x07"), dict(prompt="c1 \x85 control"), dict(prompt="x" * 150_000), dict(prompt=None),
+    dict(prompt="\x7f delete"), dict(prompt="\u0000" * 10), dict(max_new_tokens=0), dict(max_new_tokens=-5),
+    dict(max_new_tokens=10**9), dict(max_new_tokens="many"), dict(max_new_tokens=1.5), dict(temperature=0),
+    dict(temperature=-1), dict(temperature=1e9), dict(temperature=math.nan), dict(top_p=0), dict(top_p=2),
+    dict(top_k=-3), dict(top_k="k"), dict(repetition_penalty=0), dict(repetition_penalty=100), dict(seed=-1),
+    dict(seed="s"), dict(do_sample="yes"), dict(fixed_length="no"), dict(preset="nope"),
+    dict(preset="../../etc/passwd"), dict(blind="maybe"), dict(top_p=math.inf),
+]
+
+
+@pytest.mark.parametrize("bad", HOSTILE, ids=[str(list(b.items())[0])[:40] for b in HOSTILE])
+def test_hostile_input_gets_a_clear_error_and_the_server_keeps_serving(app, bad):
+    client = gradio_client.Client(app.url, verbose=False)
+    kwargs = {"prompt": "fine prompt", "max_new_tokens": 4, **bad}
+    with pytest.raises(Exception) as info:
+        client.predict(**kwargs, api_name="/compare")
+    message = _error_text(info.value)
+    assert len(message) > 15 and any(w in message.lower() for w in
+                                     ("prompt", "must", "value", "between", "choices", "true or false", "limit"))
+    assert app.comparer.service.active_runs() == 0
+    assert client.predict("still serving?", max_new_tokens=2, api_name="/compare")[4]["left"]["status"] == "done"
+
+
+def test_there_are_at_least_thirty_hostile_inputs():
+    assert len(HOSTILE) >= 30
+
+
+class BrokenEngine:
+    """Test hook: wraps a real engine and raises after a few tokens, as an OOM inside generate would."""
+
+    def __init__(self, inner):
+        self.inner, self.card, self.device, self.released = inner, inner.card, inner.device, 0
+
+    def generate(self, prompt_ids, settings, on_token=None, stop=None):
+        def exploding(event, seen=[]):
+            seen.append(event)
+            if len(seen) == 3:
+                raise RuntimeError("CUDA out of memory (injected by the test)")
+            on_token(event)
+
+        return self.inner.generate(prompt_ids, settings, exploding, stop)
+
+    def release(self):
+        self.released += 1
+
+
+def test_a_failure_in_one_engine_shows_in_its_pane_and_the_other_finishes(app):
+    models = app.comparer.pool.pair("offline")
+    original = models["left"].engine
+    models["left"].engine = BrokenEngine(original)
+    try:
+        client = gradio_client.Client(app.url, verbose=False)
+        *_, stats, _ = client.predict("moon", max_new_tokens=16, fixed_length=True, api_name="/compare")
+        assert stats["left"]["status"] == "error" and "out of memory" in stats["left"]["error"]
+        assert stats["right"]["status"] == "done" and stats["right"]["tokens"] == 16
+        assert models["left"].engine.released == 1
+    finally:
+        models["left"].engine = original
+    assert client.predict("moon", max_new_tokens=4, api_name="/compare")[4]["left"]["status"] == "done"
+
+
+def test_sixteen_concurrent_clients_each_finish_or_are_told_the_queue_is_full(app):
+    results, bound_s = [], 180
+
+    def one(i):
+        client = gradio_client.Client(app.url, verbose=False)
+        t0 = time.perf_counter()
+        try:
+            client.predict(f"client {i}", max_new_tokens=24, fixed_length=True, api_name="/compare")
+            results.append(("done", time.perf_counter() - t0))
+        except Exception as err:
+            results.append(("full" if "queue is full" in _error_text(err).lower() else _error_text(err),
+                            time.perf_counter() - t0))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(bound_s)
+    assert len(results) == 16, "a client hung"
+    outcomes = [r for r, _ in results]
+    assert set(outcomes) <= {"done", "full"} and outcomes.count("done") >= QUEUE_MAX
+    assert max(s for _, s in results) < bound_s
+
+
+def test_fifty_cancels_leave_no_generation_thread_behind(app):
+    baseline = threading.active_count()
+    client = gradio_client.Client(app.url, verbose=False)
+    for i in range(50):
+        job = client.submit(f"cancel me {i}", max_new_tokens=1024, fixed_length=True, api_name="/compare")
+        deadline = time.time() + 30
+        while not job.outputs() and time.time() < deadline:
+            time.sleep(0.02)
+        job.cancel()
+    deadline = time.time() + 15
+    while time.time() < deadline and ([t for t in threading.enumerate() if t.name.startswith("comparer-")]
+                                       or app.comparer.service.active_runs()):
+        time.sleep(0.1)
+    assert not [t for t in threading.enumerate() if t.name.startswith("comparer-")]
+    assert app.comparer.service.active_runs() == 0
+    assert threading.active_count() <= baseline + 4  # client/server worker pools may grow a little
+
+
+def test_a_prompt_beyond_the_transformers_positions_is_trimmed_with_a_visible_warning(app):
+    client = gradio_client.Client(app.url, verbose=False)
+    prompt = open("prompts/long_lighthouse.txt").read() * 6  # ~13,000 tokens of the tiny BPE
+    _, _, left_md, right_md, stats, _ = client.predict(prompt, max_new_tokens=8, api_name="/compare")
+    transformer = next(s for s in stats.values() if s["model_id"] == "offline-transformer")
+    assert transformer["warning"].startswith("prompt trimmed: kept the last 8,184")
+    assert "prompt trimmed" in left_md + right_md
+
+
+def test_session_rate_limit_tells_the_visitor_how_long_to_wait():
+    import gradio as gr
+
+    from comparer.ui.handlers import CompareService, Limits
+
+    service = CompareService(pool=None, presets=["offline"], limits=Limits(per_session_per_min=3))
+    for _ in range(3):
+        service._rate_check("s1")
+    with pytest.raises(gr.Error, match="Too many comparisons from this session"):
+        service._rate_check("s1")
+    service._rate_check("s2")  # other visitors are unaffected
+
+
+def test_prompt_checks_and_trimming_units():
+    with pytest.raises(InputError, match="U\\+001B"):
+        check_prompt("esc \x1b")
+    assert check_prompt("tabs\tand\nnewlines\r fine") == "tabs\tand\nnewlines\r fine"
+    assert prompt_token_limit(2048, 128, app_cap=32768) == 1920
+    assert prompt_token_limit(None, 128, app_cap=500) == 500
+    ids, warning = trim_prompt_ids(list(range(10)), 4)
+    assert ids == [6, 7, 8, 9] and "last 4 of 10" in warning
+    assert trim_prompt_ids([1, 2], 4) == ([1, 2], None)
