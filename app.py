@@ -18,6 +18,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--engine", default=os.environ.get("COMPARER_ENGINE", "hf"), choices=["hf", "fast", "auto"],
                         help="hf: transformers generate (default); fast: comparer's Mamba engine (CUDA graphs); "
                              "auto: fast where it applies")
+    parser.add_argument("--free-model-entry", action="store_true",
+                        default=os.environ.get("COMPARER_FREE_MODEL_ENTRY", "") == "1",
+                        help="let visitors load any two Hub models (off: only the presets' models)")
     parser.add_argument("--random-weights", action="store_true",
                         help="build the preset models from bundled configs with random weights (no download)")
     parser.add_argument("--host", default=os.environ.get("COMPARER_HOST", "127.0.0.1"))
@@ -33,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     from comparer.ui.app import create_app
 
     demo = create_app(args.preset, args.presets, args.device, args.random_weights, dtype=args.dtype,
-                      engine=args.engine)
+                      engine=args.engine, free_entry=args.free_model_entry)
     demo.queue(max_size=args.queue_size).launch(
         server_name=args.host, server_port=args.port, ssr_mode=False, show_error=False, run_history=False,
         footer_links=["api"])

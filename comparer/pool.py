@@ -27,13 +27,15 @@ class ModelPool:
         self._lock = threading.Lock()
         self._loaded: tuple[str, dict[str, LoadedModel]] | None = None
 
-    def pair(self, preset_name: str) -> dict[str, LoadedModel]:
-        """The two loaded models of ``preset_name``, keyed 'left' and 'right'."""
+    def pair(self, preset_name: str, preset: Preset | None = None) -> dict[str, LoadedModel]:
+        """The two loaded models of ``preset_name`` (or of ``preset``, a custom pair), keyed 'left'/'right'."""
+        key = preset_name if preset is None else f"{preset_name}:{preset.left.model_id}|{preset.right.model_id}"
         with self._lock:
-            if self._loaded and self._loaded[0] == preset_name:
+            if self._loaded and self._loaded[0] == key:
                 return self._loaded[1]
             self._unload()
-            preset = get_preset(preset_name)
+            preset = preset or get_preset(preset_name)
+            preset_name = key
             specs = preset_specs(preset, self.random_weights, self.offline_cache_dir)
             models = {side: load_model(spec, self.device, self.dtype, self.engine) for side, spec in zip(SIDES, specs)}
             self._loaded = (preset_name, models)

@@ -49,3 +49,19 @@ def _preset(name: str, entry: dict) -> Preset:
 def _spec(entry: dict) -> ModelSpec:
     return ModelSpec(model_id=entry["model_id"], revision=entry.get("revision"),
                      config_name=entry.get("config_name"))
+
+
+CUSTOM = "custom"
+MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
+
+
+def custom_preset(left_id: str, right_id: str) -> Preset:
+    """A pair typed in by a visitor: only offered when the operator enables free model entry."""
+    import re
+
+    for model_id in (left_id, right_id):
+        if not isinstance(model_id, str) or not re.match(MODEL_ID_PATTERN, model_id.strip()):
+            raise KeyError(f"{model_id!r} is not a Hub model id like 'owner/name'.")
+    left, right = (ModelSpec(model_id=m.strip()) for m in (left_id, right_id))
+    return Preset(CUSTOM, f"Custom: {left.model_id} vs {right.model_id}",
+                  "A pair entered by hand (free model entry is enabled on this deployment).", left, right)

@@ -173,3 +173,28 @@ def test_prompt_checks_and_trimming_units():
     ids, warning = trim_prompt_ids(list(range(10)), 4)
     assert ids == [6, 7, 8, 9] and "last 4 of 10" in warning
     assert trim_prompt_ids([1, 2], 4) == ([1, 2], None)
+
+
+def test_model_ids_come_only_from_the_presets_unless_free_entry_is_enabled(offline_dirs, tmp_path):
+    from comparer.ui.app import create_app
+    from tests.test_app_api import _free_port
+
+    cache = next(iter(offline_dirs.values())).parent
+    for free_entry in (False, True):
+        demo = create_app("offline", "offline", "cpu", offline_cache_dir=cache, db_path=tmp_path / f"{free_entry}.db",
+                          free_entry=free_entry)
+        port = _free_port()
+        demo.queue(max_size=4).launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
+                                      ssr_mode=False, quiet=True)
+        try:
+            client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+            endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+            assert ("/load_custom" in endpoints) is free_entry
+            with pytest.raises(Exception) as info:
+                client.predict("hi", preset="custom", api_name="/compare")
+            assert "custom" in _error_text(info.value)
+            if free_entry:
+                with pytest.raises(Exception, match="not a Hub model id"):
+                    client.predict("../../etc", "a/b", api_name="/load_custom")
+        finally:
+            demo.close()

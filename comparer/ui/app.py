@@ -18,14 +18,15 @@ from comparer.ui.scaling import ScalingService
 
 def create_app(preset: str = "offline", presets: str = "", device: str | None = None,
                random_weights: bool = False, offline_cache_dir=None, preload: bool = True,
-               dtype: str | None = None, engine: str = "hf", db_path=None, limits: Limits | None = None) -> gr.Blocks:
+               dtype: str | None = None, engine: str = "hf", db_path=None, limits: Limits | None = None,
+               free_entry: bool = False) -> gr.Blocks:
     names = _preset_names(preset, presets)
     pool = ModelPool(device, offline_cache_dir, random_weights, dtype, engine)
     if preload:
         pool.pair(preset)
     store = ReviewStore(db_path)
     start_sync_from_env(store)
-    service = CompareService(pool, names, store, limits)
+    service = CompareService(pool, names, store, limits, free_entry)
     demo = build_demo(service, ScalingService(pool), ReviewService(store), preset)
     demo.comparer = SimpleNamespace(pool=pool, service=service, store=store)  # for operators and tests
     return demo

@@ -37,8 +37,16 @@ def build_demo(service: CompareService, scaling: ScalingService, reviews: Review
 
 def _compare_tab(service: CompareService, default_preset: str) -> dict:
     presets = load_presets()
-    ui = {"preset": gr.Dropdown([(presets[n].label, n) for n in service.presets], value=default_preset,
+    choices = [(presets[n].label, n) for n in service.presets]
+    choices += [("Custom pair (below)", "custom")] if service.free_entry else []
+    ui = {"preset": gr.Dropdown(choices, value=default_preset,
                                 label="Model pair", elem_id="preset")}
+    if service.free_entry:
+        with gr.Accordion("Custom pair: any two Hub models (free entry enabled by the operator)", open=False):
+            with gr.Row():
+                ui["custom_left"] = gr.Textbox(label="left model id", placeholder="state-spaces/mamba-130m-hf")
+                ui["custom_right"] = gr.Textbox(label="right model id", placeholder="EleutherAI/pythia-160m")
+                ui["custom_load"] = gr.Button("Load custom pair")
     ui["preset_info"] = gr.Markdown(elem_id="preset-info")
     ui["prompt"] = gr.Textbox(label="Prompt", lines=4, max_lines=8, elem_id="prompt",
                               placeholder="Type a prompt or pick an example below")
@@ -88,6 +96,9 @@ def _wire(demo: gr.Blocks, service: CompareService, ui: dict) -> None:
     load_outputs = [ui["left_card"], ui["right_card"], ui["left_text"], ui["right_text"], ui["preset_info"]]
     demo.load(service.load, inputs=[ui["preset"]], outputs=load_outputs, api_visibility="private")
     ui["preset"].change(service.load, inputs=[ui["preset"]], outputs=load_outputs, api_visibility="private")
+    if service.free_entry:
+        ui["custom_load"].click(service.load_custom, inputs=[ui["custom_left"], ui["custom_right"]],
+                                outputs=load_outputs + [ui["preset"]], api_name="load_custom")
     inputs = [ui["prompt"], *(ui[name] for name in SETTING_NAMES), ui["preset"], ui["blind"]]
     outputs = [ui["left_text"], ui["right_text"], ui["left_stats"], ui["right_stats"], ui["stats_json"],
                ui["comparison_id"]]

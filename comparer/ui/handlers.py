@@ -15,7 +15,7 @@ from comparer.live import format_stats_markdown
 from comparer.loading import ModelLoadError
 from comparer.pair import SIDES, PairRun, PaneState
 from comparer.pool import ModelPool
-from comparer.presets import load_presets
+from comparer.presets import CUSTOM, Preset, custom_preset, load_presets
 from comparer.reviews.store import NewComparison, ReviewStore
 from comparer.settings import GenerationSettings, SettingsError
 from comparer.ui.cards import card_markdown
@@ -34,8 +34,9 @@ class CompareService:
     """Holds the model pool and the comparison running in each browser session."""
 
     def __init__(self, pool: ModelPool, presets: list[str], store: ReviewStore | None = None,
-                 limits: Limits | None = None):
-        self.pool, self.presets, self.store = pool, presets, store
+                 limits: Limits | None = None, free_entry: bool = False):
+        self.pool, self.presets, self.store, self.free_entry = pool, presets, store, free_entry
+        self.custom: Preset | None = None
         self.limits = limits or Limits()
         self._runs: dict[str, PairRun] = {}
         self._starts: dict[str, list[float]] = {}
@@ -63,7 +64,7 @@ class CompareService:
         except InputError as err:
             raise gr.Error(str(err)) from err
         preset = preset or self.presets[0]
-        if preset not in self.presets:
+        if preset not in self.presets + ([CUSTOM] if self.free_entry and self.custom else []):
             raise gr.Error(f"Unknown preset {str(preset)[:60]!r}. Choose one of: {', '.join(self.presets)}.")
         settings = _settings(max_new_tokens, flags[0], temperature, top_p, top_k, repetition_penalty, seed,
                              flags[1], self.limits.max_time_s)
@@ -83,7 +84,7 @@ class CompareService:
     def load(self, preset: str) -> tuple:
         """Load a preset's pair; returns the two cards, the two pane labels and the preset's note."""
         models = self._models(preset)
-        info = load_presets()[preset]
+        info = self.custom if preset == CUSTOM else load_presets()[preset]
         cards = [card_markdown(models[side].card) for side in SIDES]
         labels = [gr.Textbox(label=f"{side}: {models[side].spec.model_id}") for side in SIDES]
         return (*cards, *labels, f"**{info.label}.** {info.description}")
@@ -145,11 +146,22 @@ class CompareService:
         with self._lock:
             return len(self._runs)
 
-    def _models(self, preset: str):
-        if preset not in self.presets:
-            raise gr.Error(f"Unknown preset '{preset}'. Choose one of: {', '.join(self.presets)}.")
+    def load_custom(self, left_id: str, right_id: str) -> tuple:
+        """Free model entry (operator opt-in): load any two Hub models, safetensors only, no remote code."""
+        if not self.free_entry:
+            raise gr.Error("Free model entry is disabled on this deployment; pick a preset.")
         try:
-            return self.pool.pair(preset)
+            self.custom = custom_preset(left_id, right_id)
+        except KeyError as err:
+            raise gr.Error(str(err.args[0])) from err
+        return (*self.load(CUSTOM), gr.Dropdown(value=CUSTOM))
+
+    def _models(self, preset: str):
+        allowed = self.presets + ([CUSTOM] if self.free_entry and self.custom else [])
+        if preset not in allowed:
+            raise gr.Error(f"Unknown preset '{str(preset)[:60]}'. Choose one of: {', '.join(allowed)}.")
+        try:
+            return self.pool.pair(preset, self.custom if preset == CUSTOM else None)
         except ModelLoadError as err:
             raise gr.Error(str(err)) from err
 
