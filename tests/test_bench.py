@@ -59,9 +59,22 @@ def test_out_of_memory_at_one_context_is_recorded_and_the_sweep_goes_on():
     assert "out of memory" in run.points[1].error and run.points[1].decode_tok_per_s is None
 
 
-def test_decode_rate_excludes_the_first_token():
-    point = measure_point(ScriptedEngine(n=5, delay_s=0.01), [1, 2, 3], new_tokens=5, repeats=1)
-    assert 60 < point.decode_tok_per_s.median < 110  # 4 gaps of ~10 ms
+class FixedClockEngine(Engine):
+    """Reports tokens at fixed times: first token 0.5 s after start, then one every 0.1 s."""
+
+    def __init__(self):
+        self.inner = ScriptedEngine()
+        self.card, self.device = self.inner.card, "cpu"
+
+    def generate(self, prompt_ids, settings, on_token=None, stop=None):
+        n = settings.max_new_tokens
+        return GenerationResult(list(range(n)), 100.0, [100.5 + 0.1 * i for i in range(n)])
+
+
+def test_ttft_is_the_first_token_and_decode_rate_excludes_it():
+    point = measure_point(FixedClockEngine(), [1, 2, 3], new_tokens=5, repeats=2)
+    assert point.ttft_s.median == pytest.approx(0.5)
+    assert point.decode_tok_per_s.median == pytest.approx(10.0)  # 4 gaps of 0.1 s, not 5 tokens / 0.9 s
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in STORED.glob("*.json")))
