@@ -9,6 +9,15 @@ import pytest
 gradio_client = pytest.importorskip("gradio_client")
 
 
+def start_streaming(client, prompt: str, max_new_tokens: int = 1024):
+    """Submit a long fixed-length comparison and return its job once the first update arrived."""
+    job = client.submit(prompt, max_new_tokens=max_new_tokens, fixed_length=True, api_name="/compare")
+    deadline = time.time() + 60
+    while not job.outputs() and time.time() < deadline:
+        time.sleep(0.02)
+    return job
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -53,16 +62,17 @@ def test_compare_streams_intermediate_updates(app_url):
 
 
 def test_stop_endpoint_ends_a_running_comparison_within_a_second(app_url):
+    """Timed on the server side (the app runs in this process): from the /stop request until both
+    generation threads have ended; the client then sees both panes 'stopped'."""
     client = gradio_client.Client(app_url, verbose=False)
-    job = client.submit(open("prompts/maia.txt").read(), max_new_tokens=1024, fixed_length=True,
-                        api_name="/compare")
-    deadline = time.time() + 60
-    while not job.outputs() and time.time() < deadline:
-        time.sleep(0.05)
+    job = start_streaming(client, open("prompts/maia.txt").read())
+    assert _generation_threads()
     t0 = time.perf_counter()
     client.predict(api_name="/stop")
-    final = job.result(timeout=30)
+    while _generation_threads() and time.perf_counter() - t0 < 5:
+        time.sleep(0.01)
     assert time.perf_counter() - t0 < 1.0
+    final = job.result(timeout=30)
     assert final[4]["left"]["status"] == final[4]["right"]["status"] == "stopped"
     assert final[4]["left"]["tokens"] < 1024
 
@@ -102,11 +112,7 @@ def test_scaling_live_sweep_rejects_bad_contexts_clearly(app_url):
 
 def test_a_client_that_cancels_like_a_closed_tab_stops_both_generations(app_url):
     client = gradio_client.Client(app_url, verbose=False)
-    job = client.submit(open("prompts/maia.txt").read(), max_new_tokens=1024, fixed_length=True,
-                        api_name="/compare")
-    deadline = time.time() + 60
-    while not job.outputs() and time.time() < deadline:
-        time.sleep(0.05)
+    job = start_streaming(client, open("prompts/maia.txt").read())
     assert _generation_threads(), "the comparison should be running"
     job.cancel()
     deadline = time.time() + 3

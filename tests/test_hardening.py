@@ -8,6 +8,7 @@ import time
 import pytest
 
 from comparer.validation import InputError, check_prompt, prompt_token_limit, trim_prompt_ids
+from tests.test_app_api import _free_port, start_streaming
 
 gradio_client = pytest.importorskip("gradio_client")
 QUEUE_MAX = 6
@@ -17,8 +18,6 @@ QUEUE_MAX = 6
 def app(offline_dirs, tmp_path_factory):
     from comparer.ui.app import create_app
     from comparer.ui.handlers import Limits
-    from tests.test_app_api import _free_port
-
     demo = create_app("offline", "offline,small", "cpu", offline_cache_dir=next(iter(offline_dirs.values())).parent,
                       db_path=tmp_path_factory.mktemp("db") / "r.sqlite",
                       limits=Limits(max_time_s=60, per_session_per_min=10_000))
@@ -125,11 +124,7 @@ def test_sixteen_concurrent_clients_each_finish_or_are_told_the_queue_is_full(ap
 
 
 def _submit_and_cancel(client, i):
-    job = client.submit(f"cancel me {i}", max_new_tokens=1024, fixed_length=True, api_name="/compare")
-    deadline = time.time() + 30
-    while not job.outputs() and time.time() < deadline:
-        time.sleep(0.02)
-    job.cancel()
+    start_streaming(client, f"cancel me {i}").cancel()
 
 
 def test_fifty_cancels_leave_no_generation_thread_behind(app):
@@ -184,7 +179,6 @@ def test_prompt_checks_and_trimming_units():
 
 def test_model_ids_come_only_from_the_presets_unless_free_entry_is_enabled(offline_dirs, tmp_path):
     from comparer.ui.app import create_app
-    from tests.test_app_api import _free_port
 
     cache = next(iter(offline_dirs.values())).parent
     for free_entry in (False, True):
