@@ -115,3 +115,16 @@ def test_live_stats_report_ttft_and_decode_rate_from_timestamps(offline_pair):
         expected = 15 / (pane.token_times_s[-1] - pane.token_times_s[0])
         assert abs(s.decode_tok_per_s - expected) < 1e-6
         assert s.label == "live, shared device"
+
+
+def test_a_producer_that_never_sends_does_not_hang_the_consumer():
+    gate = threading.Event()  # never set by the test: the right engine hangs before its first token
+    run = PairRun({"left": fake(ScriptedEngine(n=5), "ok"), "right": fake(ScriptedEngine(gate=gate), "dead")},
+                  MAIA, GenerationSettings(max_new_tokens=5), refresh_s=0.01, stall_timeout_s=0.5)
+    t0 = time.perf_counter()
+    for panes in run:
+        pass
+    assert time.perf_counter() - t0 < 8  # stall timeout + bounded join, never forever
+    assert panes["left"].status == "done"
+    assert panes["right"].status == "error" and "no token for" in panes["right"].error
+    gate.set()
