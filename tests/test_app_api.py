@@ -24,21 +24,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def app_url(offline_dirs, tmp_path_factory):
-    from comparer.ui.app import create_app
-
-    cache_dir = next(iter(offline_dirs.values())).parent
-    db = tmp_path_factory.mktemp("db") / "reviews.sqlite"
-    demo = create_app("offline", "offline,small", "cpu", offline_cache_dir=cache_dir, db_path=db)
-    demo.db_path = db
-    port = _free_port()
-    demo.queue(max_size=16).launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
-                                   ssr_mode=False, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
-
-
 def test_compare_endpoint_returns_two_non_empty_texts_and_stats(app_url):
     client = gradio_client.Client(app_url, verbose=False)
     left, right, left_md, right_md, stats, comparison_id = client.predict(

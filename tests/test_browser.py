@@ -1,0 +1,60 @@
+"""The app in a real browser: Debian's Chromium driven by Playwright (no browser download)."""
+
+import os
+import shutil
+
+import pytest
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
+CHROMIUM = os.environ.get("COMPARER_CHROMIUM", "/usr/bin/chromium")
+pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def page(app_url, tmp_path_factory):
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 1400})
+        page.goto(app_url)
+        page.wait_for_selector("#compare-btn")
+        yield page
+        browser.close()
+
+
+def _text(page, elem_id: str) -> str:
+    return page.evaluate(f"document.querySelector('#{elem_id} textarea').value")
+
+
+def test_compare_fills_both_panes_with_stats_then_stop_halts_updates(page, tmp_path):
+    page.locator("#prompt textarea").fill("Maia gets ready for her next adventure. She finds a toy boat and")
+    page.locator("#compare-btn").click()
+    page.wait_for_function("document.querySelector('#left-stats').innerText.includes('done') && "
+                           "document.querySelector('#right-stats').innerText.includes('done')", timeout=60_000)
+    assert _text(page, "left-text") and _text(page, "right-text")
+    stats = page.locator("#left-stats").inner_text()
+    assert "time to first token" in stats and "tok/s" in stats
+
+    page.get_by_text("Decoding settings").click()
+    page.get_by_label("fixed length (min = max new tokens), for speed comparisons").check()
+    page.locator("input[aria-label='number input for max new tokens']").fill("1024")
+    page.locator("input[aria-label='number input for max new tokens']").press("Enter")
+    page.locator("#compare-btn").click()
+    page.wait_for_function("document.querySelector('#left-stats').innerText.includes('generating')", timeout=60_000)
+    page.locator("#stop-btn").click()
+    page.wait_for_timeout(1000)
+    after_stop = (_text(page, "left-text"), _text(page, "right-text"))
+    page.wait_for_timeout(1500)
+    assert (_text(page, "left-text"), _text(page, "right-text")) == after_stop
+    page.screenshot(path=str(tmp_path / "compare.png"))
+
+
+def test_scaling_plot_renders_the_stored_h200_runs(page, tmp_path):
+    page.get_by_role("tab", name="Scaling").click()
+    page.wait_for_selector("#scaling-plot .main-svg", timeout=30_000)
+    assert "H200" in page.locator("#scaling-plot").inner_text()
+    out = os.environ.get("COMPARER_SCREENSHOT_DIR", str(tmp_path))
+    os.makedirs(out, exist_ok=True)
+    page.screenshot(path=os.path.join(out, "scaling.png"))
+    page.get_by_role("tab", name="Compare").click()
