@@ -23,7 +23,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="let visitors load any two Hub models (off: only the presets' models)")
     parser.add_argument("--random-weights", action="store_true",
                         help="build the preset models from bundled configs with random weights (no download)")
-    parser.add_argument("--host", default=os.environ.get("COMPARER_HOST", "127.0.0.1"))
+    parser.add_argument("--host", default=os.environ.get("COMPARER_HOST", "0.0.0.0" if os.environ.get("SPACE_ID")
+                                                          else "127.0.0.1"),
+                        help="127.0.0.1 unless told otherwise (0.0.0.0 on a Hugging Face Space)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("COMPARER_PORT", "7860")))
     parser.add_argument("--queue-size", type=int, default=int(os.environ.get("COMPARER_QUEUE_MAX", "16")),
                         help="requests waiting beyond this are told the queue is full")
@@ -32,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    _import_spaces_first()
     args = parse_args(argv)
     from comparer.ui.app import create_app
 
@@ -40,6 +43,14 @@ def main(argv: list[str] | None = None) -> None:
     demo.queue(max_size=args.queue_size).launch(
         server_name=args.host, server_port=args.port, ssr_mode=False, show_error=False, run_history=False,
         footer_links=["api"])
+
+
+def _import_spaces_first() -> None:
+    """ZeroGPU needs ``spaces`` imported before anything touches CUDA; absent elsewhere."""
+    try:
+        import spaces  # noqa: F401
+    except ImportError:
+        pass
 
 
 if __name__ == "__main__":

@@ -199,3 +199,26 @@ def test_model_ids_come_only_from_the_presets_unless_free_entry_is_enabled(offli
                     client.predict("../../etc", "a/b", api_name="/load_custom")
         finally:
             demo.close()
+
+
+def test_zerogpu_path_imports_and_runs_on_the_cpu_when_spaces_is_present(offline_dirs, tmp_path, monkeypatch):
+    """With ``spaces`` installed and ZeroGPU forced, one @spaces.GPU generator streams both models;
+    its arguments and every yielded value must pickle (ZeroGPU sends them between processes)."""
+    import pickle
+
+    pytest.importorskip("spaces")
+    from comparer.ui import zerogpu
+    from comparer.ui.app import create_app
+
+    monkeypatch.setenv("COMPARER_ZEROGPU", "1")
+    demo = create_app("offline", "offline", "cpu", offline_cache_dir=next(iter(offline_dirs.values())).parent,
+                      db_path=tmp_path / "z.db")
+    service = demo.comparer.service
+    assert service.gpu_stream is not None
+    args = ("moon", {"max_new_tokens": 6, "fixed_length": True}, "offline", False, False)
+    pickle.dumps(args)
+    outputs = list(zerogpu.stream_outputs(*args))
+    pickle.dumps(outputs)
+    assert outputs[-1][4]["left"]["tokens"] == outputs[-1][4]["right"]["tokens"] == 6
+    *_, stats, cid = list(service.compare("moon", max_new_tokens=6, fixed_length=True))[-1]
+    assert stats["left"]["status"] == "done" and demo.comparer.store.get(cid)["status"] == "done"

@@ -11,6 +11,7 @@ from comparer.presets import load_presets
 from comparer.ui.blocks import build_demo
 from comparer.reviews.store import ReviewStore
 from comparer.reviews.sync import start_sync_from_env
+from comparer.ui import zerogpu
 from comparer.ui.handlers import CompareService, Limits
 from comparer.ui.review import ReviewService
 from comparer.ui.scaling import ScalingService
@@ -26,7 +27,7 @@ def create_app(preset: str = "offline", presets: str = "", device: str | None = 
         pool.pair(preset)
     store = ReviewStore(db_path)
     start_sync_from_env(store)
-    service = CompareService(pool, names, store, limits, free_entry)
+    service = CompareService(pool, names, store, limits, free_entry, gpu_stream=zerogpu.install(pool))
     demo = build_demo(service, ScalingService(pool), ReviewService(store), preset)
     demo.comparer = SimpleNamespace(pool=pool, service=service, store=store)  # for operators and tests
     return demo

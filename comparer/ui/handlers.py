@@ -19,6 +19,7 @@ from comparer.presets import CUSTOM, Preset, custom_preset, load_presets
 from comparer.reviews.store import NewComparison, ReviewStore
 from comparer.settings import GenerationSettings, SettingsError
 from comparer.ui.cards import card_markdown
+from comparer.ui.zerogpu import local_stream
 from comparer.validation import InputError, check_flag, check_prompt
 
 
@@ -34,8 +35,9 @@ class CompareService:
     """Holds the model pool and the comparison running in each browser session."""
 
     def __init__(self, pool: ModelPool, presets: list[str], store: ReviewStore | None = None,
-                 limits: Limits | None = None, free_entry: bool = False):
+                 limits: Limits | None = None, free_entry: bool = False, gpu_stream=None):
         self.pool, self.presets, self.store, self.free_entry = pool, presets, store, free_entry
+        self.gpu_stream = gpu_stream  # the @spaces.GPU stream on ZeroGPU, else None
         self.custom: Preset | None = None
         self.limits = limits or Limits()
         self._runs: dict[str, PairRun] = {}
@@ -106,18 +108,26 @@ class CompareService:
                                                 repetition_penalty, seed, fixed_length, preset, blind)
         session = _session_id(request)
         self._rate_check(session)
+        swap = blind and random.random() < 0.5
         models = self._models(preset)
-        if blind and random.random() < 0.5:
+        if swap:
             models = {"left": models["right"], "right": models["left"]}
-        run = PairRun(models, prompt, settings)
         comparison_id = self._record_start(prompt, preset, models, settings, blind)
-        self._register(session, run)
+        if self.gpu_stream is not None:  # ZeroGPU: one GPU task for both models, stopped by cancellation
+            stream = self.gpu_stream(prompt, settings.to_dict(), preset, swap, blind)
+        else:
+            run = PairRun(models, prompt, settings)
+            self._register(session, run)
+            stream = local_stream(run, blind, pane_outputs)
+        last = None
         try:
-            for panes in run:
-                yield (*_outputs(panes, bool(blind)), comparison_id)
+            for outputs in stream:
+                last = outputs
+                yield (*outputs, comparison_id)
         finally:
-            self._unregister(session, run)
-            self._record_finish(comparison_id, run.panes)
+            if self.gpu_stream is None:
+                self._unregister(session, run)
+            self._record_finish(comparison_id, last)
 
     def _record_start(self, prompt, preset, models, settings, blind) -> str:
         if self.store is None:
@@ -127,13 +137,15 @@ class CompareService:
                             models["left"].card.to_dict(), models["right"].card.to_dict())
         return self.store.start_comparison(new)
 
-    def _record_finish(self, comparison_id: str, panes: dict[str, PaneState]) -> None:
-        if self.store is None or not comparison_id:
+    def _record_finish(self, comparison_id: str, outputs: tuple | None) -> None:
+        if self.store is None or not comparison_id or outputs is None:
             return
-        statuses = {p.status for p in panes.values()}
-        status = "error" if "error" in statuses else "stopped" if "stopped" in statuses or "generating" in statuses else "done"
-        self.store.finish_comparison(comparison_id, panes["left"].text, panes["right"].text,
-                                     _pane_json(panes["left"]), _pane_json(panes["right"]), status)
+        left_text, right_text, _, _, stats = outputs
+        stats = {side: {k: v for k, v in stats[side].items() if k != "model_id"} for side in ("left", "right")}
+        statuses = {stats[side]["status"] for side in ("left", "right")}
+        status = ("error" if "error" in statuses else
+                  "stopped" if statuses & {"stopped", "generating", "waiting"} else "done")
+        self.store.finish_comparison(comparison_id, left_text, right_text, stats["left"], stats["right"], status)
 
     def stop(self, request: gr.Request = None) -> None:
         """Stop the comparison of this browser session (the button also cancels the event)."""
@@ -212,7 +224,7 @@ def _session_id(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "no-session"
 
 
-def _outputs(panes: dict[str, PaneState], blind: bool = False) -> tuple:
+def pane_outputs(panes: dict[str, PaneState], blind: bool = False) -> tuple:
     left, right = panes["left"], panes["right"]
     stats = {side: _pane_json(pane) for side, pane in panes.items()}
     if blind:
