@@ -23,6 +23,13 @@ def page(app_url, tmp_path_factory):
         browser.close()
 
 
+def _screenshot(page, tmp_path, name: str) -> None:
+    """Saved where COMPARER_SCREENSHOT_DIR points (CI keeps them), else in the test's temp folder."""
+    out = os.environ.get("COMPARER_SCREENSHOT_DIR", str(tmp_path))
+    os.makedirs(out, exist_ok=True)
+    page.screenshot(path=os.path.join(out, name))
+
+
 def _text(page, elem_id: str) -> str:
     return page.evaluate(f"document.querySelector('#{elem_id} textarea').value")
 
@@ -47,14 +54,12 @@ def test_compare_fills_both_panes_with_stats_then_stop_halts_updates(page, tmp_p
     after_stop = (_text(page, "left-text"), _text(page, "right-text"))
     page.wait_for_timeout(1500)
     assert (_text(page, "left-text"), _text(page, "right-text")) == after_stop
-    page.screenshot(path=str(tmp_path / "compare.png"))
+    _screenshot(page, tmp_path, "compare.png")
 
 
 def test_scaling_plot_renders_the_stored_h200_runs(page, tmp_path):
     page.get_by_role("tab", name="Scaling").click()
     page.wait_for_selector("#scaling-plot .main-svg", timeout=30_000)
     assert "H200" in page.locator("#scaling-plot").inner_text()
-    out = os.environ.get("COMPARER_SCREENSHOT_DIR", str(tmp_path))
-    os.makedirs(out, exist_ok=True)
-    page.screenshot(path=os.path.join(out, "scaling.png"))
+    _screenshot(page, tmp_path, "scaling.png")
     page.get_by_role("tab", name="Compare").click()

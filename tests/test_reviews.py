@@ -9,7 +9,6 @@ import pytest
 
 from comparer.reviews.__main__ import main as reviews_cli
 from comparer.reviews.diff import diff_html
-from comparer.reviews.export import export
 from comparer.reviews.store import MIGRATIONS, SCHEMA_VERSION, NewComparison, ReviewError, ReviewStore
 from comparer.reviews.tally import tally, wilson
 

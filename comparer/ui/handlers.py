@@ -6,7 +6,7 @@ import os
 import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 import gradio as gr
@@ -27,8 +27,9 @@ from comparer.validation import InputError, check_flag, check_prompt
 class Limits:
     """Per-deployment limits, from the environment (see the README's configuration table)."""
 
-    max_time_s: float = float(os.environ.get("COMPARER_MAX_TIME_S", "120"))
-    per_session_per_min: int = int(os.environ.get("COMPARER_SESSION_RATE_PER_MIN", "30"))
+    max_time_s: float = field(default_factory=lambda: float(os.environ.get("COMPARER_MAX_TIME_S", "120")))
+    per_session_per_min: int = field(
+        default_factory=lambda: int(os.environ.get("COMPARER_SESSION_RATE_PER_MIN", "30")))
 
 
 class CompareService:
@@ -45,7 +46,7 @@ class CompareService:
         self._lock = threading.Lock()
 
     def validate(self, prompt, max_new_tokens=128, do_sample=False, temperature=1.0, top_p=1.0, top_k=0,
-                 repetition_penalty=1.0, seed=0, fixed_length=False, preset=None, blind=False) -> None:
+                 repetition_penalty=1.0, seed=0, fixed_length=False, preset=None, blind=False) -> list[dict]:
         """Runs before the request is queued (Gradio's ``validator=``): invalid input queues nothing.
         Returns one ``gr.validate`` per input, the failing one carrying the message."""
         verdicts = [gr.validate(True, "") for _ in COMPARE_INPUTS]
