@@ -85,15 +85,19 @@ def test_random_weight_mode_builds_the_exact_config_and_streams_with_byte_tokens
     assert all(len(p.token_ids) == 3 and p.status == "done" for p in panes.values())
 
 
-def test_fast_mamba_engine_on_cpu_matches_transformers_greedy_across_prefill_chunks(offline_dirs):
-    """comparer's Mamba engine (PyTorch ops on the CPU) against transformers' generate, with the
-    prompt split into several prefill chunks so the state is carried across chunk boundaries."""
+@pytest.mark.parametrize("ops_name", ["pytorch", "cpp"])
+def test_fast_mamba_engine_on_cpu_matches_transformers_greedy_across_prefill_chunks(offline_dirs, ops_name):
+    """comparer's Mamba engine on the CPU (PyTorch blocked scan, or the compiled C++ scan) against
+    transformers' generate, with the prompt split into several prefill chunks so the state is carried
+    across chunk boundaries."""
+    from comparer.engines.cpu_scan import CppScanOps
     from comparer.engines.mamba_fast import MambaFastEngine
     from comparer.engines.mamba_ops import TorchOps
     from comparer.loading import ModelSpec, load_model
 
     model = load_model(ModelSpec("m", local_dir=str(offline_dirs["offline-mamba"])), "cpu").engine.model
-    fast = MambaFastEngine(model, None, TorchOps(), cuda_graph=False, chunk_tokens=50)
+    ops = TorchOps() if ops_name == "pytorch" else CppScanOps()
+    fast = MambaFastEngine(model, None, ops, cuda_graph=False, chunk_tokens=50)
     for length in (1, 7, 128, 300):
         ids = torch.randint(3, 1000, (1, length), generator=torch.Generator().manual_seed(length))
         with torch.inference_mode():
@@ -111,6 +115,22 @@ def test_engine_choice_names_the_path_on_the_card(offline_dirs):
     spec = ModelSpec("m", local_dir=str(offline_dirs["offline-mamba"]))
     assert load_model(spec, "cpu").card.kernel_path.startswith("reference PyTorch")
     fast = load_model(spec, "cpu", engine="fast")
-    assert fast.card.kernel_path.startswith("comparer fast Mamba: PyTorch blocked scan")
+    assert fast.card.kernel_path.startswith("comparer fast Mamba: compiled C++ scan (CPU)")
+    assert "C++ scan compiled or loaded from cache" in fast.card.notes[0]
     llama = load_model(ModelSpec("t", local_dir=str(offline_dirs["offline-transformer"])), "cpu", engine="fast")
     assert "applies only to Mamba-1" in llama.card.notes[0] and llama.card.kernel_path.startswith("transformers")
+
+
+def test_compiled_cpu_scan_equals_the_pytorch_recurrence_from_a_nonzero_state():
+    from comparer.engines.cpu_scan import CppScanOps
+    from comparer.engines.mamba_ops import TorchOps
+
+    g = torch.Generator().manual_seed(0)
+    b, d, n, seq = 1, 48, 16, 137
+    u, dt, z = (torch.randn(b, d, seq, generator=g) for _ in range(3))
+    B, C = (torch.randn(b, n, seq, generator=g) for _ in range(2))
+    A, D, bias = -torch.rand(d, n, generator=g) * 8, torch.randn(d, generator=g), torch.randn(d, generator=g)
+    h0 = torch.randn(b, d, n, generator=g)
+    y_ref, h_ref = TorchOps().scan(u, dt, A, B, C, D, z, bias, h0)
+    y, h = CppScanOps().scan(u, dt, A, B, C, D, z, bias, h0)
+    assert torch.allclose(y, y_ref, rtol=1e-4, atol=1e-5) and torch.allclose(h, h_ref, rtol=1e-4, atol=1e-5)

@@ -95,6 +95,7 @@ class KernelOps(TorchOps):
     """mamba-ssm selective scan / state update and causal-conv1d kernels (CUDA only)."""
 
     name = "mamba-ssm + causal-conv1d kernels"
+    compiled_what = "chunk-carry kernel"
 
     def __init__(self):
         from causal_conv1d import causal_conv1d_fn, causal_conv1d_update

@@ -31,7 +31,7 @@ def _fast_mamba(model, card: ArchitectureCard, on_cuda: bool) -> Engine:
     from comparer.engines.mamba_fast import MambaFastEngine
     from comparer.engines.mamba_ops import KernelOps, TorchOps
 
-    ops = KernelOps() if on_cuda and mamba_kernels_available() else TorchOps()
+    ops = KernelOps() if on_cuda and mamba_kernels_available() else _cpu_ops() if not on_cuda else TorchOps()
     engine = MambaFastEngine(model, card, ops, cuda_graph=on_cuda)
     decode = "CUDA-graph decode" if engine.graph is not None else "eager decode"
     norm = ", fused add+RMSNorm" if ops.fused_norm else ""
@@ -40,5 +40,16 @@ def _fast_mamba(model, card: ArchitectureCard, on_cuda: bool) -> Engine:
     if engine.graph is not None:
         card.notes.append(f"decode graph captured at load in {engine.capture_s:.2f} s")
     if getattr(ops, "compile_s", None) is not None:
-        card.notes.append(f"chunk-carry kernel compiled at load in {ops.compile_s:.1f} s")
+        card.notes.append(f"{ops.compiled_what} compiled or loaded from cache at load in {ops.compile_s:.1f} s")
     return engine
+
+
+def _cpu_ops():
+    """The compiled C++ scan where a compiler is available, else the PyTorch blocked scan."""
+    from comparer.engines.cpu_scan import CppScanOps
+    from comparer.engines.mamba_ops import TorchOps
+
+    try:
+        return CppScanOps()
+    except RuntimeError:
+        return TorchOps()
