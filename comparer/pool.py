@@ -34,11 +34,9 @@ class ModelPool:
             if self._loaded and self._loaded[0] == key:
                 return self._loaded[1]
             self._unload()
-            preset = preset or get_preset(preset_name)
-            preset_name = key
-            specs = preset_specs(preset, self.random_weights, self.offline_cache_dir)
+            specs = preset_specs(preset or get_preset(preset_name), self.random_weights, self.offline_cache_dir)
             models = {side: load_model(spec, self.device, self.dtype, self.engine) for side, spec in zip(SIDES, specs)}
-            self._loaded = (preset_name, models)
+            self._loaded = (key, models)
             return models
 
     def _unload(self) -> None:
