@@ -1,13 +1,14 @@
 """Memory readings for live stats and benchmarks.
 
 CUDA: bytes the caching allocator has handed out (allocated) and holds (reserved), with a peak
-that can be reset per measurement point. CPU: the process's resident set size, which is shared by
-everything in the process and is labelled so.
+that can be reset per measurement point. CPU: the process's resident set size (its peak sampled
+between reset and read), which is shared by everything in the process and is labelled so.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 
 import psutil
 import torch
@@ -21,19 +22,52 @@ def is_cuda(device: str | torch.device) -> bool:
     return torch.device(device).type == "cuda"
 
 
+class _RssSampler:
+    """The OS keeps only a lifetime maximum RSS, which cannot be reset per point, so the CPU peak
+    is sampled every ``interval_s`` by a background thread between reset and read."""
+
+    def __init__(self, interval_s: float = 0.005):
+        self.interval_s, self.peak_b = interval_s, 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.stop()
+        self._stop.clear()
+        self.peak_b = process_rss_bytes()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.peak_b = max(self.peak_b, process_rss_bytes())
+
+    def stop(self) -> int:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+        return max(self.peak_b, process_rss_bytes())
+
+
+_RSS = _RssSampler()
+
+
 def reset_peak(device: str | torch.device) -> None:
     if is_cuda(device):
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
+    else:
+        _RSS.start()
 
 
 def peak_bytes(device: str | torch.device) -> dict:
-    """Peak since the last reset: allocated and reserved on CUDA, current RSS on the CPU."""
+    """Peak since the last reset: allocated and reserved on CUDA, sampled RSS on the CPU."""
     if is_cuda(device):
         torch.cuda.synchronize(device)
         return {"kind": "cuda_peak", "allocated_bytes": torch.cuda.max_memory_allocated(device),
                 "reserved_bytes": torch.cuda.max_memory_reserved(device)}
-    return {"kind": "cpu_rss", "rss_bytes": process_rss_bytes()}
+    return {"kind": "cpu_rss_peak", "rss_bytes": _RSS.stop()}
 
 
 def current_bytes(device: str | torch.device) -> int:

@@ -1,4 +1,5 @@
 import json
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -107,3 +108,16 @@ def test_bench_command_line_writes_json_and_html(offline_dirs, tmp_path, monkeyp
 def test_bench_command_line_reports_an_unknown_preset(tmp_path, capsys):
     assert bench_main(["--preset", "nope", "--out", str(tmp_path / "x.json")]) == 2
     assert "Unknown preset" in capsys.readouterr().err
+
+
+def test_cpu_peak_rss_sees_a_transient_allocation_freed_before_the_read():
+    from comparer import memory
+
+    memory.reset_peak("cpu")
+    before = memory.process_rss_bytes()
+    block = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+    time.sleep(0.1)
+    del block
+    time.sleep(0.05)
+    peak = memory.peak_bytes("cpu")["rss_bytes"]
+    assert peak - before > 48 * 2**20
