@@ -165,6 +165,11 @@ class PairRun:
         return self.panes
 
 
+def swap_sides(models: dict[str, LoadedModel]) -> dict[str, LoadedModel]:
+    """The same two models in the other panes (blind mode shuffles the sides)."""
+    return {"left": models["right"], "right": models["left"]}
+
+
 def pane_memory(model: LoadedModel, context_tokens: int) -> tuple[int, str]:
     """CUDA: this model's weights plus its cache at the current context (computed from the card,
     since both models share one allocator). CPU: the process RSS, shared by both models."""

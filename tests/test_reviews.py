@@ -209,3 +209,13 @@ def test_sync_is_off_unless_configured(tmp_path, monkeypatch):
 
     monkeypatch.delenv("COMPARER_SYNC_REPO", raising=False)
     assert start_sync_from_env(ReviewStore(tmp_path / "r.sqlite")) is None
+
+
+def test_history_filters_before_it_limits(tmp_path):
+    store = ReviewStore(tmp_path / "r.sqlite")
+    old = _comparison(store, "a", "b")
+    store.add_vote(old, "tie")
+    for _ in range(3):
+        store.add_vote(_comparison(store, "c", "d"), "left")
+    assert [i["id"] for i in store.history(vote="tie", limit=1)] == [old]
+    assert [i["id"] for i in store.history(pair=("b", "a"), limit=1)] == [old]

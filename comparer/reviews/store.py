@@ -7,6 +7,7 @@ row. The schema version lives in ``PRAGMA user_version`` and ``MIGRATIONS`` brin
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
@@ -152,13 +153,15 @@ class ReviewStore:
 
     def history(self, pair: tuple[str, str] | None = None, preset: str | None = None, vote: str | None = None,
                 limit: int = 500) -> list[dict]:
-        """Newest first; ``vote`` filters on the latest vote ('none' for unvoted)."""
-        rows = self._conn().execute("SELECT * FROM comparisons ORDER BY created_at DESC LIMIT ?", (limit,))
-        items = [_comparison(r, self._votes(r["id"])) for r in rows]
-        return [c for c in items if _matches(c, pair, preset, vote)]
+        """Newest first, at most ``limit`` matches; ``vote`` filters on the latest vote ('none' for unvoted).
+        Filters apply before the limit, so an old matching comparison is never cut off by newer others."""
+        rows = self._conn().execute("SELECT * FROM comparisons ORDER BY created_at DESC")
+        items = (_comparison(r, self._votes(r["id"])) for r in rows)
+        return list(itertools.islice((c for c in items if matches(c, pair, preset, vote)), limit))
 
 
-def _matches(item: dict, pair, preset, vote) -> bool:
+def matches(item: dict, pair=None, preset=None, vote=None) -> bool:
+    """Does a stored comparison pass the Review tab's filters (pair in either order, preset, latest vote)?"""
     if pair and {item["left_model"], item["right_model"]} != set(pair):
         return False
     if preset and item["preset"] != preset:

@@ -13,7 +13,7 @@ import gradio as gr
 
 from comparer.live import format_stats_markdown
 from comparer.loading import ModelLoadError
-from comparer.pair import SIDES, PairRun, PaneState
+from comparer.pair import SIDES, PairRun, PaneState, swap_sides
 from comparer.pool import ModelPool
 from comparer.presets import CUSTOM, Preset, custom_preset, load_presets
 from comparer.reviews.store import NewComparison, ReviewStore
@@ -67,8 +67,7 @@ class CompareService:
         except InputError as err:
             raise gr.Error(str(err)) from err
         preset = preset or self.presets[0]
-        if preset not in self.presets + ([CUSTOM] if self.free_entry and self.custom else []):
-            raise gr.Error(f"Unknown preset {str(preset)[:60]!r}. Choose one of: {', '.join(self.presets)}.")
+        self._check_preset(preset)
         settings = _settings(max_new_tokens, flags[0], temperature, top_p, top_k, repetition_penalty, seed,
                              flags[1], self.limits.max_time_s)
         return settings, preset, flags[2]
@@ -112,7 +111,7 @@ class CompareService:
         swap = blind and random.random() < 0.5
         models = self._models(preset)
         if swap:
-            models = {"left": models["right"], "right": models["left"]}
+            models = swap_sides(models)
         comparison_id = self._record_start(prompt, preset, models, settings, blind)
         if self.gpu_stream is not None:  # ZeroGPU: one GPU task for both models, stopped by cancellation
             stream = self.gpu_stream(prompt, settings.to_dict(), preset, swap, blind)
@@ -169,10 +168,15 @@ class CompareService:
             raise gr.Error(str(err.args[0])) from err
         return (*self.load(CUSTOM), gr.Dropdown(value=CUSTOM))
 
-    def _models(self, preset: str):
+    def _check_preset(self, preset) -> None:
+        """Model ids come only from the allowlist: the offered presets, plus the custom pair when the
+        operator enabled free entry and one was loaded."""
         allowed = self.presets + ([CUSTOM] if self.free_entry and self.custom else [])
         if preset not in allowed:
             raise gr.Error(f"Unknown preset '{str(preset)[:60]}'. Choose one of: {', '.join(allowed)}.")
+
+    def _models(self, preset: str):
+        self._check_preset(preset)
         try:
             return self.pool.pair(preset, self.custom if preset == CUSTOM else None)
         except ModelLoadError as err:

@@ -9,7 +9,7 @@ import gradio as gr
 
 from comparer.reviews.diff import diff_html, similarity
 from comparer.reviews.export import FORMATS, export
-from comparer.reviews.store import TAGS, VOTES, ReviewError, ReviewStore
+from comparer.reviews.store import TAGS, VOTES, ReviewError, ReviewStore, matches
 from comparer.reviews.tally import tally, tally_markdown
 from comparer.ui.cards import card_markdown
 
@@ -44,13 +44,13 @@ class ReviewService:
         return (*cards, gr.Textbox(label=f"left: {item['left_model']}"), gr.Textbox(label=f"right: {item['right_model']}"))
 
     def history(self, pair: str | None = None, preset: str | None = None, vote: str | None = None) -> tuple:
-        items = self.store.history(pair=tuple(pair.split(" vs ")) if pair else None, preset=preset or None,
-                                   vote=vote or None)
+        everything = self.store.history(limit=100_000)
+        wanted = tuple(pair.split(" vs ")) if pair else None
+        items = [i for i in everything if matches(i, wanted, preset or None, vote or None)]
         rows = [[time.strftime("%Y-%m-%d %H:%M", time.gmtime(i["created_at"])), i["preset"], i["left_model"],
                  i["right_model"], i["blind"], i["votes"][-1]["vote"] if i["votes"] else "none",
                  i["prompt"][:80], i["id"]] for i in items]
-        pairs = sorted({" vs ".join(sorted((i["left_model"], i["right_model"])))
-                        for i in self.store.history(limit=100_000)})
+        pairs = sorted({" vs ".join(sorted((i["left_model"], i["right_model"]))) for i in everything})
         return rows, tally_markdown(tally(items)), gr.Dropdown(choices=[""] + pairs)
 
     def reopen(self, comparison_id: str) -> tuple:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Callable, Iterator
 
-from comparer.pair import PairRun
+from comparer.pair import PairRun, swap_sides
 from comparer.settings import GenerationSettings
 
 _POOL = None  # set once by install(); see the module docstring for why this is module state
@@ -48,7 +48,7 @@ def stream_outputs(prompt: str, settings: dict, preset: str, swap: bool, blind: 
 
     models = _POOL.pair(preset)
     if swap:
-        models = {"left": models["right"], "right": models["left"]}
+        models = swap_sides(models)
     yield from local_stream(PairRun(models, prompt, GenerationSettings(**settings)), blind, pane_outputs)
 
 
