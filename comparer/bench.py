@@ -63,7 +63,7 @@ def run_bench(preset_name: str, contexts: list[int], new_tokens: int, repeats: i
     record = new_record(preset_name, weights_label(preset, random_weights), device, contexts, new_tokens, repeats)
     counter = PointCounter(len(sides) * len(contexts), progress)
     for side in sides:
-        model = load_model(specs[side], device, engine=engine)
+        model = load_model(specs[side], device, engine=engine, max_context_tokens=max(contexts) + new_tokens)
         record.models.append(sweep(model, contexts, new_tokens, repeats, counter.for_model(model.spec.model_id)))
         del model
         free_device_memory()

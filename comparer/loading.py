@@ -74,12 +74,13 @@ ENGINES = ("auto", "hf", "fast")
 
 
 def load_model(spec: ModelSpec, device: str | None = None, dtype: torch.dtype | None = None,
-               engine: str = "hf") -> LoadedModel:
+               engine: str = "hf", max_context_tokens: int | None = None) -> LoadedModel:
     """Load ``spec`` and wrap it in an engine, timing the load (graph capture included).
 
     ``engine``: 'hf' = transformers generate (the default: the verified reference); 'fast' =
-    comparer's Mamba engine (kernels + CUDA graph on CUDA; fp32 verified token for token, fp16 not
-    yet); 'auto' = fast where it applies (a Mamba-1 model on CUDA with the kernels), else hf.
+    comparer's engines (Mamba-1, GPT-NeoX, Llama: preallocated state, CUDA graphs on CUDA);
+    'auto' = fast where its kernels exist (CUDA with mamba-ssm for Mamba, with Triton for
+    Transformers), else hf. ``max_context_tokens`` sizes the fast Transformer's KV cache.
     """
     from comparer.engines.select import make_engine
 
@@ -91,7 +92,7 @@ def load_model(spec: ModelSpec, device: str | None = None, dtype: torch.dtype | 
     else:
         model, tokenizer = _pretrained_model(spec, device, dtype), _tokenizer(spec)
     card = _card_for(spec, model, device, dtype)
-    return LoadedModel(spec, make_engine(model, card, engine), tokenizer, time.perf_counter() - t0_s)
+    return LoadedModel(spec, make_engine(model, card, engine, max_context_tokens), tokenizer, time.perf_counter() - t0_s)
 
 
 def bundled_config_path(config_name: str) -> Path:

@@ -54,23 +54,25 @@ def test_chunked_prefill_carries_state_exactly_across_chunk_boundaries_in_fp32()
     assert whole.argmax() == chunked.argmax()
 
 
-@pytest.mark.xfail(strict=True, reason="measured on the H200 2026-11-28: fp16 logits differ from transformers' fp16 "
-                   "path by up to 41% relative L2 (top-1 agreement 47%) on random weights, while fp32 matches "
-                   "token for token; which fp16 path drifts is not yet established")
-def test_fast_path_matches_transformers_logits_in_fp16_within_tolerance():
-    """fp16 greedy paths of a random model drift apart on near-ties (the fast path keeps the SSM state
-    in fp32), so compare teacher-forced logits at every step instead: relative L2 error < 2e-2."""
-    model = _model(torch.float16)
-    ref_tokens = _reference_tokens(model, 32)
-    ids = torch.tensor([PROMPT + ref_tokens], device="cuda")
+def test_fast_path_fp16_is_as_close_to_fp32_as_transformers_fp16():
+    """fp16 teacher-forced logits for 32 steps, each path against the fp32 model with the same
+    weights. (On 2026-11-28 the two fp16 paths differed from each other by up to 41 % relative L2
+    on random weights; this measures which of them drifts from fp32.) The fast path keeps the SSM
+    state and residual in fp32, so it must be no further from fp32 than transformers' fp16 (+10 %)."""
+    model = _model(torch.float32)
+    ids = torch.tensor([PROMPT + _reference_tokens(model, 32)], device="cuda")
     with torch.inference_mode():
-        ref_logits = model(ids).logits[0, len(PROMPT) - 1:-1].float()  # (32, vocab)
+        exact = model(ids).logits[0, len(PROMPT) - 1:-1].float()  # (32, vocab)
+        model.half()
+        hf16 = model(ids).logits[0, len(PROMPT) - 1:-1].float()
         engine = _fast(model)
         logits = [engine.prefill(PROMPT)[0].clone()]
-        for token in ref_tokens[:-1]:
-            logits.append(engine.decode_step(torch.tensor([token], device="cuda"))[0].clone())
-    fast_logits = torch.stack(logits)
-    rel = ((fast_logits - ref_logits).norm(dim=-1) / ref_logits.norm(dim=-1))
-    top1 = (fast_logits.argmax(-1) == ref_logits.argmax(-1)).float().mean().item()
-    print(f"fp16 teacher-forced: max relative L2 error {rel.max().item():.2e}, top-1 agreement {top1:.2%}")
-    assert rel.max().item() < 2e-2
+        for token in ids[0, len(PROMPT):-1]:
+            logits.append(engine.decode_step(token.reshape(1))[0].clone())
+    fast16 = torch.stack(logits)
+    err = {name: ((x - exact).norm(dim=-1) / exact.norm(dim=-1)).max().item()
+           for name, x in (("transformers fp16", hf16), ("fast fp16", fast16))}
+    top1 = {name: (x.argmax(-1) == exact.argmax(-1)).float().mean().item()
+            for name, x in (("transformers fp16", hf16), ("fast fp16", fast16))}
+    print(f"fp16 vs fp32, max relative L2 error: {err}; top-1 agreement: {top1}")
+    assert err["fast fp16"] <= 1.1 * err["transformers fp16"] + 1e-3

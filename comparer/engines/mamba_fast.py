@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from comparer.arch import ArchitectureCard
-from comparer.engines.base import Engine, GenerationResult, OnToken, TokenEvent
-from comparer.engines.hf import SeededSampler
+from comparer.engines.base import Engine, GenerationResult, OnToken
+from comparer.engines.stepping import run_steps
 from comparer.settings import GenerationSettings
 
 DEFAULT_CHUNK_TOKENS = 8192
@@ -87,8 +87,9 @@ class MambaFastEngine(Engine):
 
     # ---- prefill -----------------------------------------------------------------------------
     @torch.inference_mode()
-    def prefill(self, prompt_ids: list[int]) -> torch.Tensor:
-        """Run the prompt in chunks of ``chunk_tokens``; returns the last position's logits (1, vocab)."""
+    def prefill(self, prompt_ids: list[int], new_tokens: int = 0) -> torch.Tensor:
+        """Run the prompt in chunks of ``chunk_tokens``; returns the last position's logits (1, vocab).
+        ``new_tokens`` is unused: the recurrent state has the same size at any length."""
         self._reset_state()
         ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.device)  # (1, seq)
         for start in range(0, ids.shape[1], self.chunk_tokens):
@@ -151,57 +152,7 @@ class MambaFastEngine(Engine):
             self._step()
         return self.step_logits
 
-    # ---- generation --------------------------------------------------------------------------
     @torch.inference_mode()
     def generate(self, prompt_ids: list[int], settings: GenerationSettings,
                  on_token: OnToken | None = None, stop: threading.Event | None = None) -> GenerationResult:
-        stop = stop or threading.Event()
-        chooser = _TokenChooser(settings, self.model.generation_config.eos_token_id, self.device, prompt_ids)
-        t_start_s = time.perf_counter()
-        deadline_s = t_start_s + settings.max_time_s if settings.max_time_s else None
-        logits = self.prefill(prompt_ids)
-        ids, times = [], []
-        while True:
-            token = chooser.choose(logits, len(ids))  # (1,) on device
-            token_id = int(token.item())  # waits for the device
-            times.append(time.perf_counter())
-            ids.append(token_id)
-            if on_token is not None:
-                on_token(TokenEvent(token_id, times[-1]))
-            if len(ids) >= settings.max_new_tokens or stop.is_set() or chooser.is_final(token_id, len(ids)):
-                break
-            if deadline_s is not None and times[-1] > deadline_s:
-                break
-            logits = self.decode_step(token)
-        return GenerationResult(ids, t_start_s, times, stopped_early=stop.is_set())
-
-
-class _TokenChooser:
-    """Greedy or seeded sampling after the repetition penalty and the min-length EOS mask, in the
-    order transformers applies them, so greedy output matches ``generate``."""
-
-    def __init__(self, settings: GenerationSettings, eos_token_id, device, prompt_ids: list[int]):
-        self.settings = settings
-        self.eos = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or [])
-        self.min_new = settings.max_new_tokens if settings.fixed_length else 0
-        self.seen: list[int] = list(prompt_ids)  # transformers penalises prompt tokens too
-        self.sampler = (SeededSampler(settings.temperature, settings.top_k, settings.top_p, settings.seed, device)
-                        if settings.do_sample else None)
-
-    def choose(self, logits: torch.Tensor, n_generated: int) -> torch.Tensor:
-        scores = logits.clone()
-        if self.settings.repetition_penalty != 1.0 and self.seen:
-            idx = torch.tensor(self.seen, device=scores.device).unsqueeze(0)
-            picked = scores.gather(1, idx)
-            p = self.settings.repetition_penalty
-            scores.scatter_(1, idx, torch.where(picked < 0, picked * p, picked / p))
-        if n_generated < self.min_new and self.eos:
-            scores[:, self.eos] = float("-inf")
-        if self.sampler is not None:
-            scores = self.sampler(None, scores)
-        token = scores.argmax(dim=-1)
-        return token
-
-    def is_final(self, token_id: int, n_generated: int) -> bool:
-        self.seen.append(token_id)
-        return token_id in self.eos and n_generated >= self.min_new
+        return run_steps(self, prompt_ids, settings, on_token, stop)

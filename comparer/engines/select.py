@@ -6,25 +6,49 @@ import torch
 
 from comparer.arch import ArchitectureCard
 from comparer.engines.base import Engine
-from comparer.kernels import mamba_kernels_available
+from comparer.engines.transformer_fast import fast_transformer_applies
+from comparer.kernels import mamba_kernels_available, module_available
 
 
 def fast_mamba_applies(model) -> bool:
     return getattr(model.config, "model_type", "") == "mamba" and not getattr(model.config, "use_bias", False)
 
 
-def make_engine(model, card: ArchitectureCard, choice: str = "auto") -> Engine:
+def make_engine(model, card: ArchitectureCard, choice: str = "auto", max_context_tokens: int | None = None) -> Engine:
+    """'hf': transformers generate. 'fast': comparer's engines (Mamba-1; GPT-NeoX and Llama Transformers).
+    'auto': fast where its kernels exist (CUDA with mamba-ssm for Mamba, CUDA with Triton for
+    Transformers), else hf. A model the fast path cannot run falls back to hf with a card note."""
     from comparer.engines.hf import TransformersEngine
 
     if choice not in ("auto", "hf", "fast"):
         raise ValueError(f"Unknown engine '{choice}'; use auto, hf or fast.")
     on_cuda = torch.device(card.device).type == "cuda"
-    wants_fast = choice == "fast" or (choice == "auto" and on_cuda and mamba_kernels_available())
-    if wants_fast and fast_mamba_applies(model):
+    if fast_mamba_applies(model) and (choice == "fast" or (choice == "auto" and on_cuda and mamba_kernels_available())):
         return _fast_mamba(model, card, on_cuda)
-    if choice == "fast":
-        card.notes.append("fast engine requested but it applies only to Mamba-1 models: transformers generate")
+    if choice == "fast" or (choice == "auto" and on_cuda and module_available("triton")):
+        applies, why_not = fast_transformer_applies(model)
+        if applies:
+            return _fast_transformer(model, card, max_context_tokens)
+        if choice == "fast":
+            card.notes.append(f"fast engine requested but {why_not}: transformers generate")
     return TransformersEngine(model, card)
+
+
+def _fast_transformer(model, card: ArchitectureCard, max_context_tokens: int | None) -> Engine:
+    from comparer.engines.transformer_fast import DEFAULT_MAX_CONTEXT_TOKENS, TransformerFastEngine
+
+    engine = TransformerFastEngine(model, card, max_context_tokens or DEFAULT_MAX_CONTEXT_TOKENS)
+    if engine.graphs:
+        decode = f"Triton split-KV attention, CUDA-graph decode ({len(engine.graphs)} buckets up to {engine.buckets[-1]})"
+        card.notes.append(f"{engine.captures} decode graphs (kernels compiled) captured at load in "
+                          f"{engine.capture_s:.2f} s")
+    elif engine.use_triton:
+        decode = "Triton split-KV attention, eager decode (layers on several GPUs)"
+    else:
+        decode = "PyTorch attention, eager decode"
+    card.kernel_path = (f"comparer fast Transformer: preallocated KV cache ({engine.max_context_tokens} tokens), "
+                        f"SDPA causal prefill, {decode}")
+    return engine
 
 
 def _fast_mamba(model, card: ArchitectureCard, on_cuda: bool) -> Engine:

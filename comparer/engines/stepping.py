@@ -1,0 +1,72 @@
+"""The token loop shared by engines that expose ``prefill(ids) -> logits`` and
+``decode_step(token) -> logits`` (the fast Mamba and fast Transformer engines).
+
+The chooser applies the repetition penalty, the min-length EOS mask and seeded sampling in the
+order transformers' ``generate`` does, so greedy output matches the reference path token for token.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import torch
+
+from comparer.engines.base import GenerationResult, OnToken, TokenEvent
+from comparer.engines.hf import SeededSampler
+from comparer.settings import GenerationSettings
+
+
+def run_steps(engine, prompt_ids: list[int], settings: GenerationSettings,
+             on_token: OnToken | None = None, stop: threading.Event | None = None) -> GenerationResult:
+    """Prefill, then one decode step per token until the length, EOS, Stop or the time limit."""
+    stop = stop or threading.Event()
+    chooser = _TokenChooser(settings, engine.model.generation_config.eos_token_id, engine.device, prompt_ids)
+    t_start_s = time.perf_counter()
+    deadline_s = t_start_s + settings.max_time_s if settings.max_time_s else None
+    logits = engine.prefill(prompt_ids, settings.max_new_tokens)
+    ids, times = [], []
+    while True:
+        token = chooser.choose(logits, len(ids))  # (1,) on device
+        token_id = int(token.item())  # waits for the device
+        times.append(time.perf_counter())
+        ids.append(token_id)
+        if on_token is not None:
+            on_token(TokenEvent(token_id, times[-1]))
+        if len(ids) >= settings.max_new_tokens or stop.is_set() or chooser.is_final(token_id, len(ids)):
+            break
+        if deadline_s is not None and times[-1] > deadline_s:
+            break
+        logits = engine.decode_step(token)
+    return GenerationResult(ids, t_start_s, times, stopped_early=stop.is_set())
+
+
+class _TokenChooser:
+    """Greedy or seeded sampling after the repetition penalty and the min-length EOS mask, in the
+    order transformers applies them, so greedy output matches ``generate``."""
+
+    def __init__(self, settings: GenerationSettings, eos_token_id, device, prompt_ids: list[int]):
+        self.settings = settings
+        self.eos = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or [])
+        self.min_new = settings.max_new_tokens if settings.fixed_length else 0
+        self.seen: list[int] = list(prompt_ids)  # transformers penalises prompt tokens too
+        self.sampler = (SeededSampler(settings.temperature, settings.top_k, settings.top_p, settings.seed, device)
+                        if settings.do_sample else None)
+
+    def choose(self, logits: torch.Tensor, n_generated: int) -> torch.Tensor:
+        scores = logits.clone()
+        if self.settings.repetition_penalty != 1.0 and self.seen:
+            idx = torch.tensor(self.seen, device=scores.device).unsqueeze(0)
+            picked = scores.gather(1, idx)
+            p = self.settings.repetition_penalty
+            scores.scatter_(1, idx, torch.where(picked < 0, picked * p, picked / p))
+        if n_generated < self.min_new and self.eos:
+            scores[:, self.eos] = float("-inf")
+        if self.sampler is not None:
+            scores = self.sampler(None, scores)
+        token = scores.argmax(dim=-1)
+        return token
+
+    def is_final(self, token_id: int, n_generated: int) -> bool:
+        self.seen.append(token_id)
+        return token_id in self.eos and n_generated >= self.min_new
