@@ -1,0 +1,70 @@
+"""Where the fast engines spend GPU time: prefill time per attention backend and the top kernels
+of one prefill and one eager decode step (random weights at a bundled config, fp16, CUDA).
+
+    python scripts/profile_fast.py --config pythia-6.9b --context 32768 --backends flash,cudnn
+    python scripts/profile_fast.py --config mamba-2.8b --context 32768
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.profiler import ProfilerActivity, profile
+
+BACKENDS = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
+            "efficient": SDPBackend.EFFICIENT_ATTENTION}
+
+
+def load_engine(config_name: str, context: int):
+    from comparer.loading import ModelSpec, load_model
+
+    spec = ModelSpec(model_id=config_name, config_name=config_name, random_weights=True)
+    return load_model(spec, "cuda", torch.float16, engine="fast", max_context_tokens=context + 8).engine
+
+
+def timed_prefill_s(engine, ids: list[int], repeats: int = 3) -> float:
+    times = []
+    for _ in range(repeats + 1):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        engine.prefill(ids, 1)
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times[1:])
+
+
+def top_kernels(fn, n: int = 14) -> str:
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    return prof.key_averages().table(sort_by="cuda_time_total", row_limit=n, max_name_column_width=70)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--context", type=int, default=32768)
+    parser.add_argument("--backends", default="", help="SDPA backends to time for the prefill (Transformers)")
+    args = parser.parse_args()
+    engine = load_engine(args.config, args.context)
+    print(engine.card.kernel_path, engine.card.notes)
+    ids = [int(i) for i in torch.randint(0, 1000, (args.context,))]
+    print(f"prefill {args.context} tokens, default backends: {timed_prefill_s(engine, ids):.3f} s")
+    for name in filter(None, args.backends.split(",")):
+        try:
+            with sdpa_kernel(BACKENDS[name]):
+                print(f"prefill {args.context} tokens, {name}: {timed_prefill_s(engine, ids):.3f} s")
+        except RuntimeError as err:
+            print(f"prefill with {name}: {str(err).splitlines()[0]}")
+    print(top_kernels(lambda: engine.prefill(ids, 1)))
+    with torch.inference_mode():
+        engine.prefill(ids[:512], 1)
+        print(top_kernels(lambda: engine._step(engine.bucket) if hasattr(engine, "buckets") else engine._step()))
+
+
+if __name__ == "__main__":
+    main()
