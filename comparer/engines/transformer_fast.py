@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from comparer.arch import ArchitectureCard
 from comparer.engines import decode_attention as da
+from comparer.engines import decode_norms as dn
 from comparer.engines.base import Engine, GenerationResult, OnToken
 from comparer.engines.stepping import run_steps
 from comparer.settings import GenerationSettings
@@ -57,6 +58,21 @@ class GPTNeoXFamily:
     def logits(self, h):
         return self.head(self.base.final_layer_norm(h)).float()
 
+    def decode(self, h, attend_of, on, fused: bool):
+        """One token through every layer -> logits (1, vocab). ``fused``: the Triton add+norm pair
+        (parallel residual only); ``on(i, t)`` moves t to layer i's device."""
+        if not (fused and self.parallel):
+            for i, layer in enumerate(self.layers):
+                h = self.block(layer, on(i, h), attend_of(i))
+            return self.logits(h)
+        mlp = attn = None
+        for i, layer in enumerate(self.layers):
+            h, attn_in, mlp_in = dn.add_ln_pair(on(i, h), on(i, mlp), on(i, attn), layer.input_layernorm,
+                                                layer.post_attention_layernorm)
+            attn = layer.attention.dense(attend_of(i)(*self.qkv(layer, attn_in)))
+            mlp = layer.mlp(mlp_in)
+        return self.logits(on(0, mlp + attn + h))
+
 
 class LlamaFamily:
     """Llama-style: separate q/k/v projections, grouped KV heads, RMSNorm, sequential residual."""
@@ -82,6 +98,20 @@ class LlamaFamily:
 
     def logits(self, h):
         return self.head(self.base.norm(h)).float()
+
+    def decode(self, h, attend_of, on, fused: bool):
+        """One token through every layer -> logits (1, vocab); ``fused``: Triton add+RMSNorm."""
+        if not fused:
+            for i, layer in enumerate(self.layers):
+                h = self.block(layer, on(i, h), attend_of(i))
+            return self.logits(h)
+        delta = None
+        for i, layer in enumerate(self.layers):
+            h, normed = dn.add_rms(on(i, h), on(i, delta), layer.input_layernorm)
+            h, normed = dn.add_rms(h, layer.self_attn.o_proj(attend_of(i)(*self.qkv(layer, normed))),
+                                   layer.post_attention_layernorm)
+            delta = layer.mlp(normed)
+        return self.logits(on(0, h + delta))
 
 
 FAMILIES = {"gpt_neox": GPTNeoXFamily, "llama": LlamaFamily}
@@ -181,11 +211,13 @@ class TransformerFastEngine(Engine):
     def _step(self, bucket: int) -> None:
         """One token from ``step_token`` into ``step_logits``; writes its keys at ``pos`` and advances."""
         h = self.family.embed(self.step_token)  # (1, hidden)
-        for i, layer in enumerate(self.family.layers):
-            h = self.family.block(layer, h.to(self.layer_devices[i]), self._decode_attention(i, bucket))
-        self.step_logits.copy_(self.family.logits(h.to(self.device)))
+        logits = self.family.decode(h, lambda i: self._decode_attention(i, bucket), self._on, self.use_triton)
+        self.step_logits.copy_(logits)
         self.pos.add_(1)
         self.length.add_(1)
+
+    def _on(self, i: int, t):
+        return t.to(self.layer_devices[i]) if t is not None else None
 
     def _decode_attention(self, i: int, bucket: int):
         fam = self.family
