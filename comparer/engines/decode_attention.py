@@ -27,6 +27,7 @@ except ImportError:  # the CPU path uses the PyTorch versions below
 
 BLOCK_N = 64  # keys per tile inside a program
 MAX_SPLITS = 128  # key splits per head: 32 heads x 128 = 4,096 programs at long context
+NUM_WARPS = 4
 
 
 def triton_available() -> bool:
@@ -115,29 +116,32 @@ if triton is not None:
             tl.store(v_cache_ptr + row, tl.load(v_ptr + kh * stride_vh + d))
 
 
-def split_for(cache_tokens: int) -> tuple[int, int]:
+def split_for(cache_tokens: int, block_n: int = None, max_splits: int = None) -> tuple[int, int]:
     """(keys per split, splits) for a bucket: one tile per split up to 8,192 keys, then 128 splits of
     more tiles. A 512-token context in the 1,024 bucket runs 8 live splits per head, not one serial
     walk (which cost 41 us per layer on the H200)."""
-    tiles = math.ceil(cache_tokens / BLOCK_N)
-    tiles_per_split = math.ceil(tiles / MAX_SPLITS)
-    split_tokens = tiles_per_split * BLOCK_N
+    block_n, max_splits = block_n or BLOCK_N, max_splits or MAX_SPLITS
+    tiles = math.ceil(cache_tokens / block_n)
+    tiles_per_split = math.ceil(tiles / max_splits)
+    split_tokens = tiles_per_split * block_n
     return split_tokens, math.ceil(cache_tokens / split_tokens)
 
 
 def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, length: torch.Tensor,
-                     scale: float, cache_tokens: int) -> torch.Tensor:
+                     scale: float, cache_tokens: int, block_n: int = None, max_splits: int = None,
+                     num_warps: int = None) -> torch.Tensor:
     """q (heads, D); caches (kv_heads, max_tokens, D); ``length`` int32 (1,) on the device.
     ``cache_tokens`` bounds the keys this call may read (the bucket): it sets the grid, so a graph
     captured for a bucket serves every length up to it. Returns (heads, D) in q's dtype."""
     heads, dim = q.shape
-    split_tokens, splits = split_for(cache_tokens)
+    block_n, num_warps = block_n or BLOCK_N, num_warps or NUM_WARPS
+    split_tokens, splits = split_for(cache_tokens, block_n, max_splits)
     o = torch.empty(heads, splits, dim, dtype=torch.float32, device=q.device)
     m = torch.empty(heads, splits, dtype=torch.float32, device=q.device)
     l_sum = torch.empty_like(m)
     _split_kernel[(heads, splits)](q, k_cache, v_cache, length, o, m, l_sum, k_cache.stride(0), k_cache.stride(1),
                                    v_cache.stride(0), v_cache.stride(1), scale, GROUP=heads // k_cache.shape[0],
-                                   SPLIT=split_tokens, NUM_SPLITS=splits, D=dim, BLOCK_N=BLOCK_N, num_warps=4)
+                                   SPLIT=split_tokens, NUM_SPLITS=splits, D=dim, BLOCK_N=block_n, num_warps=num_warps)
     out = torch.empty(heads, dim, dtype=q.dtype, device=q.device)
     block_d = min(dim, 32)
     _combine_kernel[(heads, dim // block_d)](o, m, l_sum, out, NUM_SPLITS=splits, D=dim,
