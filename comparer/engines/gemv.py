@@ -1,9 +1,11 @@
 """Matrix-vector product for a one-token decode step (Triton), for shapes where cuBLAS is slow.
 
 Why: at batch 1 every projection is a GEMV whose speed is the weight bytes over the bandwidth.
-On the H200, cuBLAS runs Mamba-2.8B's out_proj (5,120 -> 2,560, 26 MB) as split-K plus a
-reduction at ~1.5 TB/s, a third of the copy bandwidth. Each program here reads BLOCK_N whole
-weight rows, so there is no reduction pass. Accumulation is fp32, as in cuBLAS.
+On the H200 (assets/benchmarks/h200-decode-kernel-tuning.txt) cuBLAS runs Pythia-6.9B's
+dense_4h_to_h (16,384 -> 4,096, 134 MB) as split-K plus a reduction in 71.5 us (1.9 TB/s); this
+kernel, each program reading 4 whole weight rows, takes 47.5 us (2.8 TB/s). For the other shapes
+measured cuBLAS was as fast or faster, so ``decode_linear`` uses this kernel only where the
+reduction is at least four times longer than the output. Accumulation is fp32, as in cuBLAS.
 """
 
 from __future__ import annotations
@@ -41,3 +43,11 @@ def gemv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
                                              stride_w=weight.stride(0), HAS_BIAS=bias is not None, BLOCK_N=block_n,
                                              BLOCK_K=block_k, num_warps=num_warps)
     return y
+
+
+def decode_linear(x: torch.Tensor, linear: torch.nn.Linear) -> torch.Tensor:
+    """``linear(x)`` for one token: the Triton GEMV for long reductions (K >= 4 N), else cuBLAS."""
+    n, k = linear.weight.shape
+    if k >= 4 * n:
+        return gemv(x, linear.weight, linear.bias, block_n=4, block_k=512, num_warps=8)
+    return linear(x)
