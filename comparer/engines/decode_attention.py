@@ -59,13 +59,13 @@ if triton is not None:
                 valid = n < end
                 k = tl.load(k_ptr + kv_h * stride_kh + n[:, None] * stride_kn + d[None, :], mask=valid[:, None],
                             other=0.0)
+                v = tl.load(v_ptr + kv_h * stride_vh + n[:, None] * stride_vn + d[None, :], mask=valid[:, None],
+                            other=0.0)  # issued with k: a one-tile split need not wait for q.k first
                 qk = tl.where(valid, tl.sum(k.to(tl.float32) * q[None, :], axis=1), float("-inf"))  # (BLOCK_N,)
                 m_new = tl.maximum(m_i, tl.max(qk, axis=0))
                 m_safe = tl.where(m_new > float("-inf"), m_new, 0.0)  # a block past the end is all -inf
                 p = tl.exp(qk - m_safe)
                 alpha = tl.exp(m_i - m_safe)
-                v = tl.load(v_ptr + kv_h * stride_vh + n[:, None] * stride_vn + d[None, :], mask=valid[:, None],
-                            other=0.0)
                 acc = acc * alpha + tl.sum(p[:, None] * v.to(tl.float32), axis=0)
                 l_i = l_i * alpha + tl.sum(p, axis=0)
                 m_i = m_new

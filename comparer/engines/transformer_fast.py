@@ -23,7 +23,6 @@ from comparer.arch import ArchitectureCard
 from comparer.engines import decode_attention as da
 from comparer.engines import decode_norms as dn
 from comparer.engines.base import Engine, GenerationResult, OnToken
-from comparer.engines.gemv import decode_linear
 from comparer.engines.stepping import run_steps
 from comparer.settings import GenerationSettings
 
@@ -71,7 +70,7 @@ class GPTNeoXFamily:
             h, attn_in, mlp_in = dn.add_ln_pair(on(i, h), on(i, mlp), on(i, attn), layer.input_layernorm,
                                                 layer.post_attention_layernorm)
             attn = layer.attention.dense(attend_of(i)(*self.qkv(layer, attn_in)))
-            mlp = decode_linear(layer.mlp.act(layer.mlp.dense_h_to_4h(mlp_in)), layer.mlp.dense_4h_to_h)
+            mlp = layer.mlp(mlp_in)
         return self.logits(on(0, mlp + attn + h))
 
 
