@@ -48,18 +48,17 @@ def new_record(preset_name: str, weights: str, device: str, contexts: list[int],
 
 def weights_label(preset: Preset, random_weights: bool) -> str:
     if preset.offline:
-        return "random (untrained offline pair)"
+        return "trained (the shipped demo pair)"
     return "random (exact configs)" if random_weights else "trained"
 
 
 def run_bench(preset_name: str, contexts: list[int], new_tokens: int, repeats: int, random_weights: bool,
               device: str | None = None, sides: tuple[str, ...] = ("left", "right"),
-              progress: Callable[[int, int, str], None] | None = None, offline_cache_dir=None,
-              engine: str = "hf") -> BenchRecord:
+              progress: Callable[[int, int, str], None] | None = None, engine: str = "hf") -> BenchRecord:
     """Measure each chosen model of the preset alone, freeing it before loading the next."""
     device = device or default_device()
     preset = get_preset(preset_name)
-    specs = dict(zip(("left", "right"), preset_specs(preset, random_weights, offline_cache_dir)))
+    specs = dict(zip(("left", "right"), preset_specs(preset, random_weights)))
     record = new_record(preset_name, weights_label(preset, random_weights), device, contexts, new_tokens, repeats)
     counter = PointCounter(len(sides) * len(contexts), progress)
     for side in sides:

@@ -37,7 +37,6 @@ class ModelSpec:
     revision: str | None = None
     config_name: str | None = None
     random_weights: bool = False
-    untrained: bool = False  # weights exist but are random (the offline demo pair)
 
     def with_random_weights(self) -> "ModelSpec":
         if not self.config_name:
@@ -161,4 +160,16 @@ def _card_for(spec: ModelSpec, model, device: str, dtype: torch.dtype) -> Archit
     path = kernel_path_for(family_of(model.config), torch.device(device).type, attn)
     return build_card(spec.model_id, model.config, sum(p.numel() for p in model.parameters()),
                       str(dtype), str(model.device), json.dumps(device_map) if device_map else str(model.device),
-                      path, spec.random_weights or spec.untrained)
+                      path, spec.random_weights, notes=training_notes(spec))
+
+
+def training_notes(spec: ModelSpec) -> list[str]:
+    """What a model trained by comparer is (size, data, held-out perplexity), from the training.json
+    that scripts/train_demo_pair.py writes beside its weights."""
+    path = Path(spec.local_dir or "") / "training.json"
+    if not spec.local_dir or not path.exists():
+        return []
+    facts = json.loads(path.read_text())
+    return [f"trained by comparer: {facts['parameters'] / 1e6:.2f}M parameters, {facts['tokens_seen'] / 1e6:.0f}M "
+            f"tokens of eleven public-domain books (assets/demo/SOURCES.md) in {facts['train_s']:.0f} s on "
+            f"{facts['device']}; held-out test perplexity {facts['test_ppl']:.1f} (per token, shared tokenizer)"]

@@ -8,20 +8,17 @@ from __future__ import annotations
 
 import gc
 import threading
-from pathlib import Path
-
 import torch
 
 from comparer.loading import LoadedModel, ModelSpec, load_model
-from comparer.offline import ensure_offline_pair
 from comparer.pair import SIDES
 from comparer.presets import Preset, get_preset
 
 
 class ModelPool:
-    def __init__(self, device: str | None = None, offline_cache_dir: Path | None = None,
-                 random_weights: bool = False, dtype: str | None = None, engine: str = "hf"):
-        self.device, self.offline_cache_dir, self.random_weights = device, offline_cache_dir, random_weights
+    def __init__(self, device: str | None = None, random_weights: bool = False, dtype: str | None = None,
+                 engine: str = "hf"):
+        self.device, self.random_weights = device, random_weights
         self.dtype = getattr(torch, dtype) if dtype else None
         self.engine = engine
         self._lock = threading.Lock()
@@ -34,7 +31,7 @@ class ModelPool:
             if self._loaded and self._loaded[0] == key:
                 return self._loaded[1]
             self._unload()
-            specs = preset_specs(preset or get_preset(preset_name), self.random_weights, self.offline_cache_dir)
+            specs = preset_specs(preset or get_preset(preset_name), self.random_weights)
             models = {side: load_model(spec, self.device, self.dtype, self.engine) for side, spec in zip(SIDES, specs)}
             self._loaded = (key, models)
             return models
@@ -44,13 +41,10 @@ class ModelPool:
         free_device_memory()
 
 
-def preset_specs(preset: Preset, random_weights: bool = False,
-                 offline_cache_dir: Path | None = None) -> tuple[ModelSpec, ModelSpec]:
-    """Where each model of a preset comes from: the offline folders, random weights, or the Hub."""
+def preset_specs(preset: Preset, random_weights: bool = False) -> tuple[ModelSpec, ModelSpec]:
+    """Where each model of a preset comes from: the shipped folders, random weights, or the Hub."""
     if preset.offline:
-        dirs = ensure_offline_pair(offline_cache_dir)
-        return tuple(ModelSpec(s.model_id, local_dir=str(dirs[s.model_id]), untrained=True)
-                     for s in (preset.left, preset.right))
+        return preset.left, preset.right
     if random_weights:
         return preset.left.with_random_weights(), preset.right.with_random_weights()
     return preset.left, preset.right

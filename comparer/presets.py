@@ -47,7 +47,9 @@ def _preset(name: str, entry: dict) -> Preset:
 
 
 def _spec(entry: dict) -> ModelSpec:
-    return ModelSpec(model_id=entry["model_id"], revision=entry.get("revision"),
+    """``local_dir`` in the file is relative to assets/ (the shipped demo pair)."""
+    local_dir = str(ASSETS_DIR / entry["local_dir"]) if entry.get("local_dir") else None
+    return ModelSpec(model_id=entry["model_id"], local_dir=local_dir, revision=entry.get("revision"),
                      config_name=entry.get("config_name"))
 
 

@@ -25,7 +25,3 @@ def _text(item: dict) -> str:
     if "file" in item:
         return (PROMPTS_DIR / item["file"]).read_text().strip()
     return item["text"]
-
-
-def corpus_texts() -> list[str]:
-    return [p.text for p in load_prompts()]

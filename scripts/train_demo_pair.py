@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from comparer.offline import build_tokenizer
+from comparer.bpe import build_tokenizer
 
 CORPUS = Path("assets/demo/corpus.txt.xz")
 VOCAB_SIZE = 4096
@@ -131,6 +131,20 @@ def train_one(name: str, config, data: dict, args) -> tuple:
     return model, stats
 
 
+def sweep_lr(name: str, config, data: dict, args) -> tuple:
+    """The same learning-rate sweep for both architectures, so neither wins by a better-tuned recipe."""
+    runs = []
+    for lr in (float(x) for x in args.lrs.split(",")):
+        args.lr = lr
+        model, stats = train_one(name, config, data, args)
+        runs.append((stats["val_ppl"], lr, model, stats))
+    _, lr, model, stats = min(runs, key=lambda run: run[0])
+    stats.update(peak_lr=lr, sweep={str(r[1]): r[0] for r in runs}, train_s_all_runs=round(
+        sum(r[3]["train_s"] for r in runs), 1))
+    args.lr = lr
+    return model, stats
+
+
 def _loss(model, batch):
     logits = model(batch[:, :-1]).logits.float()  # (batch, seq, vocab)
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
@@ -150,7 +164,7 @@ def save(name: str, model, tokenizer, stats: dict, sample: str, args, out_dir: P
     model.half().save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     stats = {**stats, "maia_continuation_greedy": sample, "data": "assets/demo/SOURCES.md",
-             "batch": args.batch, "seq_len": args.seq, "peak_lr": args.lr,
+             "batch": args.batch, "seq_len": args.seq,
              "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else args.device}
     (folder / "training.json").write_text(json.dumps(stats, indent=1))
     (folder / "README.md").write_text(model_card(name, model, stats))
@@ -161,7 +175,9 @@ def model_card(name: str, model, stats: dict) -> str:
     return (f"# {name}\n\n{kind}, {stats['parameters'] / 1e6:.2f}M parameters ({model.config.num_hidden_layers} "
             f"layers, width {model.config.hidden_size}), trained from scratch by comparer's "
             f"scripts/train_demo_pair.py on {stats['device']} in {stats['train_s']:.0f} s "
-            f"({stats['tokens_seen'] / 1e6:.1f}M tokens, batch {stats['batch']} x {stats['seq_len']}).\n\n"
+            f"({stats['tokens_seen'] / 1e6:.1f}M tokens, batch {stats['batch']} x {stats['seq_len']}, peak learning "
+            f"rate {stats['peak_lr']:g}, the best of a sweep {stats['sweep']} by validation perplexity; "
+            f"{stats['train_s_all_runs']:.0f} s for the whole sweep).\n\n"
             "Data: eleven public-domain Project Gutenberg books (about 1.04M words; see "
             "assets/demo/SOURCES.md). Byte-level BPE tokenizer of 4,096 tokens shared with its twin.\n\n"
             f"Held-out test perplexity (per token, last 2 % of each book): **{stats['test_ppl']:.2f}** "
@@ -174,10 +190,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=Path("assets/models"))
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--tokens", type=int, default=40_000_000, help="training tokens per model (same for both)")
+    parser.add_argument("--tokens", type=int, default=15_000_000, help="training tokens per run (same for both)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seq", type=int, default=512)
-    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--lrs", default="1e-3,2e-3,3e-3",
+                        help="peak learning rates tried for each model; the best validation perplexity is kept")
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--max-minutes", type=float, default=9.0)
     args = parser.parse_args()
@@ -186,7 +203,7 @@ def main() -> None:
     data = {k: encode(tokenizer, v) for k, v in splits.items()}
     print({k: len(v) for k, v in data.items()}, "tokens per split", flush=True)
     for name, config in model_configs(len(tokenizer)).items():
-        model, stats = train_one(name, config, data, args)
+        model, stats = sweep_lr(name, config, data, args)
         sample = continuation(model, tokenizer, args.device)
         print(json.dumps({name: stats, "maia": sample}), flush=True)
         save(name, model, tokenizer, stats, sample, args, args.out)

@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny real models built here (no network), and the offline pair."""
+"""Shared fixtures: the shipped demo pair (assets/models, no network) and the app serving it."""
 
 from __future__ import annotations
 
@@ -11,29 +11,30 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 @pytest.fixture(scope="session")
-def offline_dirs(tmp_path_factory):
-    from comparer.offline import ensure_offline_pair
+def offline_dirs():
+    """model id -> folder of the offline preset's two trained models."""
+    from comparer.presets import get_preset
 
-    return ensure_offline_pair(tmp_path_factory.mktemp("offline-models"))
+    preset = get_preset("offline")
+    return {spec.model_id: spec.local_dir for spec in (preset.left, preset.right)}
 
 
 @pytest.fixture(scope="session")
 def offline_pair(offline_dirs):
     from comparer.loading import ModelSpec, load_model
 
-    return {side: load_model(ModelSpec(name, local_dir=str(path), untrained=True), "cpu")
+    return {side: load_model(ModelSpec(name, local_dir=path), "cpu")
             for side, (name, path) in zip(("left", "right"), offline_dirs.items())}
 
 
 @pytest.fixture(scope="module")
-def app_url(offline_dirs, tmp_path_factory):
+def app_url(tmp_path_factory):
     """The app launched on a free loopback port with the offline pair and a fresh review database."""
     from comparer.ui.app import create_app
     from tests.test_app_api import _free_port
 
-    cache_dir = next(iter(offline_dirs.values())).parent
     db = tmp_path_factory.mktemp("db") / "reviews.sqlite"
-    demo = create_app("offline", "offline,small", "cpu", offline_cache_dir=cache_dir, db_path=db)
+    demo = create_app("offline", "offline,small", "cpu", db_path=db)
     port = _free_port()
     demo.queue(max_size=16).launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
                                    ssr_mode=False, quiet=True)

@@ -10,12 +10,21 @@ gradio_client = pytest.importorskip("gradio_client")
 
 
 def start_streaming(client, prompt: str, max_new_tokens: int = 1024):
-    """Submit a long fixed-length comparison and return its job once the first update arrived."""
+    """Submit a long fixed-length comparison and return its job once both panes stream tokens (a
+    prompt's prefill runs inside transformers' generate, which checks Stop only between tokens)."""
     job = client.submit(prompt, max_new_tokens=max_new_tokens, fixed_length=True, api_name="/compare")
     deadline = time.time() + 60
-    while not job.outputs() and time.time() < deadline:
+    while not _both_streaming(job) and time.time() < deadline:
         time.sleep(0.02)
     return job
+
+
+def _both_streaming(job) -> bool:
+    outputs = job.outputs()
+    if not outputs:
+        return False
+    stats = outputs[-1][4]
+    return all(isinstance(stats, dict) and stats.get(side, {}).get("tokens", 0) > 0 for side in ("left", "right"))
 
 
 def _free_port() -> int:
@@ -30,7 +39,7 @@ def test_compare_endpoint_returns_two_non_empty_texts_and_stats(app_url):
         "How far away is the moon?", max_new_tokens=12, fixed_length=True, api_name="/compare")
     assert left.strip() and right.strip()
     assert "time to first token" in left_md and "decode" in right_md
-    assert stats["left"]["model_id"] == "offline-mamba" and stats["right"]["model_id"] == "offline-transformer"
+    assert stats["left"]["model_id"] == "demo-mamba" and stats["right"]["model_id"] == "demo-llama"
     assert stats["left"]["tokens"] == stats["right"]["tokens"] == 12
     assert stats["left"]["status"] == stats["right"]["status"] == "done"
     assert len(comparison_id) == 32
@@ -84,7 +93,7 @@ def test_scaling_live_sweep_through_the_api_returns_a_record_and_csv(app_url):
     record = json.loads(open(json_path).read())
     assert [p["context_tokens"] for p in record["models"][0]["points"]] == [8, 16, 32]
     assert open(csv_path).read().count("\n") == 1 + 2 * 3
-    assert "offline-mamba" in table
+    assert "demo-mamba" in table
 
 
 def test_scaling_live_sweep_rejects_bad_contexts_clearly(app_url):
@@ -121,10 +130,10 @@ def test_ten_blind_comparisons_voted_tallied_and_exported_in_three_formats(app_u
         *_, stats, cid = client.predict(f"blind prompt {i}", max_new_tokens=4, blind=True, api_name="/compare")
         assert stats["left"]["model_id"].startswith("Model A (hidden") and stats["right"]["model_id"].startswith("Model B")
         reveal, tally_md = client.predict(cid, vote, ["fluent"], f"note {i}", api_name="/vote")
-        assert "offline-mamba" in reveal and "offline-transformer" in reveal
+        assert "demo-mamba" in reveal and "demo-llama" in reveal
         ids.append(cid)
     rows, tally_md, _ = client.predict("", "", "", api_name="/history")
-    line = next(l for l in tally_md.splitlines() if "offline-mamba" in l)
+    line = next(l for l in tally_md.splitlines() if "demo-mamba" in l)
     cells = [c.strip() for c in line.strip("|").split("|")]
     assert sum(int(c) for c in cells[2:6]) >= 10
     exported = {fmt: client.predict(fmt, api_name="/export") for fmt in ("csv", "jsonl", "llm-comparator")}
@@ -133,7 +142,7 @@ def test_ten_blind_comparisons_voted_tallied_and_exported_in_three_formats(app_u
     assert set(ids) <= csv_ids and set(ids) <= set(jsonl)
     assert all(jsonl[i]["blind"] and jsonl[i]["votes"][-1]["note"] for i in ids)
     comparator = json.load(open(exported["llm-comparator"]))
-    assert {m["name"] for m in comparator["models"]} == {"offline-mamba", "offline-transformer"}
+    assert {m["name"] for m in comparator["models"]} == {"demo-mamba", "demo-llama"}
     assert len(comparator["examples"]) >= 10
 
 
@@ -148,4 +157,4 @@ def test_reopen_shows_both_outputs_and_a_diff(app_url):
     left, right, *_, cid = client.predict("moon", max_new_tokens=6, api_name="/compare")
     prompt, left_out, right_out, header, diff = client.predict(cid, api_name="/reopen")
     assert (prompt, left_out, right_out) == ("moon", left, right)
-    assert "offline-mamba" in header and "<span" in diff
+    assert "demo-mamba" in header and "<span" in diff

@@ -7,7 +7,7 @@ from comparer.loading import CONFIGS_DIR, ModelSpec, load_bundled_config, load_m
 
 
 def _save(model_cls, config, path):
-    from comparer.offline import build_tokenizer
+    from comparer.bpe import build_tokenizer
 
     torch.manual_seed(0)
     model_cls(config).save_pretrained(path)

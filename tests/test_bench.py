@@ -22,13 +22,12 @@ def test_summary_median_and_percentiles_from_values():
     assert (s.median, s.p10, s.p90) == (3.0, 1.4, 4.6)
 
 
-def test_sweep_of_tiny_pair_at_three_contexts_yields_a_valid_record(offline_dirs, tmp_path):
-    record = run_bench("offline", [8, 32, 128], new_tokens=6, repeats=2, random_weights=False, device="cpu",
-                       offline_cache_dir=next(iter(offline_dirs.values())).parent)
+def test_sweep_of_the_demo_pair_at_three_contexts_yields_a_valid_record(tmp_path):
+    record = run_bench("offline", [8, 32, 128], new_tokens=6, repeats=2, random_weights=False, device="cpu")
     record.save(tmp_path / "run.json")
     loaded = BenchRecord.load(tmp_path / "run.json")
-    assert [m.model_id for m in loaded.models] == ["offline-mamba", "offline-transformer"]
-    assert loaded.weights == "random (untrained offline pair)" and loaded.environment.device_type == "cpu"
+    assert [m.model_id for m in loaded.models] == ["demo-mamba", "demo-llama"]
+    assert loaded.weights == "trained (the shipped demo pair)" and loaded.environment.device_type == "cpu"
     assert loaded.environment.measured_bandwidth_bytes_per_s > 0
     for run in loaded.models:
         assert run.warmup_s > 0 and run.card["kernel_path"]
@@ -96,8 +95,7 @@ def test_stored_h200_paper_record_is_labelled_random_weights_on_an_h200():
     assert {p.context_tokens for m in record.models for p in m.points} == {512, 2048, 8192, 32768, 131072}
 
 
-def test_bench_command_line_writes_json_and_html(offline_dirs, tmp_path, monkeypatch):
-    monkeypatch.setenv("COMPARER_CACHE", str(next(iter(offline_dirs.values())).parent))
+def test_bench_command_line_writes_json_and_html(tmp_path):
     out, html = tmp_path / "run.json", tmp_path / "run.html"
     assert bench_main(["--preset", "offline", "--contexts", "8,16,32", "--new-tokens", "4", "--repeats", "1",
                        "--device", "cpu", "--out", str(out), "--plot", str(html)]) == 0

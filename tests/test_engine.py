@@ -1,5 +1,7 @@
+import re
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,10 +16,22 @@ def _ids(model):
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
-def test_offline_models_load_through_from_pretrained_and_are_labelled_untrained(offline_pair, side):
+def test_shipped_demo_models_load_through_from_pretrained_and_say_what_they_are(offline_pair, side):
     card = offline_pair[side].card
-    assert card.weights == "random (untrained)"
+    assert card.weights == "trained"
     assert card.family == ("SSM" if side == "left" else "Transformer")
+    assert 6.0e6 < card.n_params < 7.5e6
+    note = card.notes[0]
+    assert "public-domain books" in note and re.search(r"held-out test perplexity \d+\.\d", note)
+
+
+def test_the_demo_pair_is_within_40_mb_in_safetensors():
+    from comparer.presets import get_preset
+
+    preset = get_preset("offline")
+    sizes = [sum(f.stat().st_size for f in Path(s.local_dir).iterdir()) for s in (preset.left, preset.right)]
+    assert sum(sizes) <= 40e6
+    assert all((Path(s.local_dir) / "model.safetensors").exists() for s in (preset.left, preset.right))
 
 
 @pytest.mark.parametrize("side", ["left", "right"])
@@ -95,7 +109,7 @@ def test_fast_mamba_engine_on_cpu_matches_transformers_greedy_across_prefill_chu
     from comparer.engines.mamba_ops import TorchOps
     from comparer.loading import ModelSpec, load_model
 
-    model = load_model(ModelSpec("m", local_dir=str(offline_dirs["offline-mamba"])), "cpu").engine.model
+    model = load_model(ModelSpec("m", local_dir=str(offline_dirs["demo-mamba"])), "cpu").engine.model
     ops = TorchOps() if ops_name == "pytorch" else CppScanOps()
     fast = MambaFastEngine(model, None, ops, cuda_graph=False, chunk_tokens=50)
     for length in (1, 7, 128, 300):
@@ -112,13 +126,14 @@ def test_fast_mamba_engine_on_cpu_matches_transformers_greedy_across_prefill_chu
 def test_engine_choice_names_the_path_on_the_card(offline_dirs):
     from comparer.loading import ModelSpec, load_model
 
-    spec = ModelSpec("m", local_dir=str(offline_dirs["offline-mamba"]))
+    spec = ModelSpec("m", local_dir=str(offline_dirs["demo-mamba"]))
     assert load_model(spec, "cpu").card.kernel_path.startswith("reference PyTorch")
     fast = load_model(spec, "cpu", engine="fast")
     assert fast.card.kernel_path.startswith("comparer fast Mamba: compiled C++ scan (CPU)")
-    assert "C++ scan compiled or loaded from cache" in fast.card.notes[0]
-    llama = load_model(ModelSpec("t", local_dir=str(offline_dirs["offline-transformer"])), "cpu", engine="fast")
-    assert "applies only to Mamba-1" in llama.card.notes[0] and llama.card.kernel_path.startswith("transformers")
+    assert any("C++ scan compiled or loaded from cache" in note for note in fast.card.notes)
+    llama = load_model(ModelSpec("t", local_dir=str(offline_dirs["demo-llama"])), "cpu", engine="fast")
+    assert llama.card.kernel_path.startswith("comparer fast Transformer: preallocated KV cache")
+    assert "PyTorch attention, eager decode" in llama.card.kernel_path
 
 
 def test_compiled_cpu_scan_equals_the_pytorch_recurrence_from_a_nonzero_state():

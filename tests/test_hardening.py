@@ -4,9 +4,11 @@ import json
 import math
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+from comparer.presets import get_preset
 from comparer.validation import InputError, check_prompt, prompt_token_limit, trim_prompt_ids
 from tests.test_app_api import _free_port, start_streaming
 
@@ -18,8 +20,7 @@ QUEUE_MAX = 6
 def app(offline_dirs, tmp_path_factory):
     from comparer.ui.app import create_app
     from comparer.ui.handlers import Limits
-    demo = create_app("offline", "offline,small", "cpu", offline_cache_dir=next(iter(offline_dirs.values())).parent,
-                      db_path=tmp_path_factory.mktemp("db") / "r.sqlite",
+    demo = create_app("offline", "offline,small", "cpu", db_path=tmp_path_factory.mktemp("db") / "r.sqlite",
                       limits=Limits(max_time_s=60, per_session_per_min=10_000))
     port = _free_port()
     demo.queue(max_size=QUEUE_MAX).launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
@@ -146,10 +147,12 @@ def test_fifty_cancels_leave_no_generation_thread_behind(app):
 
 def test_a_prompt_beyond_the_transformers_positions_is_trimmed_with_a_visible_warning(app):
     client = gradio_client.Client(app.url, verbose=False)
-    prompt = open("prompts/long_lighthouse.txt").read() * 6  # ~13,000 tokens of the tiny BPE
+    prompt = open("prompts/long_lighthouse.txt").read() * 6  # ~13,000 words, far beyond 2,048 positions
     _, _, left_md, right_md, stats, _ = client.predict(prompt, max_new_tokens=8, api_name="/compare")
-    transformer = next(s for s in stats.values() if s["model_id"] == "offline-transformer")
-    assert transformer["warning"].startswith("prompt trimmed: kept the last 8,184")
+    transformer = next(s for s in stats.values() if s["model_id"] == "demo-llama")
+    positions = json.loads((Path(get_preset("offline").right.local_dir) / "config.json").read_text())[
+        "max_position_embeddings"]
+    assert transformer["warning"].startswith(f"prompt trimmed: kept the last {positions - 8:,}")
     assert "prompt trimmed" in left_md + right_md
 
 
@@ -180,9 +183,8 @@ def test_prompt_checks_and_trimming_units():
 def test_model_ids_come_only_from_the_presets_unless_free_entry_is_enabled(offline_dirs, tmp_path):
     from comparer.ui.app import create_app
 
-    cache = next(iter(offline_dirs.values())).parent
     for free_entry in (False, True):
-        demo = create_app("offline", "offline", "cpu", offline_cache_dir=cache, db_path=tmp_path / f"{free_entry}.db",
+        demo = create_app("offline", "offline", "cpu", db_path=tmp_path / f"{free_entry}.db",
                           free_entry=free_entry)
         port = _free_port()
         demo.queue(max_size=4).launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
@@ -211,8 +213,7 @@ def test_zerogpu_path_imports_and_runs_on_the_cpu_when_spaces_is_present(offline
     from comparer.ui.app import create_app
 
     monkeypatch.setenv("COMPARER_ZEROGPU", "1")
-    demo = create_app("offline", "offline", "cpu", offline_cache_dir=next(iter(offline_dirs.values())).parent,
-                      db_path=tmp_path / "z.db")
+    demo = create_app("offline", "offline", "cpu", db_path=tmp_path / "z.db")
     service = demo.comparer.service
     assert service.gpu_stream is not None
     args = ("moon", {"max_new_tokens": 6, "fixed_length": True}, "offline", False, False)

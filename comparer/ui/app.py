@@ -18,11 +18,11 @@ from comparer.ui.scaling import ScalingService
 
 
 def create_app(preset: str = "offline", presets: str = "", device: str | None = None,
-               random_weights: bool = False, offline_cache_dir=None, preload: bool = True,
+               random_weights: bool = False, preload: bool = True,
                dtype: str | None = None, engine: str = "hf", db_path=None, limits: Limits | None = None,
                free_entry: bool = False) -> gr.Blocks:
     names = _preset_names(preset, presets)
-    pool = ModelPool(device, offline_cache_dir, random_weights, dtype, engine)
+    pool = ModelPool(device, random_weights, dtype, engine)
     if preload:
         pool.pair(preset)
     store = ReviewStore(db_path)
