@@ -73,13 +73,17 @@ ENGINES = ("auto", "hf", "fast")
 
 
 def load_model(spec: ModelSpec, device: str | None = None, dtype: torch.dtype | None = None,
-               engine: str = "hf", max_context_tokens: int | None = None) -> LoadedModel:
+               engine: str = "hf", max_context_tokens: int | None = None,
+               max_memory: dict | None = None) -> LoadedModel:
     """Load ``spec`` and wrap it in an engine, timing the load (graph capture included).
 
     ``engine``: 'hf' = transformers generate (the default: the verified reference); 'fast' =
     comparer's engines (Mamba-1, GPT-NeoX, Llama: preallocated state, CUDA graphs on CUDA);
     'auto' = fast where its kernels exist (CUDA with mamba-ssm for Mamba, with Triton for
     Transformers), else hf. ``max_context_tokens`` sizes the fast Transformer's KV cache.
+    ``max_memory`` (accelerate's per-device caps, e.g. {0: "70GiB", 1: "70GiB"}) splits a model that
+    does not fit one GPU; the fast Transformer engine runs split layers eagerly on each GPU, and falls
+    back to transformers when layers land on the CPU.
     """
     from comparer.engines.select import make_engine
 
@@ -89,7 +93,7 @@ def load_model(spec: ModelSpec, device: str | None = None, dtype: torch.dtype | 
     if spec.random_weights:
         model, tokenizer = _random_model(spec, device, dtype), ByteTokenizer()
     else:
-        model, tokenizer = _pretrained_model(spec, device, dtype), _tokenizer(spec)
+        model, tokenizer = _pretrained_model(spec, device, dtype, max_memory), _tokenizer(spec)
     card = _card_for(spec, model, device, dtype)
     return LoadedModel(spec, make_engine(model, card, engine, max_context_tokens), tokenizer, time.perf_counter() - t0_s)
 
@@ -125,14 +129,14 @@ def _source(spec: ModelSpec) -> str:
     return spec.local_dir or spec.model_id
 
 
-def _pretrained_model(spec: ModelSpec, device: str, dtype: torch.dtype):
+def _pretrained_model(spec: ModelSpec, device: str, dtype: torch.dtype, max_memory: dict | None = None):
     from transformers import AutoModelForCausalLM
 
     on_cuda = torch.device(device).type == "cuda"
     try:
         return AutoModelForCausalLM.from_pretrained(
             _source(spec), revision=spec.revision, dtype=dtype, trust_remote_code=False, use_safetensors=True,
-            device_map="auto" if on_cuda else None)
+            device_map="auto" if on_cuda else None, max_memory=max_memory if on_cuda else None)
     except (OSError, ValueError) as err:
         raise ModelLoadError(_load_hint(spec, err)) from err
 

@@ -10,7 +10,8 @@ pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
               pytest.mark.skipif(not mamba_kernels_available(), reason="needs mamba-ssm and causal-conv1d")]
 
-PROMPT = list("Maia gets ready for her next adventure. She finds a toy boat and".encode())
+MAIA = "Maia gets ready for her next adventure. She finds a toy boat and"
+PROMPT = list(MAIA.encode())
 
 
 def _model(dtype):
@@ -54,25 +55,34 @@ def test_chunked_prefill_carries_state_exactly_across_chunk_boundaries_in_fp32()
     assert whole.argmax() == chunked.argmax()
 
 
-def test_fast_path_fp16_is_as_close_to_fp32_as_transformers_fp16():
-    """fp16 teacher-forced logits for 32 steps, each path against the fp32 model with the same
-    weights. (On 2026-11-28 the two fp16 paths differed from each other by up to 41 % relative L2
-    on random weights; this measures which of them drifts from fp32.) The fast path keeps the SSM
-    state and residual in fp32, so it must be no further from fp32 than transformers' fp16 (+10 %)."""
-    model = _model(torch.float32)
-    ids = torch.tensor([PROMPT + _reference_tokens(model, 32)], device="cuda")
+def test_fast_path_fp16_matches_fp32_on_the_trained_demo_mamba():
+    """fp16 teacher-forced logits for 32 steps against the fp32 model with the same weights, for the
+    fast path and for transformers' own fp16 path. A trained model is needed: on random weights
+    (the mamba-130m config) both fp16 paths land far from fp32 — transformers' reference path
+    reached 73 % max relative error on the CPU — because the random model amplifies rounding. The
+    fast path keeps the SSM state and residual in fp32: it must be no further from fp32 than
+    transformers' fp16 (+10 %), within 2 % relative L2, with the fp32 top-1 token at >= 95 % of steps."""
+    from comparer.presets import get_preset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = get_preset("offline").left.local_dir
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, use_safetensors=True).to("cuda").eval()
+    prompt = AutoTokenizer.from_pretrained(folder)(MAIA)["input_ids"]
     with torch.inference_mode():
-        exact = model(ids).logits[0, len(PROMPT) - 1:-1].float()  # (32, vocab)
+        ids = model.generate(torch.tensor([prompt], device="cuda"), do_sample=False, max_new_tokens=32,
+                             min_new_tokens=32, pad_token_id=0)  # (1, prompt + 32)
+        exact = model(ids).logits[0, len(prompt) - 1:-1].float()  # (32, vocab)
         model.half()
-        hf16 = model(ids).logits[0, len(PROMPT) - 1:-1].float()
+        hf16 = model(ids).logits[0, len(prompt) - 1:-1].float()
         engine = _fast(model)
-        logits = [engine.prefill(PROMPT)[0].clone()]
-        for token in ids[0, len(PROMPT):-1]:
+        logits = [engine.prefill(prompt)[0].clone()]
+        for token in ids[0, len(prompt):-1]:
             logits.append(engine.decode_step(token.reshape(1))[0].clone())
     fast16 = torch.stack(logits)
     err = {name: ((x - exact).norm(dim=-1) / exact.norm(dim=-1)).max().item()
            for name, x in (("transformers fp16", hf16), ("fast fp16", fast16))}
     top1 = {name: (x.argmax(-1) == exact.argmax(-1)).float().mean().item()
             for name, x in (("transformers fp16", hf16), ("fast fp16", fast16))}
-    print(f"fp16 vs fp32, max relative L2 error: {err}; top-1 agreement: {top1}")
+    print(f"trained demo-mamba, fp16 vs fp32: max relative L2 error {err}; top-1 agreement {top1}")
     assert err["fast fp16"] <= 1.1 * err["transformers fp16"] + 1e-3
+    assert err["fast fp16"] < 2e-2 and top1["fast fp16"] >= 0.95

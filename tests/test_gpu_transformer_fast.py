@@ -80,3 +80,22 @@ def test_fp16_graph_decode_is_as_close_to_fp32_as_transformers_fp16():
            for name, x in (("transformers fp16", hf16), ("fast fp16", fast16))}
     print("max relative L2 error vs fp32:", err)
     assert err["fast fp16"] <= 1.1 * err["transformers fp16"] + 1e-3
+
+
+def test_a_model_split_between_gpu_and_cpu_falls_back_to_transformers_and_says_so(tmp_path):
+    """The one-GPU stand-in for a multi-GPU split: accelerate's max_memory puts part of the layers on
+    the CPU; the fast engine cannot run those, so the card names transformers and the reason."""
+    from comparer.loading import ModelSpec, load_model
+
+    _model(torch.float16).save_pretrained(tmp_path)
+    from comparer.bpe import build_tokenizer
+
+    build_tokenizer(["a tokenizer for the split test"], vocab_size=300).save_pretrained(tmp_path)
+    loaded = load_model(ModelSpec("split", local_dir=str(tmp_path)), "cuda", torch.float16, engine="fast",
+                        max_memory={0: "120MiB", "cpu": "4GiB"})
+    devices = {p.device.type for p in loaded.engine.model.parameters()}  # offloaded ones may show as 'meta'
+    assert "cuda" in devices and len(devices) > 1
+    assert loaded.card.kernel_path.startswith("transformers")
+    assert any("offloaded to the CPU" in note for note in loaded.card.notes)
+    result = loaded.engine.generate(PROMPT[:20], _fixed(8))
+    assert len(result.token_ids) == 8
