@@ -182,7 +182,7 @@ def model_card(name: str, model, stats: dict) -> str:
             "assets/demo/SOURCES.md). Byte-level BPE tokenizer of 4,096 tokens shared with its twin.\n\n"
             f"Held-out test perplexity (per token, last 2 % of each book): **{stats['test_ppl']:.2f}** "
             f"(validation {stats['val_ppl']:.2f}, best of step {stats['best_step']}).\n\n"
-            "A toy for demonstrating the side-by-side comparison offline: small, trained for minutes, "
+            "A toy for demonstrating the side-by-side comparison offline: small and trained for seconds, "
             "it writes locally plausible 19th-century prose and little sense. Stored in fp16.\n")
 
 

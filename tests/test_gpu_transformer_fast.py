@@ -92,7 +92,7 @@ def test_a_model_split_between_gpu_and_cpu_falls_back_to_transformers_and_says_s
 
     build_tokenizer(["a tokenizer for the split test"], vocab_size=300).save_pretrained(tmp_path)
     loaded = load_model(ModelSpec("split", local_dir=str(tmp_path)), "cuda", torch.float16, engine="fast",
-                        max_memory={0: "120MiB", "cpu": "4GiB"})
+                        max_memory={0: "250MiB", "cpu": "4GiB"})
     devices = {p.device.type for p in loaded.engine.model.parameters()}  # offloaded ones may show as 'meta'
     assert "cuda" in devices and len(devices) > 1
     assert loaded.card.kernel_path.startswith("transformers")
