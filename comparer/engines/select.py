@@ -34,10 +34,18 @@ def make_engine(model, card: ArchitectureCard, choice: str = "auto", max_context
     return TransformersEngine(model, card)
 
 
-def _fast_transformer(model, card: ArchitectureCard, max_context_tokens: int | None) -> Engine:
-    from comparer.engines.transformer_fast import DEFAULT_MAX_CONTEXT_TOKENS, TransformerFastEngine
+def default_cache_tokens(config) -> int:
+    """The app trims prompts to the model's positions, so a cache of that size (capped at 32K, and
+    4,096 where the config does not say) holds every comparison it serves."""
+    from comparer.engines.transformer_fast import DEFAULT_MAX_CONTEXT_TOKENS
 
-    engine = TransformerFastEngine(model, card, max_context_tokens or DEFAULT_MAX_CONTEXT_TOKENS)
+    return min(getattr(config, "max_position_embeddings", None) or DEFAULT_MAX_CONTEXT_TOKENS, 32768)
+
+
+def _fast_transformer(model, card: ArchitectureCard, max_context_tokens: int | None) -> Engine:
+    from comparer.engines.transformer_fast import TransformerFastEngine
+
+    engine = TransformerFastEngine(model, card, max_context_tokens or default_cache_tokens(model.config))
     if engine.graphs:
         decode = f"Triton split-KV attention, CUDA-graph decode ({len(engine.graphs)} buckets up to {engine.buckets[-1]})"
         card.notes.append(f"{engine.captures} decode graphs (kernels compiled) captured at load in "
