@@ -15,9 +15,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default=os.environ.get("COMPARER_DEVICE"), help="cuda or cpu (default: auto)")
     parser.add_argument("--dtype", default=os.environ.get("COMPARER_DTYPE"), choices=["float16", "bfloat16", "float32"],
                         help="weights dtype (default: float16 on CUDA, float32 on the CPU)")
-    parser.add_argument("--engine", default=os.environ.get("COMPARER_ENGINE", "hf"), choices=["hf", "fast", "auto"],
-                        help="hf: transformers generate (default); fast: comparer's Mamba engine (CUDA graphs); "
-                             "auto: fast where it applies")
+    parser.add_argument("--engine", default=os.environ.get("COMPARER_ENGINE", "auto"), choices=["hf", "fast", "auto"],
+                        help="auto (default): comparer's fast engines on CUDA for both sides (Mamba with the "
+                             "mamba-ssm kernels, GPT-NeoX/Llama with Triton; CUDA graphs), transformers elsewhere; "
+                             "hf: transformers generate everywhere; fast: comparer's engines everywhere")
     parser.add_argument("--free-model-entry", action="store_true",
                         default=os.environ.get("COMPARER_FREE_MODEL_ENTRY", "") == "1",
                         help="let visitors load any two Hub models (off: only the presets' models)")

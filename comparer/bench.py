@@ -31,8 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     parser.add_argument("--sides", default="left,right", help="which models of the pair to measure")
-    parser.add_argument("--engine", default="hf", choices=ENGINES,
-                        help="hf = transformers generate; fast = comparer's Mamba engine; auto = fast where it applies")
+    parser.add_argument("--engine", default="auto", choices=ENGINES,
+                        help="auto (default) = comparer's fast engines where their kernels exist (CUDA), else "
+                             "transformers; hf = transformers generate; fast = comparer's engines everywhere")
     parser.add_argument("--out", required=True, help="JSON record to write")
     parser.add_argument("--plot", default=None, help="also write an HTML plot here")
     return parser.parse_args(argv)

@@ -17,7 +17,7 @@ from comparer.presets import Preset, get_preset
 
 class ModelPool:
     def __init__(self, device: str | None = None, random_weights: bool = False, dtype: str | None = None,
-                 engine: str = "hf"):
+                 engine: str = "auto"):
         self.device, self.random_weights = device, random_weights
         self.dtype = getattr(torch, dtype) if dtype else None
         self.engine = engine

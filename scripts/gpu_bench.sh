@@ -13,9 +13,9 @@ if [ "${1:-start}" = start ]; then
   python3 -c "import mamba_ssm, causal_conv1d, torch; print('kernels ok', torch.__version__, torch.cuda.get_device_name())"
   nvidia-smi --query-gpu=name,memory.used,memory.total,clocks.sm --format=csv
   setsid bash -c "
-    python3 -m comparer.bench --preset paper --random-weights --contexts ${PAPER_CONTEXTS:-512,2048,8192,32768,131072} \
+    python3 -m comparer.bench --engine hf --preset paper --random-weights --contexts ${PAPER_CONTEXTS:-512,2048,8192,32768,131072} \
       --new-tokens 128 --repeats ${REPEATS:-3} --out $RES/h200-paper-random.json > $RES/paper.log 2>&1
-    python3 -m comparer.bench --preset small --random-weights --contexts ${SMALL_CONTEXTS:-512,2048,8192,32768,131072} \
+    python3 -m comparer.bench --engine hf --preset small --random-weights --contexts ${SMALL_CONTEXTS:-512,2048,8192,32768,131072} \
       --new-tokens 128 --repeats ${REPEATS:-3} --out $RES/h200-small-random.json > $RES/small.log 2>&1
     touch $RES/ALL_DONE" < /dev/null > /dev/null 2>&1 &
 fi

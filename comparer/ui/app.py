@@ -19,7 +19,7 @@ from comparer.ui.scaling import ScalingService
 
 def create_app(preset: str = "offline", presets: str = "", device: str | None = None,
                random_weights: bool = False, preload: bool = True,
-               dtype: str | None = None, engine: str = "hf", db_path=None, limits: Limits | None = None,
+               dtype: str | None = None, engine: str = "auto", db_path=None, limits: Limits | None = None,
                free_entry: bool = False) -> gr.Blocks:
     names = _preset_names(preset, presets)
     pool = ModelPool(device, random_weights, dtype, engine)
