@@ -5,6 +5,7 @@ import torch
 
 from comparer.kernels import mamba_kernels_available
 from comparer.settings import GenerationSettings
+from tests.greedy import reference_tokens
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
@@ -24,11 +25,7 @@ def _model(dtype):
 
 
 def _reference_tokens(model, n):
-    ids = torch.tensor([PROMPT], device="cuda")
-    with torch.inference_mode():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=n,
-                             min_new_tokens=n, pad_token_id=0)
-    return out[0, len(PROMPT):].tolist()
+    return reference_tokens(model, PROMPT, n)
 
 
 def _fast(model, chunk_tokens=8192):

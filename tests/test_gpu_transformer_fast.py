@@ -5,6 +5,7 @@ import torch
 
 from comparer.kernels import module_available
 from comparer.settings import GenerationSettings
+from tests.greedy import reference_tokens as _reference_tokens
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
@@ -20,14 +21,6 @@ def _model(dtype, config_name="pythia-160m"):
     torch.manual_seed(0)
     with torch.device("cuda"):
         return AutoModelForCausalLM.from_config(load_bundled_config(config_name), dtype=dtype).eval()
-
-
-def _reference_tokens(model, prompt, n):
-    ids = torch.tensor([prompt], device="cuda")
-    with torch.inference_mode():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=n,
-                             min_new_tokens=n, pad_token_id=0)
-    return out[0, len(prompt):].tolist()
 
 
 def _fast(model, max_context_tokens=4096):

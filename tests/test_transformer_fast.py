@@ -15,6 +15,7 @@ from comparer.engines.transformer_fast import TransformerFastEngine, buckets_for
 from comparer.kernels import module_available
 from comparer.loading import load_bundled_config
 from comparer.settings import GenerationSettings
+from tests.greedy import reference_tokens
 
 PROMPT = list(range(5, 60))
 
@@ -25,14 +26,6 @@ def small_model(config_name: str, **overrides):
         setattr(cfg, key, value)
     torch.manual_seed(0)
     return AutoModelForCausalLM.from_config(cfg, dtype=torch.float32).eval()
-
-
-def reference_tokens(model, prompt, n):
-    ids = torch.tensor([prompt])
-    with torch.inference_mode():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=n,
-                             min_new_tokens=n, pad_token_id=0)
-    return out[0, len(prompt):].tolist()
 
 
 def fixed(n):
