@@ -101,18 +101,18 @@ def test_random_weight_mode_builds_the_exact_config_and_streams_with_byte_tokens
 
 @pytest.mark.parametrize("ops_name", ["pytorch", "cpp"])
 def test_fast_mamba_engine_on_cpu_matches_transformers_greedy_across_prefill_chunks(offline_dirs, ops_name):
-    """comparer's Mamba engine on the CPU (PyTorch blocked scan, or the compiled C++ scan) against
+    """comparer's Mamba engine on the CPU (PyTorch blocked scan, or the compiled C scan) against
     transformers' generate, with the prompt split into several prefill chunks so the state is carried
     across chunk boundaries."""
-    from comparer.engines.cpu_scan import CppScanOps
+    from comparer.engines.cpu_scan import CScanOps
     from comparer.engines.mamba_fast import MambaFastEngine
     from comparer.engines.mamba_ops import TorchOps
     from comparer.loading import ModelSpec, load_model
 
     model = load_model(ModelSpec("m", local_dir=str(offline_dirs["demo-mamba"])), "cpu").engine.model
-    ops = TorchOps() if ops_name == "pytorch" else CppScanOps()
+    ops = TorchOps() if ops_name == "pytorch" else CScanOps()
     fast = MambaFastEngine(model, None, ops, cuda_graph=False, chunk_tokens=50)
-    for length in (1, 7, 128, 300):
+    for length in (1, 7, 128, 1000):
         ids = torch.randint(3, 1000, (1, length), generator=torch.Generator().manual_seed(length))
         with torch.inference_mode():
             ref_logits = model(ids).logits[0, -1]
@@ -127,17 +127,18 @@ def test_engine_choice_names_the_path_on_the_card(offline_dirs):
     from comparer.loading import ModelSpec, load_model
 
     spec = ModelSpec("m", local_dir=str(offline_dirs["demo-mamba"]))
-    assert load_model(spec, "cpu").card.kernel_path.startswith("reference PyTorch")
-    fast = load_model(spec, "cpu", engine="fast")
-    assert fast.card.kernel_path.startswith("comparer fast Mamba: compiled C++ scan (CPU)")
-    assert any("C++ scan compiled or loaded from cache" in note for note in fast.card.notes)
+    assert load_model(spec, "cpu", engine="hf").card.kernel_path.startswith("reference PyTorch")
+    for choice in ("fast", "auto"):  # auto picks the compiled scan on the CPU
+        fast = load_model(spec, "cpu", engine=choice)
+        assert fast.card.kernel_path.startswith("comparer fast Mamba: compiled C scan (CPU)")
+        assert any("C scan compiled or loaded from cache" in note for note in fast.card.notes)
     llama = load_model(ModelSpec("t", local_dir=str(offline_dirs["demo-llama"])), "cpu", engine="fast")
     assert llama.card.kernel_path.startswith("comparer fast Transformer: preallocated KV cache")
     assert "PyTorch attention, eager decode" in llama.card.kernel_path
 
 
 def test_compiled_cpu_scan_equals_the_pytorch_recurrence_from_a_nonzero_state():
-    from comparer.engines.cpu_scan import CppScanOps
+    from comparer.engines.cpu_scan import CScanOps
     from comparer.engines.mamba_ops import TorchOps
 
     g = torch.Generator().manual_seed(0)
@@ -147,5 +148,5 @@ def test_compiled_cpu_scan_equals_the_pytorch_recurrence_from_a_nonzero_state():
     A, D, bias = -torch.rand(d, n, generator=g) * 8, torch.randn(d, generator=g), torch.randn(d, generator=g)
     h0 = torch.randn(b, d, n, generator=g)
     y_ref, h_ref = TorchOps().scan(u, dt, A, B, C, D, z, bias, h0)
-    y, h = CppScanOps().scan(u, dt, A, B, C, D, z, bias, h0)
+    y, h = CScanOps().scan(u, dt, A, B, C, D, z, bias, h0)
     assert torch.allclose(y, y_ref, rtol=1e-4, atol=1e-5) and torch.allclose(h, h_ref, rtol=1e-4, atol=1e-5)

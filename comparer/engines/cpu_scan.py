@@ -1,15 +1,25 @@
 """A compiled selective scan for the CPU, where mamba-ssm's CUDA kernels do not exist.
 
+Plain C built with the system compiler and loaded through ctypes (about a second; torch's
+cpp_extension took ~52 s for the same loop because it compiles the torch headers).
+
 transformers' reference path loops over every prompt token in Python (thousands of tiny tensor ops
-per layer). This is the same recurrence as one C++ loop over time per block of eight channels
+per layer). This is the same recurrence as one C loop over time per block of eight channels
 (OpenMP across blocks; the eight channels fill one AVX2 register, so the 16 state lanes are 16
-independent vector FMA chains), built once with torch's cpp_extension and cached under
-~/.cache/torch_extensions (about a minute the first time, reported on the card).
+independent vector FMA chains), cached under ~/.cache/comparer; the build time is on the card.
 """
 
 from __future__ import annotations
 
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -17,10 +27,9 @@ import torch.nn.functional as F
 from comparer.engines.mamba_ops import TorchOps
 
 _SOURCE = r"""
-#include <torch/extension.h>
-#include <cmath>
-#include <cstdint>
-#include <cstring>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
 // exp for x <= 0 as a loop body the compiler vectorises (Cephes expf: Cody-Waite reduction and a
 // degree-6 polynomial, within 2 ulp of expf). The scalar libm expf call per state lane was ~70 % of
 // the scan's time on a 2-core AVX2 CPU; this keeps the 16 lanes in two vector registers.
@@ -35,9 +44,9 @@ static inline float exp_nonpositive(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  const int32_t bits = ((int32_t)n + 127) << 23;
   float scale;
-  std::memcpy(&scale, &bits, sizeof scale);
+  memcpy(&scale, &bits, sizeof scale);
   return p * scale;
 }
 // One sequence, eight channels per step of the loop: every operation below is an 8-wide vertical
@@ -45,70 +54,91 @@ static inline float exp_nonpositive(float x) {
 // u, delta (softplus applied), z, y: (d, L) channel-major; the eight rows a block reads stay in L1
 // across 16 consecutive steps (one cache line each), so no transposed copies are needed.
 // A: (n, d); B, C: (L, n); h: (n, d) in/out. d is a multiple of 8 (the caller pads).
-constexpr int W = 8;
-void scan(torch::Tensor u, torch::Tensor delta, torch::Tensor A, torch::Tensor B, torch::Tensor C,
-          torch::Tensor D, torch::Tensor z, torch::Tensor h, torch::Tensor y) {
-  const int64_t d = u.size(0), L = u.size(1), n = A.size(0);
-  TORCH_CHECK(n <= 64 && d % W == 0, "needs d_state <= 64 and channels padded to a multiple of 8");
-  const float *pu = u.data_ptr<float>(), *pdt = delta.data_ptr<float>(), *pA = A.data_ptr<float>();
-  const float *pB = B.data_ptr<float>(), *pC = C.data_ptr<float>(), *pD = D.data_ptr<float>();
-  const float *pz = z.data_ptr<float>();
-  float *ph = h.data_ptr<float>(), *py = y.data_ptr<float>();
+#define W 8
+void scan(const float *pu, const float *pdt, const float *pA, const float *pB, const float *pC,
+          const float *pD, const float *pz, float *ph, float *py, int64_t d, int64_t L, int64_t n) {
   #pragma omp parallel for
   for (int64_t c0 = 0; c0 < d; c0 += W) {
     float hs[64][W], a[64][W], dd[W];
     for (int64_t k = 0; k < n; ++k)
-      for (int j = 0; j < W; ++j) { hs[k][j] = ph[k * d + c0 + j]; a[k][j] = pA[k * d + c0 + j]; }
-    for (int j = 0; j < W; ++j) dd[j] = pD[c0 + j];
+      for (int64_t j = 0; j < W; ++j) { hs[k][j] = ph[k * d + c0 + j]; a[k][j] = pA[k * d + c0 + j]; }
+    for (int64_t j = 0; j < W; ++j) dd[j] = pD[c0 + j];
     for (int64_t t = 0; t < L; ++t) {
       const float *bt = pB + t * n, *ct = pC + t * n;
       float dt[W], uu[W], zz[W], x[W], acc[W];
-      for (int j = 0; j < W; ++j) {
+      for (int64_t j = 0; j < W; ++j) {
         const int64_t at = (c0 + j) * L + t;
         dt[j] = pdt[at]; uu[j] = pu[at]; zz[j] = pz[at]; x[j] = dt[j] * uu[j]; acc[j] = 0.f;
       }
       for (int64_t k = 0; k < n; ++k) {
         const float b = bt[k], cc = ct[k];
-        for (int j = 0; j < W; ++j) {
+        for (int64_t j = 0; j < W; ++j) {
           hs[k][j] = exp_nonpositive(dt[j] * a[k][j]) * hs[k][j] + x[j] * b;
           acc[j] += hs[k][j] * cc;
         }
       }
-      for (int j = 0; j < W; ++j) py[(c0 + j) * L + t] = (acc[j] + dd[j] * uu[j]) * (zz[j] / (1.f + expf(-zz[j])));
+      for (int64_t j = 0; j < W; ++j) py[(c0 + j) * L + t] = (acc[j] + dd[j] * uu[j]) * (zz[j] / (1.f + expf(-zz[j])));
     }
     for (int64_t k = 0; k < n; ++k)
-      for (int j = 0; j < W; ++j) ph[k * d + c0 + j] = hs[k][j];
+      for (int64_t j = 0; j < W; ++j) ph[k * d + c0 + j] = hs[k][j];
   }
 }
 """
-_MODULE = {"mod": None, "compile_s": None, "error": None}
+_FLAGS = ["-O3", "-ffast-math", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c99"]
+_MODULE = {"lib": None, "compile_s": None, "error": None}
+
+
+def _library_path() -> Path:
+    """Cache key: source, flags, compiler and CPU (the build uses -march=native)."""
+    cpu = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    key = hashlib.sha256("|".join([_SOURCE, *_FLAGS, shutil.which("cc") or "", cpu]).encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "comparer"
+    return cache / f"cpu_scan-{key}.so"
 
 
 def compile_cpu_scan():
-    """Build (or load from cache) the extension; None, with the reason kept, if no compiler works."""
-    if _MODULE["mod"] is None and _MODULE["error"] is None:
+    """Build (about a second with cc) or load the cached library; None, with the reason kept, if no
+    C compiler works."""
+    if _MODULE["lib"] is None and _MODULE["error"] is None:
         t0 = time.perf_counter()
         try:
-            from torch.utils.cpp_extension import load_inline
-
-            _MODULE["mod"] = load_inline("comparer_cpu_scan_v4", cpp_sources=_SOURCE, functions=["scan"],
-                                         extra_cflags=["-O3", "-ffast-math", "-march=native", "-fopenmp"],
-                                         extra_ldflags=["-fopenmp"], verbose=False)
+            _MODULE["lib"] = _load(_build_if_missing(_library_path()))
             _MODULE["compile_s"] = time.perf_counter() - t0
-        except Exception as err:  # no compiler or ninja: the caller falls back to PyTorch ops
+        except (OSError, subprocess.CalledProcessError) as err:  # no compiler: the caller falls back
             _MODULE["error"] = f"{type(err).__name__}: {err}"[:300]
-    return _MODULE["mod"]
+    return _MODULE["lib"]
 
 
-class CppScanOps(TorchOps):
-    """TorchOps with the prefill scan in compiled C++ (exact fp32 recurrence, no Python loop)."""
+def _build_if_missing(lib_path: Path) -> Path:
+    if lib_path.exists():
+        return lib_path
+    lib_path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        source, built = Path(tmp) / "cpu_scan.c", Path(tmp) / "cpu_scan.so"
+        source.write_text(_SOURCE)
+        subprocess.run([shutil.which("cc") or "cc", *_FLAGS, str(source), "-o", str(built), "-lm"], check=True,
+                       capture_output=True)
+        os.replace(built, lib_path)  # atomic: a concurrent loader sees all of it or nothing
+    return lib_path
 
-    name = "compiled C++ scan (CPU)"
-    compiled_what = "C++ scan"
+
+def _load(lib_path: Path):
+    lib = ctypes.CDLL(str(lib_path))
+    lib.scan.argtypes = [ctypes.c_void_p] * 9 + [ctypes.c_int64] * 3
+    lib.scan.restype = None
+    return lib
+
+
+class CScanOps(TorchOps):
+    """TorchOps with the prefill scan in compiled C (exact fp32 recurrence, no Python loop)."""
+
+    name = "compiled C scan (CPU)"
+    compiled_what = "C scan"
 
     def __init__(self):
-        self.mod = compile_cpu_scan()
-        if self.mod is None:
+        self.lib = compile_cpu_scan()
+        if self.lib is None:
             raise RuntimeError(f"the CPU scan could not be compiled: {_MODULE['error']}")
         self.compile_s = _MODULE["compile_s"]
 
@@ -123,9 +153,12 @@ class CppScanOps(TorchOps):
             h = (h0[b] if h0 is not None else torch.zeros_like(A)).float()
             h_t = _rows(h, pad).t().contiguous()  # (n, d + pad)
             y = torch.empty(d + pad, seq, dtype=torch.float32)
-            self.mod.scan(_rows(u[b], pad), _rows(delta[b], pad), _rows(A, pad).t().contiguous(),
-                          B[b].float().t().contiguous(), C[b].float().t().contiguous(), _rows(D[:, None], pad)[:, 0],
-                          _rows(z[b], pad), h_t, y)
+            inputs = (_rows(u[b], pad), _rows(delta[b], pad), _rows(A, pad).t().contiguous(),
+                      B[b].float().t().contiguous(), C[b].float().t().contiguous(), _rows(D[:, None], pad)[:, 0],
+                      _rows(z[b], pad), h_t, y)  # kept referenced while the C code reads them
+            if A.shape[1] > 64:
+                raise ValueError("the CPU scan supports d_state up to 64")
+            self.lib.scan(*(t.data_ptr() for t in inputs), d + pad, seq, A.shape[1])
             ys.append(y[:d])
             lasts.append(h_t[:, :d].t())
         return torch.stack(ys).to(u.dtype), torch.stack(lasts)

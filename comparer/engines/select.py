@@ -17,14 +17,18 @@ def fast_mamba_applies(model) -> bool:
 def make_engine(model, card: ArchitectureCard, choice: str = "auto", max_context_tokens: int | None = None) -> Engine:
     """'hf': transformers generate. 'fast': comparer's engines (Mamba-1; GPT-NeoX and Llama Transformers).
     'auto': fast where its kernels exist (CUDA with mamba-ssm for Mamba, CUDA with Triton for
-    Transformers), else hf. A model the fast path cannot run falls back to hf with a card note."""
+    Transformers, and for Mamba on the CPU the compiled C scan), else hf. A model the fast path
+    cannot run falls back to hf with a card note."""
     from comparer.engines.hf import TransformersEngine
 
     if choice not in ("auto", "hf", "fast"):
         raise ValueError(f"Unknown engine '{choice}'; use auto, hf or fast.")
     on_cuda = torch.device(card.device).type == "cuda"
-    if fast_mamba_applies(model) and (choice == "fast" or (choice == "auto" and on_cuda and mamba_kernels_available())):
-        return _fast_mamba(model, card, on_cuda)
+    if fast_mamba_applies(model):
+        if choice == "fast" or (choice == "auto" and on_cuda and mamba_kernels_available()):
+            return _fast_mamba(model, card, on_cuda)
+        if choice == "auto" and not on_cuda and _cpu_scan_builds(card):
+            return _fast_mamba(model, card, on_cuda)
     if choice == "fast" or (choice == "auto" and on_cuda and module_available("triton")):
         applies, why_not = fast_transformer_applies(model)
         if applies:
@@ -76,12 +80,22 @@ def _fast_mamba(model, card: ArchitectureCard, on_cuda: bool) -> Engine:
     return engine
 
 
+def _cpu_scan_builds(card: ArchitectureCard) -> bool:
+    """Whether the C scan compiles here (about a second, once); the card says why not."""
+    from comparer.engines.cpu_scan import _MODULE, compile_cpu_scan
+
+    if compile_cpu_scan() is not None:
+        return True
+    card.notes.append(f"no working C compiler for the CPU scan ({_MODULE['error']}): transformers' reference scan")
+    return False
+
+
 def _cpu_ops():
-    """The compiled C++ scan where a compiler is available, else the PyTorch blocked scan."""
-    from comparer.engines.cpu_scan import CppScanOps
+    """The compiled C scan where a compiler is available, else the PyTorch blocked scan."""
+    from comparer.engines.cpu_scan import CScanOps
     from comparer.engines.mamba_ops import TorchOps
 
     try:
-        return CppScanOps()
+        return CScanOps()
     except RuntimeError:
         return TorchOps()
