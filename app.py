@@ -17,7 +17,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="weights dtype (default: float16 on CUDA, float32 on the CPU)")
     parser.add_argument("--engine", default=os.environ.get("COMPARER_ENGINE", "auto"), choices=["hf", "fast", "auto"],
                         help="auto (default): comparer's fast engines on CUDA for both sides (Mamba with the "
-                             "mamba-ssm kernels, GPT-NeoX/Llama with Triton; CUDA graphs), transformers elsewhere; "
+                             "mamba-ssm kernels, GPT-NeoX/Llama with Triton; CUDA graphs); on the CPU the compiled "
+                             "C scan for Mamba and transformers for Transformers; "
                              "hf: transformers generate everywhere; fast: comparer's engines everywhere")
     parser.add_argument("--free-model-entry", action="store_true",
                         default=os.environ.get("COMPARER_FREE_MODEL_ENTRY", "") == "1",
