@@ -100,7 +100,10 @@ class MambaFastEngine(Engine):
         return self._logits(delta[:, -1], residual[:, -1])
 
     def _chunk_mixer(self, i: int, layer: _Layer, normed):
-        xz = torch.mm(layer.in_proj, normed[0].t()).unsqueeze(0)  # (1, 2*d_inner, seq): channel-major, no transposed copy
+        if self.ops.channel_major_in_proj:  # (1, 2*d_inner, seq) computed as W @ x^T: no transposed copy
+            xz = torch.mm(layer.in_proj, normed[0].t()).unsqueeze(0)
+        else:
+            xz = F.linear(normed, layer.in_proj).transpose(1, 2)  # (1, 2*d_inner, seq)
         x, z = xz.chunk(2, dim=1)
         x, self.conv_state[i] = self.ops.conv(x, self.conv_state[i], layer.conv_w, layer.conv_b)
         dt, B, C = torch.split(F.linear(x.transpose(1, 2), layer.x_proj),
