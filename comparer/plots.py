@@ -78,7 +78,11 @@ def _mark_failures(fig: go.Figure, run: ModelRun, color: str) -> None:
 
 def short_path(kernel_path: str) -> str:
     """Legend-sized name of the path, so eager and fast runs of one model can share a plot."""
-    return "comparer fast path" if kernel_path.startswith("comparer fast") else "transformers generate"
+    if not kernel_path.startswith("comparer fast"):
+        return "transformers generate"
+    if "CUDA-graph" in kernel_path:
+        return "comparer fast, CUDA graph"
+    return "comparer fast, C scan" if "C scan" in kernel_path else "comparer fast, eager"
 
 
 def _title(records: list[BenchRecord]) -> str:

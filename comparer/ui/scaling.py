@@ -17,7 +17,8 @@ from comparer.presets import get_preset
 from comparer.records import BenchRecord, to_csv
 
 STORED_DIR = ASSETS_DIR / "benchmarks"
-DEFAULT_RECORDS = ["h200-paper-random.json", "h200-paper-mamba-fast.json"]
+# The headline pair on the H200: transformers generate for both, and each model's fast engine.
+DEFAULT_RECORDS = ["h200-paper-random.json", "h200-paper-mamba-fast.json", "h200-paper-pythia-fast.json"]
 LIVE_DIR = Path("data") / "benchmarks"
 MAX_LIVE_CONTEXT = {"cpu": 4096, "cuda": 131072}
 
