@@ -80,7 +80,8 @@ def load_model(spec: ModelSpec, device: str | None = None, dtype: torch.dtype | 
     ``engine``: 'hf' = transformers generate (the default: the verified reference); 'fast' =
     comparer's engines (Mamba-1, GPT-NeoX, Llama: preallocated state, CUDA graphs on CUDA);
     'auto' = fast where its kernels exist (CUDA with mamba-ssm for Mamba, with Triton for
-    Transformers), else hf. ``max_context_tokens`` sizes the fast Transformer's KV cache.
+    Transformers; on the CPU the compiled C scan for Mamba), else hf. ``max_context_tokens`` sizes
+    the fast Transformer's KV cache.
     ``max_memory`` (accelerate's per-device caps, e.g. {0: "70GiB", 1: "70GiB"}) splits a model that
     does not fit one GPU; the fast Transformer engine runs split layers eagerly on each GPU, and falls
     back to transformers when layers land on the CPU.
@@ -170,8 +171,7 @@ def _card_for(spec: ModelSpec, model, device: str, dtype: torch.dtype) -> Archit
 def training_notes(spec: ModelSpec) -> list[str]:
     """What a model trained by comparer is (size, data, held-out perplexity), from the training.json
     that scripts/train_demo_pair.py writes beside its weights."""
-    path = Path(spec.local_dir or "") / "training.json"
-    if not spec.local_dir or not path.exists():
+    if not spec.local_dir or not (path := Path(spec.local_dir) / "training.json").exists():
         return []
     facts = json.loads(path.read_text())
     return [f"trained by comparer: {facts['parameters'] / 1e6:.2f}M parameters, {facts['tokens_seen'] / 1e6:.0f}M "

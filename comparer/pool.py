@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import threading
+
 import torch
 
 from comparer.loading import LoadedModel, ModelSpec, load_model
@@ -43,9 +44,7 @@ class ModelPool:
 
 def preset_specs(preset: Preset, random_weights: bool = False) -> tuple[ModelSpec, ModelSpec]:
     """Where each model of a preset comes from: the shipped folders, random weights, or the Hub."""
-    if preset.offline:
-        return preset.left, preset.right
-    if random_weights:
+    if random_weights and not preset.offline:  # the shipped pair is always its trained self
         return preset.left.with_random_weights(), preset.right.with_random_weights()
     return preset.left, preset.right
 

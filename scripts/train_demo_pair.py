@@ -91,19 +91,19 @@ def lr_at(step: int, steps: int, peak: float, warmup: int = 100) -> float:
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup))))
 
 
-def train_one(name: str, config, data: dict, args) -> tuple:
+def train_one(name: str, config, data: dict, args, peak_lr: float) -> tuple:
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config).to(args.device).train()
     params = sum(p.numel() for p in model.parameters())
     steps = max(1, args.tokens // (args.batch * args.seq))
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.95), weight_decay=0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, betas=(0.9, 0.95), weight_decay=0.1)
     best = {"val_ppl": float("inf")}
     t0 = time.perf_counter()
     for step, batch in enumerate(batches(data["train"], args.seq, args.batch, steps, seed=1)):
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, steps, args.lr)
+            group["lr"] = lr_at(step, steps, peak_lr)
         batch = batch.to(args.device)
         with torch.autocast(device_type=args.device.split(":")[0], dtype=torch.bfloat16,
                             enabled=args.device.startswith("cuda")):
@@ -135,13 +135,11 @@ def sweep_lr(name: str, config, data: dict, args) -> tuple:
     """The same learning-rate sweep for both architectures, so neither wins by a better-tuned recipe."""
     runs = []
     for lr in (float(x) for x in args.lrs.split(",")):
-        args.lr = lr
-        model, stats = train_one(name, config, data, args)
+        model, stats = train_one(name, config, data, args, lr)
         runs.append((stats["val_ppl"], lr, model, stats))
     _, lr, model, stats = min(runs, key=lambda run: run[0])
     stats.update(peak_lr=lr, sweep={str(r[1]): r[0] for r in runs}, train_s_all_runs=round(
         sum(r[3]["train_s"] for r in runs), 1))
-    args.lr = lr
     return model, stats
 
 

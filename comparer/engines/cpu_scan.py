@@ -146,6 +146,8 @@ class CScanOps(TorchOps):
         """u, dt, z (b, d, seq); B, C (b, n, seq); A (d, n); h0 (b, d, n) or None -> y (b, d, seq), h (b, d, n).
         Channels are padded to a multiple of 8 for the kernel (a no-op for Mamba's widths)."""
         d, seq = u.shape[1], u.shape[2]
+        if A.shape[1] > 64:
+            raise ValueError("the CPU scan supports d_state up to 64")
         pad = -d % 8
         delta = F.softplus(dt.float() + dt_bias[:, None])  # (b, d, seq)
         ys, lasts = [], []
@@ -156,8 +158,6 @@ class CScanOps(TorchOps):
             inputs = (_rows(u[b], pad), _rows(delta[b], pad), _rows(A, pad).t().contiguous(),
                       B[b].float().t().contiguous(), C[b].float().t().contiguous(), _rows(D[:, None], pad)[:, 0],
                       _rows(z[b], pad), h_t, y)  # kept referenced while the C code reads them
-            if A.shape[1] > 64:
-                raise ValueError("the CPU scan supports d_state up to 64")
             self.lib.scan(*(t.data_ptr() for t in inputs), d + pad, seq, A.shape[1])
             ys.append(y[:d])
             lasts.append(h_t[:, :d].t())

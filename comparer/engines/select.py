@@ -26,9 +26,14 @@ def make_engine(model, card: ArchitectureCard, choice: str = "auto", max_context
     on_cuda = torch.device(card.device).type == "cuda"
     if fast_mamba_applies(model):
         if choice == "fast" or (choice == "auto" and on_cuda and mamba_kernels_available()):
-            return _fast_mamba(model, card, on_cuda)
-        if choice == "auto" and not on_cuda and _cpu_scan_builds(card):
-            return _fast_mamba(model, card, on_cuda)
+            return _fast_mamba(model, card, _mamba_ops(on_cuda))
+        if choice == "auto" and not on_cuda:
+            from comparer.engines.cpu_scan import CScanOps
+
+            try:
+                return _fast_mamba(model, card, CScanOps())
+            except RuntimeError as err:  # no working C compiler: the card says why
+                card.notes.append(f"{err}: transformers' reference scan")
     if choice == "fast" or (choice == "auto" and on_cuda and module_available("triton")):
         applies, why_not = fast_transformer_applies(model)
         if applies:
@@ -63,11 +68,25 @@ def _fast_transformer(model, card: ArchitectureCard, max_context_tokens: int | N
     return engine
 
 
-def _fast_mamba(model, card: ArchitectureCard, on_cuda: bool) -> Engine:
-    from comparer.engines.mamba_fast import MambaFastEngine
+def _mamba_ops(on_cuda: bool):
+    """mamba-ssm's kernels on CUDA where installed, else PyTorch ops; on the CPU the compiled C scan
+    where a compiler works, else the PyTorch blocked scan."""
     from comparer.engines.mamba_ops import KernelOps, TorchOps
 
-    ops = KernelOps() if on_cuda and mamba_kernels_available() else _cpu_ops() if not on_cuda else TorchOps()
+    if on_cuda:
+        return KernelOps() if mamba_kernels_available() else TorchOps()
+    from comparer.engines.cpu_scan import CScanOps
+
+    try:
+        return CScanOps()
+    except RuntimeError:
+        return TorchOps()
+
+
+def _fast_mamba(model, card: ArchitectureCard, ops) -> Engine:
+    from comparer.engines.mamba_fast import MambaFastEngine
+
+    on_cuda = torch.device(card.device).type == "cuda"
     engine = MambaFastEngine(model, card, ops, cuda_graph=on_cuda)
     decode = "CUDA-graph decode" if engine.graph is not None else "eager decode"
     norm = ", fused add+RMSNorm" if ops.fused_norm else ""
@@ -78,24 +97,3 @@ def _fast_mamba(model, card: ArchitectureCard, on_cuda: bool) -> Engine:
     if getattr(ops, "compile_s", None) is not None:
         card.notes.append(f"{ops.compiled_what} compiled or loaded from cache at load in {ops.compile_s:.1f} s")
     return engine
-
-
-def _cpu_scan_builds(card: ArchitectureCard) -> bool:
-    """Whether the C scan compiles here (about a second, once); the card says why not."""
-    from comparer.engines.cpu_scan import _MODULE, compile_cpu_scan
-
-    if compile_cpu_scan() is not None:
-        return True
-    card.notes.append(f"no working C compiler for the CPU scan ({_MODULE['error']}): transformers' reference scan")
-    return False
-
-
-def _cpu_ops():
-    """The compiled C scan where a compiler is available, else the PyTorch blocked scan."""
-    from comparer.engines.cpu_scan import CScanOps
-    from comparer.engines.mamba_ops import TorchOps
-
-    try:
-        return CScanOps()
-    except RuntimeError:
-        return TorchOps()

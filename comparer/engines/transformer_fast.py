@@ -30,7 +30,20 @@ DEFAULT_MAX_CONTEXT_TOKENS = 4096
 SMALLEST_BUCKET_TOKENS = 1024
 
 
-class GPTNeoXFamily:
+class _Family:
+    """What both families share: run the blocks in order, each on its layer's device."""
+
+    layers: list
+
+    def blocks(self, h, attend_of, on):
+        """h (seq, hidden) through every layer; ``attend_of(i)`` is layer i's attention, ``on(i, t)``
+        moves t to layer i's device."""
+        for i, layer in enumerate(self.layers):
+            h = self.block(layer, on(i, h), attend_of(i))
+        return h
+
+
+class GPTNeoXFamily(_Family):
     """Pythia / GPT-NeoX: fused per-head [q|k|v] projection, partial rotary, parallel residual."""
 
     def __init__(self, model):
@@ -62,9 +75,7 @@ class GPTNeoXFamily:
         """One token through every layer -> logits (1, vocab). ``fused``: the Triton add+norm pair
         (parallel residual only); ``on(i, t)`` moves t to layer i's device."""
         if not (fused and self.parallel):
-            for i, layer in enumerate(self.layers):
-                h = self.block(layer, on(i, h), attend_of(i))
-            return self.logits(h)
+            return self.logits(self.blocks(h, attend_of, on))
         mlp = attn = None
         for i, layer in enumerate(self.layers):
             h, attn_in, mlp_in = dn.add_ln_pair(on(i, h), on(i, mlp), on(i, attn), layer.input_layernorm,
@@ -74,7 +85,7 @@ class GPTNeoXFamily:
         return self.logits(on(0, mlp + attn + h))
 
 
-class LlamaFamily:
+class LlamaFamily(_Family):
     """Llama-style: separate q/k/v projections, grouped KV heads, RMSNorm, sequential residual."""
 
     def __init__(self, model):
@@ -102,9 +113,7 @@ class LlamaFamily:
     def decode(self, h, attend_of, on, fused: bool):
         """One token through every layer -> logits (1, vocab); ``fused``: Triton add+RMSNorm."""
         if not fused:
-            for i, layer in enumerate(self.layers):
-                h = self.block(layer, on(i, h), attend_of(i))
-            return self.logits(h)
+            return self.logits(self.blocks(h, attend_of, on))
         delta = None
         for i, layer in enumerate(self.layers):
             h, normed = dn.add_rms(on(i, h), on(i, delta), layer.input_layernorm)
@@ -188,18 +197,18 @@ class TransformerFastEngine(Engine):
         self.bucket = next(b for b in self.buckets if b >= n + new_tokens)
         h = self.family.embed(torch.tensor(prompt_ids, device=self.device))  # (seq, hidden)
         cos, sin = self.cos[:n], self.sin[:n]
-        for i, layer in enumerate(self.family.layers):
-            h = self.family.block(layer, h.to(self.layer_devices[i]), self._prefill_attention(i, cos, sin))
+        h = self.family.blocks(h, lambda i: self._prefill_attention(i, cos, sin), self._on)
         self.n_tokens = n
         self.pos.fill_(n)
         self.length.fill_(n + 1)
-        return self.family.logits(h[-1:].to(self.device))
+        return self.family.logits(self._on(0, h[-1:]))
 
     def _prefill_attention(self, i: int, cos, sin):
         def attend(q, k, v):  # (seq, heads, head_dim) each
             seq = q.shape[0]
             q, k, v = (t.transpose(0, 1) for t in (q, k, v))  # (heads, seq, head_dim)
-            q, k = da.rotate(q, cos.to(q.device), sin.to(q.device)), da.rotate(k, cos.to(q.device), sin.to(q.device))
+            c, s = cos.to(q.device), sin.to(q.device)
+            q, k = da.rotate(q, c, s), da.rotate(k, c, s)
             self.k_cache[i][:, :seq] = k
             self.v_cache[i][:, :seq] = v
             out = F.scaled_dot_product_attention(q[None], k[None], v[None], is_causal=True, scale=self.family.scale,
