@@ -150,3 +150,37 @@ def test_compiled_cpu_scan_equals_the_pytorch_recurrence_from_a_nonzero_state():
     y_ref, h_ref = TorchOps().scan(u, dt, A, B, C, D, z, bias, h0)
     y, h = CScanOps().scan(u, dt, A, B, C, D, z, bias, h0)
     assert torch.allclose(y, y_ref, rtol=1e-4, atol=1e-5) and torch.allclose(h, h_ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("d_inner, seq", [(48, 37), (44, 3)])
+def test_compiled_cpu_chunk_mixer_equals_the_pytorch_mixer_and_carries_both_states(d_inner, seq):
+    """The C conv + scan (time-major) against the PyTorch mixer (channel-major): same output and the
+    same conv window and SSM state afterwards, from non-zero states, for a width that is not a
+    multiple of eight and a chunk shorter than the conv window."""
+    from types import SimpleNamespace
+
+    from comparer.engines.cpu_scan import CScanOps
+    from comparer.engines.mamba_ops import TorchOps
+
+    g = torch.Generator().manual_seed(d_inner + seq)
+    hidden, n, rank, width = 24, 16, 4, 4
+
+    def rand(*shape, scale=0.3):
+        return torch.randn(*shape, generator=g) * scale
+
+    layer = SimpleNamespace(in_proj=rand(2 * d_inner, hidden), conv_w=rand(d_inner, width, scale=0.5),
+                            conv_b=rand(d_inner), x_proj=rand(rank + 2 * n, d_inner), dt_proj=rand(d_inner, rank),
+                            dt_bias=rand(d_inner), A=-torch.rand(d_inner, n, generator=g) * 8, D=rand(d_inner),
+                            out_proj=rand(hidden, d_inner))
+    normed = rand(1, seq, hidden, scale=1.0)
+    states = {}
+    for name, ops in (("pytorch", TorchOps()), ("c", CScanOps())):
+        conv_state, ssm_state = rand(1, d_inner, width, scale=0), rand(1, d_inner, n, scale=0)
+        g.manual_seed(7)
+        conv_state.copy_(rand(1, d_inner, width, scale=1.0))
+        ssm_state.copy_(rand(1, d_inner, n, scale=1.0))
+        out = ops.chunk_mixer(layer, normed, conv_state, ssm_state, rank)
+        states[name] = (out, conv_state, ssm_state)
+    for got, want in zip(states["c"], states["pytorch"]):
+        assert got.shape == want.shape
+        assert torch.allclose(got, want, rtol=1e-4, atol=1e-5)

@@ -1,12 +1,15 @@
-"""A compiled selective scan for the CPU, where mamba-ssm's CUDA kernels do not exist.
+"""A compiled Mamba prefill for the CPU, where mamba-ssm's CUDA kernels do not exist.
 
-Plain C built with the system compiler and loaded through ctypes (about a second; torch's
+Plain C built with the system compiler and loaded through ctypes (under a second; torch's
 cpp_extension took ~52 s for the same loop because it compiles the torch headers).
 
 transformers' reference path loops over every prompt token in Python (thousands of tiny tensor ops
-per layer). This is the same recurrence as one C loop over time per block of eight channels
-(OpenMP across blocks; the eight channels fill one AVX2 register, so the 16 state lanes are 16
-independent vector FMA chains), cached under ~/.cache/comparer; the build time is on the card.
+per layer). Here the depthwise conv + SiLU and the selective scan (softplus, decay, state update,
+D skip and SiLU gate included) are two C loops over time per block of eight channels: GCC/Clang
+vector types fill one 256-bit register with eight channels (no horizontal sums), OpenMP spreads the
+blocks over cores, and the exp is a polynomial the compiler keeps in registers. It works time-major,
+(seq, channels), the layout the matrix products produce and consume, so no transposed copies are
+made. Cached under ~/.cache/comparer; the build time is on the card.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -27,64 +31,147 @@ import torch.nn.functional as F
 from comparer.engines.mamba_ops import TorchOps
 
 _SOURCE = r"""
-#include <math.h>
 #include <stdint.h>
 #include <string.h>
-// exp for x <= 0 as a loop body the compiler vectorises (Cephes expf: Cody-Waite reduction and a
-// degree-6 polynomial, within 2 ulp of expf). The scalar libm expf call per state lane was ~70 % of
-// the scan's time on a 2-core AVX2 CPU; this keeps the 16 lanes in two vector registers.
-static inline float exp_nonpositive(float x) {
-  x = x < -87.0f ? -87.0f : x;  // exp(-87) ~ 1.6e-38: the state lane is gone either way
-  const float n = nearbyintf(x * 1.44269504088896341f);
-  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const int32_t bits = ((int32_t)n + 127) << 23;
-  float scale;
-  memcpy(&scale, &bits, sizeof scale);
-  return p * scale;
+typedef float v8 __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+typedef uint32_t v8u __attribute__((vector_size(32)));
+
+static inline v8 splat(float x) { return (v8){x, x, x, x, x, x, x, x}; }
+static inline v8i splati(int32_t x) { return (v8i){x, x, x, x, x, x, x, x}; }
+// lanes < 8 only for the last block of a width that is not a multiple of 8
+static inline v8 load(const float *p, int lanes) {
+  v8 v = splat(0.f);
+  if (lanes == 8) memcpy(&v, p, sizeof v);  // one unaligned vector load
+  else for (int j = 0; j < lanes; ++j) v[j] = p[j];
+  return v;
 }
-// One sequence, eight channels per step of the loop: every operation below is an 8-wide vertical
-// SIMD op with no horizontal reduction, and the 16 state lanes are 16 independent dependency chains.
-// u, delta (softplus applied), z, y: (d, L) channel-major; the eight rows a block reads stay in L1
-// across 16 consecutive steps (one cache line each), so no transposed copies are needed.
-// A: (n, d); B, C: (L, n); h: (n, d) in/out. d is a multiple of 8 (the caller pads).
-#define W 8
-void scan(const float *pu, const float *pdt, const float *pA, const float *pB, const float *pC,
-          const float *pD, const float *pz, float *ph, float *py, int64_t d, int64_t L, int64_t n) {
-  #pragma omp parallel for
-  for (int64_t c0 = 0; c0 < d; c0 += W) {
-    float hs[64][W], a[64][W], dd[W];
-    for (int64_t k = 0; k < n; ++k)
-      for (int64_t j = 0; j < W; ++j) { hs[k][j] = ph[k * d + c0 + j]; a[k][j] = pA[k * d + c0 + j]; }
-    for (int64_t j = 0; j < W; ++j) dd[j] = pD[c0 + j];
+static inline void store(float *p, v8 v, int lanes) {
+  if (lanes == 8) memcpy(p, &v, sizeof v);
+  else for (int j = 0; j < lanes; ++j) p[j] = v[j];
+}
+static inline v8 pick(v8i mask, v8 a, v8 b) { return (v8)((mask & (v8i)a) | (~mask & (v8i)b)); }
+static inline v8 vmax(v8 a, v8 b) { return pick(a > b, a, b); }
+static inline v8 vmin(v8 a, v8 b) { return pick(a < b, a, b); }
+
+// 2^v[i] for v[i] in [-126, 126], in place: v = k + f with k the nearest integer (the 1.5 * 2^23
+// rounding trick, which also leaves k + 127 in the low bits, ready to become the exponent) and 2^f,
+// |f| <= 0.5, by a degree-6 polynomial fitted for relative error (1e-7 in fp32, about expf's).
+// Each stage runs for all g vectors before the next: g independent chains issued side by side let
+// the core overlap their latencies (one exp at a time, the scan ran at a third of its throughput).
+static inline void exp2_lockstep(v8 *v, const int g) {
+  v8 t[4], f[4], p[4];
+  for (int i = 0; i < g; ++i) t[i] = v[i] + 12583039.f;  // 1.5 * 2^23 + 127
+  for (int i = 0; i < g; ++i) f[i] = v[i] - (t[i] - 12583039.f);
+  for (int i = 0; i < g; ++i) p[i] = 1.5345805149991065e-4f * f[i] + 1.3399930903688073e-3f;
+  for (int i = 0; i < g; ++i) p[i] = p[i] * f[i] + 9.618489071726799e-3f;
+  for (int i = 0; i < g; ++i) p[i] = p[i] * f[i] + 5.550328642129898e-2f;
+  for (int i = 0; i < g; ++i) p[i] = p[i] * f[i] + 2.4022646248340607e-1f;
+  for (int i = 0; i < g; ++i) p[i] = p[i] * f[i] + 6.931471824645996e-1f;
+  for (int i = 0; i < g; ++i) p[i] = p[i] * f[i] + 1.f;
+  for (int i = 0; i < g; ++i) v[i] = p[i] * (v8)((v8u)t[i] << 23);
+}
+static const float LOG2E = 1.44269504088896341f;
+static inline v8 expv(v8 x) {
+  v8 v = vmin(vmax(x * LOG2E, splat(-126.f)), splat(126.f));
+  exp2_lockstep(&v, 1);
+  return v;
+}
+static inline v8 silu(v8 x) { return x / (1.f + expv(-x)); }
+// log(1 + e^x) = max(x, 0) + log1p(y), y = e^-|x| in (0, 1]: log1p(y) = 2 atanh(s), s = y / (2 + y) <= 1/3,
+// summed to s^15 (relative error < 1e-8).
+static inline v8 softplus(v8 x) {
+  const v8 ax = (v8)((v8i)x & splati(0x7fffffff));
+  const v8 y = expv(-ax), s = y / (2.f + y), s2 = s * s;
+  v8 p = splat(1.f / 15.f);
+  p = p * s2 + 1.f / 13.f;
+  p = p * s2 + 1.f / 11.f;
+  p = p * s2 + 1.f / 9.f;
+  p = p * s2 + 1.f / 7.f;
+  p = p * s2 + 1.f / 5.f;
+  p = p * s2 + 1.f / 3.f;
+  p = p * s2 + 1.f;
+  return vmax(x, splat(0.f)) + 2.f * s * p;
+}
+
+// Causal depthwise conv + SiLU, time-major. x: rows of d channels at stride sx; state: (d, w) the
+// last w inputs before this chunk (updated to the last w inputs after it); weight (d, w); bias (d) or
+// NULL; out: (L, d) contiguous. Eight channels per vector; channel blocks in parallel.
+void conv_silu(const float *x, int64_t sx, float *state, const float *weight, const float *bias, float *out,
+               int64_t d, int64_t L, int64_t w) {
+  #pragma omp parallel for schedule(static)
+  for (int64_t c0 = 0; c0 < d; c0 += 8) {
+    const int lanes = d - c0 < 8 ? (int)(d - c0) : 8;
+    v8 wk[16], prev[16], b = splat(0.f);
+    for (int64_t k = 0; k < w; ++k)
+      for (int j = 0; j < lanes; ++j) { wk[k][j] = weight[(c0 + j) * w + k]; prev[k][j] = state[(c0 + j) * w + k]; }
+    if (bias) b = load(bias + c0, lanes);
+    // window[k] holds input t - (w - 1) + k; the oldest state entry is never used again
     for (int64_t t = 0; t < L; ++t) {
-      const float *bt = pB + t * n, *ct = pC + t * n;
-      float dt[W], uu[W], zz[W], x[W], acc[W];
-      for (int64_t j = 0; j < W; ++j) {
-        const int64_t at = (c0 + j) * L + t;
-        dt[j] = pdt[at]; uu[j] = pu[at]; zz[j] = pz[at]; x[j] = dt[j] * uu[j]; acc[j] = 0.f;
-      }
-      for (int64_t k = 0; k < n; ++k) {
-        const float b = bt[k], cc = ct[k];
-        for (int64_t j = 0; j < W; ++j) {
-          hs[k][j] = exp_nonpositive(dt[j] * a[k][j]) * hs[k][j] + x[j] * b;
-          acc[j] += hs[k][j] * cc;
-        }
-      }
-      for (int64_t j = 0; j < W; ++j) py[(c0 + j) * L + t] = (acc[j] + dd[j] * uu[j]) * (zz[j] / (1.f + expf(-zz[j])));
+      for (int64_t k = 0; k + 1 < w; ++k) prev[k] = prev[k + 1];
+      prev[w - 1] = load(x + t * sx + c0, lanes);
+      v8 acc = b;
+      for (int64_t k = 0; k < w; ++k) acc += wk[k] * prev[k];
+      store(out + t * d + c0, silu(acc), lanes);
     }
-    for (int64_t k = 0; k < n; ++k)
-      for (int64_t j = 0; j < W; ++j) ph[k * d + c0 + j] = hs[k][j];
+    for (int64_t k = 0; k < w; ++k)
+      for (int j = 0; j < lanes; ++j) state[(c0 + j) * w + k] = prev[k][j];
+  }
+}
+
+// g state lanes (g <= 4) advanced one step: h = exp(delta a) h + delta u b, acc += h c.
+static inline void update(v8 *hs, const v8 *a, const float *b, const float *c, v8 delta, v8 x, v8 acc[4],
+                          const int g) {
+  v8 decay[4];
+  for (int i = 0; i < g; ++i) decay[i] = vmax(delta * a[i], splat(-126.f));
+  exp2_lockstep(decay, g);
+  for (int i = 0; i < g; ++i) hs[i] = decay[i] * hs[i] + x * b[i];
+  for (int i = 0; i < g; ++i) acc[i] += hs[i] * c[i];
+}
+
+static inline void scan_block(const float *u, int64_t su, const float *dt, int64_t sdt, const float *dt_bias,
+                              const float *A, const float *B, const float *C, int64_t sbc, const float *D,
+                              const float *z, int64_t sz, float *h, float *y, int64_t d, int64_t L, int64_t n,
+                              int64_t c0) {
+  const int lanes = d - c0 < 8 ? (int)(d - c0) : 8;
+  v8 hs[64], a[64];
+  for (int64_t k = 0; k < n; ++k) {
+    hs[k] = a[k] = splat(0.f);
+    for (int j = 0; j < lanes; ++j) { hs[k][j] = h[(c0 + j) * n + k]; a[k][j] = A[(c0 + j) * n + k] * LOG2E; }
+  }
+  const v8 bias = load(dt_bias + c0, lanes), dd = load(D + c0, lanes);
+  for (int64_t t = 0; t < L; ++t) {
+    const v8 delta = softplus(load(dt + t * sdt + c0, lanes) + bias), uu = load(u + t * su + c0, lanes);
+    const v8 x = delta * uu;
+    const float *bt = B + t * sbc, *ct = C + t * sbc;
+    v8 acc[4] = {splat(0.f), splat(0.f), splat(0.f), splat(0.f)};  // four chains, not one 16-deep
+    int64_t k = 0;
+    for (; k + 4 <= n; k += 4) update(hs + k, a + k, bt + k, ct + k, delta, x, acc, 4);
+    for (int64_t r = n % 4; r > 0; --r, ++k) update(hs + k, a + k, bt + k, ct + k, delta, x, acc, 1);
+    store(y + t * d + c0, ((acc[0] + acc[1]) + (acc[2] + acc[3]) + dd * uu) * silu(load(z + t * sz + c0, lanes)), lanes);
+  }
+  for (int64_t k = 0; k < n; ++k)
+    for (int j = 0; j < lanes; ++j) h[(c0 + j) * n + k] = hs[k][j];
+}
+
+// Selective scan, time-major. u, dt, z: rows of d channels at strides su, sdt, sz; dt is before
+// softplus and bias; A, h: (d, n) with h the state in and out; B, C: rows of n at stride sbc; y: (L, d).
+// y_t = (C_t . h_t + D u_t) silu(z_t), h_t = exp(delta_t A) h_{t-1} + delta_t u_t B_t.
+void scan(const float *u, int64_t su, const float *dt, int64_t sdt, const float *dt_bias, const float *A,
+          const float *B, const float *C, int64_t sbc, const float *D, const float *z, int64_t sz, float *h,
+          float *y, int64_t d, int64_t L, int64_t n) {
+  #pragma omp parallel for schedule(static)
+  for (int64_t c0 = 0; c0 < d; c0 += 8) {
+    if (n == 16)  // Mamba's state size: the inner loop unrolled, its constants folded
+      scan_block(u, su, dt, sdt, dt_bias, A, B, C, sbc, D, z, sz, h, y, d, L, 16, c0);
+    else
+      scan_block(u, su, dt, sdt, dt_bias, A, B, C, sbc, D, z, sz, h, y, d, L, n, c0);
   }
 }
 """
-_FLAGS = ["-O3", "-ffast-math", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c99"]
+# no -ffast-math: the exp relies on IEEE rounding of (v + 1.5 * 2^23) - 1.5 * 2^23
+_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fopenmp", "-shared", "-fPIC",
+          "-std=gnu11"]
 _MODULE = {"lib": None, "compile_s": None, "error": None}
 
 
@@ -117,21 +204,28 @@ def _build_if_missing(lib_path: Path) -> Path:
     with tempfile.TemporaryDirectory() as tmp:
         source, built = Path(tmp) / "cpu_scan.c", Path(tmp) / "cpu_scan.so"
         source.write_text(_SOURCE)
-        subprocess.run([shutil.which("cc") or "cc", *_FLAGS, str(source), "-o", str(built), "-lm"], check=True,
-                       capture_output=True)
+        command = [shutil.which("cc") or "cc", *_FLAGS, str(source), "-o", str(built), "-lm"]
+        try:
+            subprocess.run(command, check=True, capture_output=True)
+        except subprocess.CalledProcessError:  # e.g. Apple clang has no OpenMP: one core, same result
+            subprocess.run([f for f in command if f != "-fopenmp"], check=True, capture_output=True)
         os.replace(built, lib_path)  # atomic: a concurrent loader sees all of it or nothing
     return lib_path
 
 
 def _load(lib_path: Path):
     lib = ctypes.CDLL(str(lib_path))
-    lib.scan.argtypes = [ctypes.c_void_p] * 9 + [ctypes.c_int64] * 3
-    lib.scan.restype = None
+    ptr, i64 = ctypes.c_void_p, ctypes.c_int64
+    lib.scan.argtypes = [ptr, i64, ptr, i64, ptr, ptr, ptr, ptr, i64, ptr, ptr, i64, ptr, ptr, i64, i64, i64]
+    lib.conv_silu.argtypes = [ptr, i64, ptr, ptr, ptr, ptr, i64, i64, i64]
+    lib.scan.restype = lib.conv_silu.restype = None
     return lib
 
 
 class CScanOps(TorchOps):
-    """TorchOps with the prefill scan in compiled C (exact fp32 recurrence, no Python loop)."""
+    """TorchOps with the prefill mixer's conv and scan in compiled C (exact fp32 recurrence, no Python
+    loop). The prefill runs time-major, (seq, channels), the layout the matrix products produce and
+    consume, so no transposed copies are made."""
 
     name = "compiled C scan (CPU)"
     compiled_what = "C scan"
@@ -142,33 +236,48 @@ class CScanOps(TorchOps):
             raise RuntimeError(f"the CPU scan could not be compiled: {_MODULE['error']}")
         self.compile_s = _MODULE["compile_s"]
 
+    def chunk_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int):
+        """One Mamba mixer over a prefill chunk. normed: (1, seq, hidden); conv_state (1, d, width) and
+        ssm_state (1, d, n) are updated in place. Tensors not in fp32 take the PyTorch path."""
+        if any(t.dtype != torch.float32 for t in (normed, layer.in_proj, conv_state)):
+            return super().chunk_mixer(layer, normed, conv_state, ssm_state, time_step_rank)
+        seq, d, n = normed.shape[1], layer.A.shape[0], layer.A.shape[1]
+        xz = F.linear(normed[0], layer.in_proj)  # (seq, 2d): x and z are column halves, read in place
+        u = torch.empty(seq, d)
+        self.lib.conv_silu(xz.data_ptr(), 2 * d, conv_state.data_ptr(), layer.conv_w.data_ptr(),
+                           layer.conv_b.data_ptr() if layer.conv_b is not None else None, u.data_ptr(), d, seq,
+                           layer.conv_w.shape[1])
+        dt_b_c = F.linear(u, layer.x_proj)  # (seq, rank + 2n)
+        dt = F.linear(dt_b_c[:, :time_step_rank], layer.dt_proj)  # (seq, d), before bias and softplus
+        y = torch.empty(seq, d)
+        self._scan(u, d, dt, d, dt_b_c, time_step_rank, layer, xz, 2 * d, ssm_state, y)
+        return F.linear(y, layer.out_proj).unsqueeze(0)
+
+    def _scan(self, u, su, dt, sdt, dt_b_c, rank, layer, z, sz, h, y):
+        """The C scan on time-major rows; B and C are the columns after ``rank`` of ``dt_b_c``, z the
+        columns after d of ``z`` (or z itself when sz == d)."""
+        d, n = layer.A.shape
+        z_ptr = z.data_ptr() + (d * 4 if sz == 2 * d else 0)
+        b_ptr = dt_b_c.data_ptr() + rank * 4
+        self.lib.scan(u.data_ptr(), su, dt.data_ptr(), sdt, layer.dt_bias.data_ptr(), layer.A.data_ptr(), b_ptr,
+                      b_ptr + n * 4, dt_b_c.stride(0), layer.D.data_ptr(), z_ptr, sz, h.data_ptr(), y.data_ptr(),
+                      d, y.shape[0], n)
+
     def scan(self, u, dt, A, B, C, D, z, dt_bias, h0, block: int = 32):
-        """u, dt, z (b, d, seq); B, C (b, n, seq); A (d, n); h0 (b, d, n) or None -> y (b, d, seq), h (b, d, n).
-        Channels are padded to a multiple of 8 for the kernel (a no-op for Mamba's widths)."""
-        d, seq = u.shape[1], u.shape[2]
+        """TorchOps' interface (channel-major (b, d, seq) inputs; A (d, n); h0 (b, d, n) or None), for
+        tests and callers outside the prefill: transposes to the kernel's layout and back."""
         if A.shape[1] > 64:
             raise ValueError("the CPU scan supports d_state up to 64")
-        pad = -d % 8
-        delta = F.softplus(dt.float() + dt_bias[:, None])  # (b, d, seq)
         ys, lasts = [], []
         for b in range(u.shape[0]):
-            h = (h0[b] if h0 is not None else torch.zeros_like(A)).float()
-            h_t = _rows(h, pad).t().contiguous()  # (n, d + pad)
-            y = torch.empty(d + pad, seq, dtype=torch.float32)
-            inputs = (_rows(u[b], pad), _rows(delta[b], pad), _rows(A, pad).t().contiguous(),
-                      B[b].float().t().contiguous(), C[b].float().t().contiguous(), _rows(D[:, None], pad)[:, 0],
-                      _rows(z[b], pad), h_t, y)  # kept referenced while the C code reads them
-            self.lib.scan(*(t.data_ptr() for t in inputs), d + pad, seq, A.shape[1])
-            ys.append(y[:d])
-            lasts.append(h_t[:, :d].t())
-        if len(ys) == 1:  # the engines run batch 1: no stacking copy
-            return ys[0].unsqueeze(0).to(u.dtype), lasts[0].unsqueeze(0)
+            h = (h0[b] if h0 is not None else torch.zeros_like(A)).float().contiguous().clone()
+            rows = [t[b].float().t().contiguous() for t in (u, dt, z)]
+            b_c = torch.cat([B[b].float().t(), C[b].float().t()], 1).contiguous()  # (seq, 2n): rank 0
+            layer = SimpleNamespace(A=A.float().contiguous(), D=D.float().contiguous(),
+                                    dt_bias=dt_bias.float().contiguous())
+            y = torch.empty_like(rows[0])
+            self._scan(rows[0], u.shape[1], rows[1], u.shape[1], b_c, 0, layer, rows[2], u.shape[1], h, y)
+            ys.append(y.t())
+            lasts.append(h)
         return torch.stack(ys).to(u.dtype), torch.stack(lasts)
 
-
-def _rows(x: torch.Tensor, pad: int) -> torch.Tensor:
-    """(d, ...) -> contiguous fp32 (d + pad, ...), zero rows appended (a copy only where needed)."""
-    x = x.float()
-    if pad:
-        x = torch.cat([x, x.new_zeros(pad, *x.shape[1:])])
-    return x.contiguous()

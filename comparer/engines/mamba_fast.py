@@ -96,22 +96,8 @@ class MambaFastEngine(Engine):
             delta, residual = F.embedding(ids[:, start:start + self.chunk_tokens], self.embed), None
             for i, layer in enumerate(self.layers):
                 normed, residual = self.ops.add_norm(delta, residual, layer.norm_w, self.eps, self.residual_in_fp32)
-                delta = self._chunk_mixer(i, layer, normed)
+                delta = self.ops.chunk_mixer(layer, normed, self.conv_state[i], self.ssm_state[i], self.time_step_rank)
         return self._logits(delta[:, -1], residual[:, -1])
-
-    def _chunk_mixer(self, i: int, layer: _Layer, normed):
-        if self.ops.channel_major_in_proj:  # (1, 2*d_inner, seq) computed as W @ x^T: no transposed copy
-            xz = torch.mm(layer.in_proj, normed[0].t()).unsqueeze(0)
-        else:
-            xz = F.linear(normed, layer.in_proj).transpose(1, 2)  # (1, 2*d_inner, seq)
-        x, z = xz.chunk(2, dim=1)
-        x, self.conv_state[i] = self.ops.conv(x, self.conv_state[i], layer.conv_w, layer.conv_b)
-        dt, B, C = torch.split(F.linear(x.transpose(1, 2), layer.x_proj),
-                               [self.time_step_rank, self.d_state, self.d_state], dim=-1)
-        dt = layer.dt_proj @ dt.transpose(1, 2)  # (1, d_inner, seq)
-        y, self.ssm_state[i] = self.ops.scan(x, dt, layer.A, B.transpose(1, 2), C.transpose(1, 2), layer.D, z,
-                                             layer.dt_bias, self.ssm_state[i])
-        return F.linear(y.transpose(1, 2), layer.out_proj)
 
     # ---- decode ------------------------------------------------------------------------------
     def _step(self) -> None:

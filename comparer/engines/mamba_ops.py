@@ -23,8 +23,26 @@ class TorchOps:
     name = "PyTorch blocked scan"
     fused_norm = False
     # in_proj as W @ x^T gives the channel-major rows the conv and scan read, without the transposed
-    # copy of x @ W^T (3.0 -> 2.8 s prefill of Mamba-130M at 1,024 tokens on a 2-core CPU).
+    # copy of x @ W^T (measured on the CPU, where this class is the fallback without a C compiler).
     channel_major_in_proj = True
+
+    def chunk_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int):
+        """One Mamba mixer over a prefill chunk, channel-major as the CUDA kernels want it.
+        normed: (1, seq, hidden); conv_state (1, d, width) and ssm_state (1, d, n) are updated in place."""
+        if self.channel_major_in_proj:  # (1, 2*d_inner, seq) computed as W @ x^T: no transposed copy
+            xz = torch.mm(layer.in_proj, normed[0].t()).unsqueeze(0)
+        else:
+            xz = F.linear(normed, layer.in_proj).transpose(1, 2)  # (1, 2*d_inner, seq)
+        x, z = xz.chunk(2, dim=1)
+        x, new_conv_state = self.conv(x, conv_state, layer.conv_w, layer.conv_b)
+        conv_state.copy_(new_conv_state)
+        d_state = layer.A.shape[1]
+        dt, B, C = torch.split(F.linear(x.transpose(1, 2), layer.x_proj), [time_step_rank, d_state, d_state], dim=-1)
+        dt = layer.dt_proj @ dt.transpose(1, 2)  # (1, d_inner, seq)
+        y, new_ssm_state = self.scan(x, dt, layer.A, B.transpose(1, 2), C.transpose(1, 2), layer.D, z,
+                                     layer.dt_bias, ssm_state)
+        ssm_state.copy_(new_ssm_state)
+        return F.linear(y.transpose(1, 2), layer.out_proj)
 
     def add_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool):
         """Residual add then RMSNorm, as transformers' MambaBlock does it: the block input is cast to
