@@ -104,13 +104,8 @@ class MambaFastEngine(Engine):
         """One token from ``step_token`` into ``step_logits``; updates the states in place."""
         delta, residual = F.embedding(self.step_token, self.embed), None  # (1, hidden)
         for i, layer in enumerate(self.layers):
-            normed, residual = self.ops.add_norm(delta, residual, layer.norm_w, self.eps, self.residual_in_fp32)
-            x, z = F.linear(normed, layer.in_proj).chunk(2, dim=-1)  # (1, d_inner) each
-            x = self.ops.conv_step(x, self.conv_state[i], layer.conv_w, layer.conv_b)
-            dt, B, C = torch.split(F.linear(x, layer.x_proj), [self.time_step_rank, self.d_state, self.d_state], dim=-1)
-            y = self.ops.step(self.ssm_state[i], x, F.linear(dt, layer.dt_proj), layer.A, B, C, layer.D, z,
-                              layer.dt_bias)
-            delta = F.linear(y, layer.out_proj)
+            normed, residual = self.ops.decode_norm(delta, residual, layer.norm_w, self.eps, self.residual_in_fp32)
+            delta = self.ops.decode_mixer(layer, normed, self.conv_state[i], self.ssm_state[i], self.time_step_rank)
         self.step_logits.copy_(self._logits(delta, residual))
 
     @torch.inference_mode()

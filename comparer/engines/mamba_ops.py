@@ -44,6 +44,18 @@ class TorchOps:
         ssm_state.copy_(new_ssm_state)
         return F.linear(y.transpose(1, 2), layer.out_proj)
 
+    def decode_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool):
+        return self.add_norm(delta, residual, weight, eps, residual_in_fp32)
+
+    def decode_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int):
+        """One token through the mixer, in_proj to out_proj. normed: (1, hidden); states in place."""
+        x, z = F.linear(normed, layer.in_proj).chunk(2, dim=-1)  # (1, d_inner) each
+        x = self.conv_step(x, conv_state, layer.conv_w, layer.conv_b)
+        d_state = layer.A.shape[1]
+        dt, B, C = torch.split(F.linear(x, layer.x_proj), [time_step_rank, d_state, d_state], dim=-1)
+        y = self.step(ssm_state, x, F.linear(dt, layer.dt_proj), layer.A, B, C, layer.D, z, layer.dt_bias)
+        return F.linear(y, layer.out_proj)
+
     def add_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool):
         """Residual add then RMSNorm, as transformers' MambaBlock does it: the block input is cast to
         the norm's dtype before normalising; the residual stream is kept in fp32 when asked."""
@@ -112,14 +124,38 @@ def _blocked_scan(decay, drive, h0, block):
     return (local + through * start).view(b, d, seq, n)
 
 
-class KernelOps(TorchOps):
-    """mamba-ssm selective scan / state update and causal-conv1d kernels (CUDA only)."""
+class FusedDecodeMixin:
+    """Decode through comparer's three Triton kernels (mamba_decode: add+RMSNorm, conv+x_proj,
+    dt_proj+state update) instead of seven kernels; other ops as the class it is mixed into."""
+
+    fused_decode = True
+
+    def decode_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool):
+        if not self.fused_decode:
+            return super().decode_norm(delta, residual, weight, eps, residual_in_fp32)
+        from comparer.engines import mamba_decode
+
+        return mamba_decode.add_rms(delta, residual, weight, eps, residual_in_fp32)
+
+    def decode_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int):
+        from comparer.engines import mamba_decode
+
+        if not (self.fused_decode and mamba_decode.applies(layer, ssm_state)):
+            return super().decode_mixer(layer, normed, conv_state, ssm_state, time_step_rank)
+        y = mamba_decode.decode_mixer(layer, F.linear(normed, layer.in_proj), conv_state, ssm_state, time_step_rank)
+        return F.linear(y, layer.out_proj)
+
+
+class KernelOps(FusedDecodeMixin, TorchOps):
+    """mamba-ssm selective scan and causal-conv1d kernels for the prefill (CUDA only); the decode
+    step through comparer's Triton kernels, or mamba-ssm's state update with ``fused_decode=False``."""
 
     name = "mamba-ssm + causal-conv1d kernels"
     channel_major_in_proj = False  # the form verified on the H200 (the other is not measured there yet)
     compiled_what = "chunk-carry kernel"
 
-    def __init__(self):
+    def __init__(self, fused_decode: bool = True):
+        self.fused_decode = fused_decode
         from causal_conv1d import causal_conv1d_fn, causal_conv1d_update
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
         from mamba_ssm.ops.triton.selective_state_update import selective_state_update

@@ -89,6 +89,8 @@ def _fast_mamba(model, card: ArchitectureCard, ops) -> Engine:
     on_cuda = torch.device(card.device).type == "cuda"
     engine = MambaFastEngine(model, card, ops, cuda_graph=on_cuda)
     decode = "CUDA-graph decode" if engine.graph is not None else "eager decode"
+    if getattr(ops, "fused_decode", False):
+        decode = f"Triton fused decode step, {decode}"
     norm = ", fused add+RMSNorm" if ops.fused_norm else ""
     card.kernel_path = (f"comparer fast Mamba: {ops.name}{norm}, chunked prefill ({engine.chunk_tokens} tokens), "
                         f"{decode}")
