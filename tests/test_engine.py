@@ -233,3 +233,30 @@ def test_fused_triton_mamba_decode_matches_the_pytorch_step_and_generate_under_t
     done = subprocess.run([sys.executable, "-c", FUSED_DECODE], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ok logits and states" in done.stdout and "ok tokens" in done.stdout
+
+
+CARRY = """
+import torch
+from comparer.engines import mamba_carry
+g = torch.Generator().manual_seed(3)
+for d, n, seq in ((40, 16, 300), (16, 4, 5)):
+    dt, z, y = (torch.randn(1, d, seq, generator=g) for _ in range(3))
+    C = torch.randn(1, n, seq, generator=g)
+    A, bias = -torch.rand(d, n, generator=g) * 4, torch.randn(d, generator=g) - 2
+    h0, last = torch.randn(1, d, n, generator=g), torch.randn(1, d, n, generator=g)
+    want = mamba_carry.add_initial_state_reference(y.clone(), last.clone(), dt, A, C, z, bias, h0)
+    got = mamba_carry.launch(y.clone(), last.clone(), dt, A, C, z, bias, h0)
+    for a, b in zip(got, want):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), (d, n, seq, (a - b).abs().max())
+    print("ok", d, n, seq)
+"""
+
+
+@pytest.mark.skipif(not module_available("triton"), reason="needs triton (requirements-dev.txt)")
+def test_triton_chunk_carry_kernel_equals_the_pytorch_sum_under_the_interpreter():
+    """The state carried into a prefill chunk (tiled running cumsum, in-place y): two tiles plus a
+    partial one, a channel count that is not a multiple of the block, and a short chunk."""
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.getcwd()}
+    done = subprocess.run([sys.executable, "-c", CARRY], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("ok ") == 2

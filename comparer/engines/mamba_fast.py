@@ -62,6 +62,7 @@ class MambaFastEngine(Engine):
         self.layers = [_Layer.from_block(b) for b in backbone.layers]
         with torch.inference_mode():
             self._alloc_state(int(cfg.intermediate_size), int(cfg.conv_kernel))
+            ops.prepare(self.dtype, self.d_state)
         self.graph, self.capture_s = None, 0.0
         if cuda_graph:
             self._capture()

@@ -44,6 +44,9 @@ class TorchOps:
         ssm_state.copy_(new_ssm_state)
         return F.linear(y.transpose(1, 2), layer.out_proj)
 
+    def prepare(self, dtype: torch.dtype, d_state: int) -> None:
+        """Compile what the model's dtype needs, at load (nothing to compile here)."""
+
     def decode_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool):
         return self.add_norm(delta, residual, weight, eps, residual_in_fp32)
 
@@ -152,7 +155,7 @@ class KernelOps(FusedDecodeMixin, TorchOps):
 
     name = "mamba-ssm + causal-conv1d kernels"
     channel_major_in_proj = False  # the form verified on the H200 (the other is not measured there yet)
-    compiled_what = "chunk-carry kernel"
+    compiled_what = "Triton chunk-carry kernel"
 
     def __init__(self, fused_decode: bool = True):
         self.fused_decode = fused_decode
@@ -162,8 +165,19 @@ class KernelOps(FusedDecodeMixin, TorchOps):
 
         self._conv_fn, self._conv_update = causal_conv1d_fn, causal_conv1d_update
         self._scan_fn, self._state_update = selective_scan_fn, selective_state_update
-        self.compile_s = compile_initial_state_terms("cuda")
+        self.compile_s = None
         self.fused_norm = self._check_fused_norm()
+
+    def prepare(self, dtype: torch.dtype, d_state: int) -> None:
+        """Compile the chunk-carry kernel for this dtype now, not inside the first long prefill."""
+        import time
+
+        from comparer.engines import mamba_carry
+
+        t0 = time.perf_counter()
+        mamba_carry.warm_up(dtype, d_state)
+        torch.cuda.synchronize()
+        self.compile_s = time.perf_counter() - t0
 
     def _check_fused_norm(self) -> bool:
         """Use mamba-ssm's fused add+RMSNorm (one kernel instead of ~10) if it agrees with ours."""
@@ -197,63 +211,13 @@ class KernelOps(FusedDecodeMixin, TorchOps):
         return self._conv_update(x, conv_state, weight, bias, activation="silu")
 
     def scan(self, u, dt, A, B, C, D, z, dt_bias, h0, block: int = 32):
-        y, last = self._scan_fn(u.contiguous(), dt.contiguous(), A, B.contiguous(), C.contiguous(), D,
-                                z.contiguous(), dt_bias, delta_softplus=True, return_last_state=True)
+        u, dt, B, C, z = (t.contiguous() for t in (u, dt, B, C, z))
+        y, last = self._scan_fn(u, dt, A, B, C, D, z, dt_bias, delta_softplus=True, return_last_state=True)
         if h0 is None or not bool(h0.any()):
             return y, last.float()
-        return _add_initial_state(y, last.float(), dt, A, C, z, dt_bias, h0)
+        from comparer.engines import mamba_carry
+
+        return mamba_carry.add_initial_state(y, last.float(), dt, A, C, z, dt_bias, h0)
 
     def step(self, state, x, dt, A, B, C, D, z, dt_bias):
         return self._state_update(state, x, dt, A, B, C, D, z=z, dt_bias=dt_bias, dt_softplus=True)
-
-
-def _add_initial_state(y, last, dt, A, C, z, dt_bias, h0):
-    """Contribution of a non-zero initial state to a zero-initialised scan:
-    y_t += silu(z_t) * sum_n C_tn exp(A_dn S_t) h0_dn, last += exp(A S_T) h0, S_t = cumsum(delta)."""
-    cum_delta = torch.cumsum(F.softplus(dt.float() + dt_bias[:, None]), dim=-1)  # (b, d, seq)
-    extra = initial_state_terms(cum_delta, A, C.float(), h0)
-    y = (y.float() + extra * F.silu(z.float())).to(y.dtype)
-    return y, last + torch.exp(A[None] * cum_delta[..., -1:]) * h0
-
-
-def _terms_fused(cum_delta, A, C, h0):
-    """sum_n h0_dn exp(A_dn S_t) C_tn as one expression: torch.compile fuses it into a single kernel
-    that never materialises the (b, d, n, seq) decay tensor."""
-    decay = torch.exp(A[None, :, :, None] * cum_delta[:, :, None, :])  # (b, d, n, seq), virtual once compiled
-    return (h0[..., None] * decay * C[:, None]).sum(2)
-
-
-def _terms_looped(cum_delta, A, C, h0):
-    """The same sum, one (b, d, seq) temporary per state channel: flat memory, ~16x the traffic."""
-    extra = torch.zeros_like(cum_delta)
-    for n in range(A.shape[1]):
-        extra += h0[:, :, n, None] * torch.exp(A[None, :, n, None] * cum_delta) * C[:, None, n, :]
-    return extra
-
-
-_COMPILED = {"fn": None, "compile_s": None, "error": None}
-
-
-def compile_initial_state_terms(device: str) -> float | None:
-    """Compile the fused form once, at load, on small dynamic-shape inputs; None if it cannot."""
-    import time
-
-    if _COMPILED["fn"] is not None or _COMPILED["error"] is not None:
-        return _COMPILED["compile_s"]
-    t0 = time.perf_counter()
-    try:
-        fn = torch.compile(_terms_fused, dynamic=True)
-        for seq in (96, 160):  # two lengths so the compiled graph is shape-generic
-            args = (torch.rand(1, 64, seq, device=device), -torch.rand(64, 16, device=device),
-                    torch.rand(1, 16, seq, device=device), torch.rand(1, 64, 16, device=device))
-            if not torch.allclose(fn(*args), _terms_looped(*args), rtol=1e-4, atol=1e-4):
-                raise RuntimeError("compiled initial-state terms disagree with the looped form")
-        _COMPILED.update(fn=fn, compile_s=time.perf_counter() - t0)
-    except Exception as err:  # no compiler here: the looped form is exact, only slower
-        _COMPILED["error"] = f"{type(err).__name__}: {err}"
-    return _COMPILED["compile_s"]
-
-
-def initial_state_terms(cum_delta, A, C, h0):
-    fn = _COMPILED["fn"] or _terms_looped
-    return fn(cum_delta, A, C, h0)

@@ -1,0 +1,97 @@
+"""The recurrent state carried into a prefill chunk, added in one Triton pass (CUDA; the same math
+in PyTorch below for tests and machines without Triton).
+
+mamba-ssm's selective-scan kernel starts every call from a zero state, so a chunk after the first
+gets the previous chunk's state h0 added afterwards, exactly:
+
+    y_t += silu(z_t) * sum_n C_nt exp(A_dn S_dt) h0_dn,   last_dn += exp(A_dn S_dT) h0_dn,
+    S_dt = cumsum_t softplus(dt_dt + dt_bias_d).
+
+Why a kernel: in PyTorch (even torch.compile'd) this made five fp32 (d, seq) temporaries per layer
+and took 0.38 s of Mamba-2.8B's 1.40 s prefill of 32K tokens on the H200 (assets/benchmarks/
+h200-gemv-layouts.txt). Here each program walks its channels' sequence in tiles, keeps the running
+cumsum in registers and rewrites y in place: dt, z and y are read once, nothing else is stored.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from comparer.engines.decode_attention import triton
+
+BLOCK_D = 16  # channels per program
+BLOCK_T = 128  # time steps per tile
+
+if triton is not None:
+    import triton.language as tl
+
+    @triton.jit(do_not_specialize=["seq"])
+    def _carry_kernel(dt_ptr, dtb_ptr, a_ptr, c_ptr, z_ptr, h0_ptr, y_ptr, last_ptr, seq, DIM: tl.constexpr,
+                      N: tl.constexpr, BD: tl.constexpr, BT: tl.constexpr):
+        ch = (tl.program_id(0) * BD + tl.arange(0, BD)).to(tl.int64)  # ch * seq may pass 2^31
+        cm = ch < DIM
+        bias = tl.load(dtb_ptr + ch, mask=cm, other=0.0)
+        run = tl.zeros([BD], dtype=tl.float32)
+        t0 = tl.program_id(0) * 0  # an int32 tensor, as the loop-carried type must stay
+        while t0 < seq:  # a while loop: Triton's interpreter cannot range() over a runtime int
+            t = t0 + tl.arange(0, BT)
+            live = cm[:, None] & (t < seq)[None, :]
+            at = ch[:, None] * seq + t[None, :]
+            delta = tl.load(dt_ptr + at, mask=live, other=0.0).to(tl.float32) + bias[:, None]
+            delta = tl.where(live, tl.where(delta <= 20.0, tl.log(tl.exp(delta) + 1.0), delta), 0.0)
+            cum = tl.cumsum(delta, axis=1) + run[:, None]
+            run += tl.sum(delta, axis=1)
+            extra = tl.zeros([BD, BT], dtype=tl.float32)
+            for n in tl.static_range(N):
+                a = tl.load(a_ptr + ch * N + n, mask=cm, other=0.0)
+                h = tl.load(h0_ptr + ch * N + n, mask=cm, other=0.0)
+                c = tl.load(c_ptr + n * seq + t, mask=t < seq, other=0.0).to(tl.float32)
+                extra += h[:, None] * tl.exp(a[:, None] * cum) * c[None, :]
+            z = tl.load(z_ptr + at, mask=live, other=0.0).to(tl.float32)
+            y = tl.load(y_ptr + at, mask=live, other=0.0).to(tl.float32)
+            tl.store(y_ptr + at, (y + extra * (z * tl.sigmoid(z))).to(y_ptr.dtype.element_ty), mask=live)
+            t0 += BT
+        for n in tl.static_range(N):
+            a = tl.load(a_ptr + ch * N + n, mask=cm, other=0.0)
+            h = tl.load(h0_ptr + ch * N + n, mask=cm, other=0.0)
+            last = tl.load(last_ptr + ch * N + n, mask=cm, other=0.0)
+            tl.store(last_ptr + ch * N + n, last + tl.exp(a * run) * h, mask=cm)
+
+
+def add_initial_state(y, last, dt, A, C, z, dt_bias, h0):
+    """Adds h0's contribution in place. Batch 1, contiguous: y, dt, z (1, d, seq); C (1, n, seq);
+    A (d, n), h0 and last (1, d, n) fp32. Returns (y, last)."""
+    if triton is None or not y.is_cuda:
+        return add_initial_state_reference(y, last, dt, A, C, z, dt_bias, h0)
+    return launch(y, last, dt, A, C, z, dt_bias, h0)
+
+
+def launch(y, last, dt, A, C, z, dt_bias, h0):
+    """The Triton kernel on any tensors (the tests run it on the CPU under TRITON_INTERPRET=1)."""
+    if y.shape[0] != 1 or not all(t.is_contiguous() for t in (y, last, dt, A, C, z, h0)):
+        raise ValueError("the chunk-carry kernel takes batch 1 and contiguous tensors")
+    d, n = A.shape
+    _carry_kernel[(triton.cdiv(d, BLOCK_D),)](dt, dt_bias, A, C, z, h0, y, last, dt.shape[-1], DIM=d, N=n,
+                                              BD=BLOCK_D, BT=BLOCK_T, num_warps=4)
+    return y, last
+
+
+def add_initial_state_reference(y, last, dt, A, C, z, dt_bias, h0):
+    """The same sum in PyTorch, one (1, d, seq) temporary per state channel."""
+    cum_delta = torch.cumsum(F.softplus(dt.float() + dt_bias[:, None]), dim=-1)  # (1, d, seq)
+    extra = torch.zeros_like(cum_delta)
+    for k in range(A.shape[1]):
+        extra += h0[:, :, k, None] * torch.exp(A[None, :, k, None] * cum_delta) * C[:, None, k, :].float()
+    y.copy_((y.float() + extra * F.silu(z.float())).to(y.dtype))
+    last += torch.exp(A[None] * cum_delta[..., -1:]) * h0
+    return y, last
+
+
+def warm_up(dtype: torch.dtype, n: int, device: str = "cuda") -> None:
+    """Compile the kernel for the model's dtype and state size at load, so no prefill pays for it."""
+    d, seq = BLOCK_D, 2 * BLOCK_T + 3
+    y, dt, z = (torch.zeros(1, d, seq, dtype=dtype, device=device) for _ in range(3))
+    A, h0 = -torch.ones(d, n, device=device), torch.zeros(1, d, n, device=device)
+    add_initial_state(y, torch.zeros(1, d, n, device=device), dt, A, torch.zeros(1, n, seq, dtype=dtype,
+                      device=device), z, torch.zeros(d, device=device), h0)
