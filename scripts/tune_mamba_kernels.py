@@ -1,0 +1,105 @@
+"""The fast Mamba engine's Triton kernels on the H200: decode tok/s with mamba-ssm's state update
+(unfused) against comparer's fused step at several block sizes, the per-kernel split of one fused
+step, and the 32K prefill with each chunk-carry block size and in_proj layout. Random weights at the
+exact configs, fp16, batch 1 (speed does not depend on weight values).
+
+    python scripts/tune_mamba_kernels.py --configs mamba-2.8b,mamba-130m
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from comparer.engines import mamba_carry, mamba_decode
+from comparer.engines.mamba_fast import MambaFastEngine
+from comparer.engines.mamba_ops import KernelOps
+from comparer.loading import load_bundled_config
+
+DECODE_BLOCKS = [(64, 64), (32, 32), (32, 64), (64, 32), (128, 64), (128, 128)]
+CARRY_BLOCKS = [(16, 128), (8, 128), (32, 64), (16, 64), (8, 256)]
+
+
+def random_model(config_name: str):
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        return AutoModelForCausalLM.from_config(load_bundled_config(config_name), dtype=torch.float16).eval()
+
+
+def decode_tok_per_s(engine: MambaFastEngine, steps: int = 128, repeats: int = 3) -> float:
+    engine.prefill(list(range(100, 612)))
+    token = torch.tensor([5], device="cuda")
+    best = 0.0
+    for _ in range(repeats):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            engine.decode_step(token)
+        torch.cuda.synchronize()
+        best = max(best, steps / (time.perf_counter() - t0))
+    return best
+
+
+def fused_step_kernels(engine: MambaFastEngine) -> str:
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        engine._step()
+        torch.cuda.synchronize()
+    return prof.key_averages().table(sort_by="cuda_time_total", row_limit=10, max_name_column_width=60)
+
+
+def prefill_s(engine: MambaFastEngine, ids: list[int], repeats: int = 3) -> tuple[float, float]:
+    """Median prefill seconds and the peak memory above the model and states (GiB)."""
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(repeats + 1):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        engine.prefill(ids)
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    times = sorted(times[1:])
+    return times[len(times) // 2], (torch.cuda.max_memory_allocated() - base) / 2**30
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--configs", default="mamba-2.8b,mamba-130m")
+    parser.add_argument("--context", type=int, default=32768)
+    args = parser.parse_args()
+    for name in args.configs.split(","):
+        model = random_model(name)
+        with torch.inference_mode():
+            unfused = MambaFastEngine(model, None, KernelOps(fused_decode=False), cuda_graph=True)
+            print(f"{name} decode, mamba-ssm state update: {decode_tok_per_s(unfused):.1f} tok/s", flush=True)
+            del unfused
+            for conv_block, step_block in DECODE_BLOCKS:
+                mamba_decode.CONV_BLOCK, mamba_decode.STEP_BLOCK = conv_block, step_block
+                fused = MambaFastEngine(model, None, KernelOps(), cuda_graph=True)
+                print(f"{name} decode, fused conv block {conv_block} step block {step_block}: "
+                      f"{decode_tok_per_s(fused):.1f} tok/s (capture {fused.capture_s:.2f} s)", flush=True)
+            print(fused_step_kernels(fused), flush=True)
+            del fused
+            ids = [int(i) for i in torch.randint(0, 50000, (args.context,))]
+            for channel_major in (False, True):
+                KernelOps.channel_major_in_proj = channel_major
+                for block_d, block_t in CARRY_BLOCKS:
+                    mamba_carry.BLOCK_D, mamba_carry.BLOCK_T = block_d, block_t
+                    engine = MambaFastEngine(model, None, KernelOps(), cuda_graph=False)
+                    seconds, extra_gib = prefill_s(engine, ids)
+                    print(f"{name} prefill {args.context}: channel-major in_proj {channel_major}, carry block "
+                          f"{block_d}x{block_t}: {seconds:.3f} s, extra peak {extra_gib:.2f} GiB", flush=True)
+                    del engine
+            KernelOps.channel_major_in_proj = False
+        del model
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
