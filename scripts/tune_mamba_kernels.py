@@ -19,7 +19,7 @@ from comparer.engines.mamba_fast import MambaFastEngine
 from comparer.engines.mamba_ops import KernelOps
 from comparer.loading import load_bundled_config
 
-DECODE_BLOCKS = [(64, 64), (32, 32), (32, 64), (64, 32), (128, 64), (128, 128)]
+DECODE_BLOCKS = [(128, 32), (128, 16), (128, 64), (256, 32), (64, 32), (256, 16)]
 CARRY_BLOCKS = [(16, 128), (8, 128), (32, 64), (16, 64), (8, 256)]
 
 

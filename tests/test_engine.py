@@ -193,9 +193,14 @@ def test_compiled_cpu_chunk_mixer_equals_the_pytorch_mixer_and_carries_both_stat
 FUSED_DECODE = """
 import torch
 from transformers import AutoModelForCausalLM
+from comparer.engines import mamba_decode
 from comparer.engines.mamba_fast import MambaFastEngine
 from comparer.engines.mamba_ops import FusedDecodeMixin, TorchOps
 from comparer.settings import GenerationSettings
+
+# few programs (the interpreter runs them one by one, ~0.1 s each): 640 channels in a full and a
+# masked block, dt_proj's 20 columns in three tiles, three partial rows in two loads
+mamba_decode.CONV_BLOCK, mamba_decode.STEP_BLOCK, mamba_decode.R_CHUNK, mamba_decode.PARTIAL_ROWS = 256, 512, 8, 2
 
 class FusedTorchOps(FusedDecodeMixin, TorchOps):
     pass
@@ -207,16 +212,16 @@ prompt = list(range(40, 75))
 for engine in (fused, plain):
     engine.prefill(prompt)
 token = torch.tensor([7])
-for step in range(3):
+for step in range(2):
     a, b = fused.decode_step(token).clone(), plain.decode_step(token).clone()
     assert torch.allclose(a, b, atol=1e-4, rtol=1e-4), (step, (a - b).abs().max())
     assert torch.allclose(fused.ssm_state, plain.ssm_state, atol=1e-5, rtol=1e-4)
     assert torch.allclose(fused.conv_state, plain.conv_state, atol=1e-5, rtol=1e-4)
     token = a.argmax(-1)
 print("ok logits and states")
-settings = GenerationSettings(max_new_tokens=12, fixed_length=True, repetition_penalty=1.2)
+settings = GenerationSettings(max_new_tokens=6, fixed_length=True, repetition_penalty=1.2)
 ids = torch.tensor([prompt])
-ref = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=12, min_new_tokens=12,
+ref = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=6, min_new_tokens=6,
                      pad_token_id=0, repetition_penalty=1.2)[0, len(prompt):].tolist()
 got = fused.generate(prompt, settings).token_ids
 assert got == ref, (got, ref)

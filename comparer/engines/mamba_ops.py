@@ -217,7 +217,7 @@ class KernelOps(FusedDecodeMixin, TorchOps):
             return y, last.float()
         from comparer.engines import mamba_carry
 
-        return mamba_carry.add_initial_state(y, last.float(), dt, A, C, z, dt_bias, h0)
+        return mamba_carry.add_initial_state(y, last.float().contiguous(), dt, A, C, z, dt_bias, h0)
 
     def step(self, state, x, dt, A, B, C, D, z, dt_bias):
         return self._state_update(state, x, dt, A, B, C, D, z=z, dt_bias=dt_bias, dt_softplus=True)
