@@ -19,8 +19,8 @@ from comparer.engines.mamba_fast import MambaFastEngine
 from comparer.engines.mamba_ops import KernelOps
 from comparer.loading import load_bundled_config
 
-DECODE_BLOCKS = [(128, 32), (128, 16), (128, 64), (256, 32), (64, 32), (256, 16)]
-CARRY_BLOCKS = [(16, 128), (8, 128), (32, 64), (16, 64), (8, 256)]
+DECODE_BLOCKS = [(32, 16), (64, 16), (16, 16), (32, 32), (64, 32), (128, 16)]
+CARRY_BLOCKS = [(8, 256), (4, 256), (8, 512), (16, 256)]
 
 
 def random_model(config_name: str):
@@ -72,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--configs", default="mamba-2.8b,mamba-130m")
     parser.add_argument("--context", type=int, default=32768)
+    parser.add_argument("--decode-only", action="store_true")
     args = parser.parse_args()
     for name in args.configs.split(","):
         model = random_model(name)
@@ -86,6 +87,8 @@ def main() -> None:
                       f"{decode_tok_per_s(fused):.1f} tok/s (capture {fused.capture_s:.2f} s)", flush=True)
             print(fused_step_kernels(fused), flush=True)
             del fused
+            if args.decode_only:
+                continue
             ids = [int(i) for i in torch.randint(0, 50000, (args.context,))]
             for channel_major in (False, True):
                 KernelOps.channel_major_in_proj = channel_major

@@ -103,8 +103,7 @@ def test_fused_triton_decode_step_equals_mamba_ssm_state_update_in_fp32():
     token = torch.tensor([42], device="cuda")
     for step in range(8):
         a, b = fused.decode_step(token).clone(), plain.decode_step(token).clone()
-        rel = ((a - b).norm() / b.norm()).item()
-        assert rel < 1e-4, (step, rel)
-        assert torch.allclose(fused.ssm_state, plain.ssm_state, rtol=1e-3, atol=1e-4)
-        assert torch.allclose(fused.conv_state, plain.conv_state, rtol=1e-4, atol=1e-5)
+        for got, want in ((a, b), (fused.ssm_state, plain.ssm_state), (fused.conv_state, plain.conv_state)):
+            rel = ((got - want).norm() / want.norm()).item()  # fp32, different summation orders
+            assert rel < 1e-4, (step, rel)
         token = b.argmax(-1)

@@ -20,8 +20,9 @@ import torch.nn.functional as F
 
 from comparer.engines.decode_attention import triton
 
-BLOCK_D = 16  # channels per program
-BLOCK_T = 128  # time steps per tile
+# H200 settings from scripts/tune_mamba_kernels.py
+BLOCK_D = 8  # channels per program
+BLOCK_T = 256  # time steps per tile
 
 if triton is not None:
     import triton.language as tl

@@ -74,10 +74,14 @@ class MambaFastEngine(Engine):
         self.ssm_state = torch.zeros(n, 1, d_inner, self.d_state, dtype=torch.float32, device=self.device)
         self.step_token = torch.zeros(1, dtype=torch.long, device=self.device)
         self.step_logits = torch.zeros(1, self.lm_head.shape[0], dtype=torch.float32, device=self.device)
+        # per-layer x_proj accumulators of the fused decode kernels (zero between uses)
+        self.xproj_acc = torch.zeros(n, self.time_step_rank + 2 * self.d_state, dtype=torch.float32,
+                                     device=self.device)
 
     def _reset_state(self) -> None:
         self.conv_state.zero_()
         self.ssm_state.zero_()
+        self.xproj_acc.zero_()
 
     # ---- shared math (mirrors transformers' MambaBlock) ---------------------------------------
     def _logits(self, delta, residual):
@@ -104,9 +108,12 @@ class MambaFastEngine(Engine):
     def _step(self) -> None:
         """One token from ``step_token`` into ``step_logits``; updates the states in place."""
         delta, residual = F.embedding(self.step_token, self.embed), None  # (1, hidden)
-        for i, layer in enumerate(self.layers):
-            normed, residual = self.ops.decode_norm(delta, residual, layer.norm_w, self.eps, self.residual_in_fp32)
-            delta = self.ops.decode_mixer(layer, normed, self.conv_state[i], self.ssm_state[i], self.time_step_rank)
+        acc = self.xproj_acc
+        for i, layer in enumerate(self.layers):  # layer i's norm clears layer i-1's accumulator (0: the last)
+            normed, residual = self.ops.decode_norm(delta, residual, layer.norm_w, self.eps, self.residual_in_fp32,
+                                                    zero=acc[i - 1])
+            delta = self.ops.decode_mixer(layer, normed, self.conv_state[i], self.ssm_state[i], self.time_step_rank,
+                                          acc=acc[i])
         self.step_logits.copy_(self._logits(delta, residual))
 
     @torch.inference_mode()

@@ -47,11 +47,13 @@ class TorchOps:
     def prepare(self, dtype: torch.dtype, d_state: int) -> None:
         """Compile what the model's dtype needs, at load (nothing to compile here)."""
 
-    def decode_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool):
+    def decode_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool, zero=None):
+        """``zero``: scratch the fused kernels clear here (unused by this class)."""
         return self.add_norm(delta, residual, weight, eps, residual_in_fp32)
 
-    def decode_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int):
-        """One token through the mixer, in_proj to out_proj. normed: (1, hidden); states in place."""
+    def decode_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int, acc=None):
+        """One token through the mixer, in_proj to out_proj. normed: (1, hidden); states in place;
+        ``acc``: the fused kernels' x_proj accumulator (unused by this class)."""
         x, z = F.linear(normed, layer.in_proj).chunk(2, dim=-1)  # (1, d_inner) each
         x = self.conv_step(x, conv_state, layer.conv_w, layer.conv_b)
         d_state = layer.A.shape[1]
@@ -133,19 +135,20 @@ class FusedDecodeMixin:
 
     fused_decode = True
 
-    def decode_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool):
+    def decode_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool, zero=None):
         if not self.fused_decode:
             return super().decode_norm(delta, residual, weight, eps, residual_in_fp32)
         from comparer.engines import mamba_decode
 
-        return mamba_decode.add_rms(delta, residual, weight, eps, residual_in_fp32)
+        return mamba_decode.add_rms(delta, residual, weight, eps, residual_in_fp32, zero)
 
-    def decode_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int):
+    def decode_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int, acc=None):
         from comparer.engines import mamba_decode
 
-        if not (self.fused_decode and mamba_decode.applies(layer, ssm_state)):
+        if not (self.fused_decode and acc is not None and mamba_decode.applies(layer, ssm_state)):
             return super().decode_mixer(layer, normed, conv_state, ssm_state, time_step_rank)
-        y = mamba_decode.decode_mixer(layer, F.linear(normed, layer.in_proj), conv_state, ssm_state, time_step_rank)
+        y = mamba_decode.decode_mixer(layer, F.linear(normed, layer.in_proj), conv_state, ssm_state, time_step_rank,
+                                      acc)
         return F.linear(y, layer.out_proj)
 
 
@@ -154,7 +157,9 @@ class KernelOps(FusedDecodeMixin, TorchOps):
     step through comparer's Triton kernels, or mamba-ssm's state update with ``fused_decode=False``."""
 
     name = "mamba-ssm + causal-conv1d kernels"
-    channel_major_in_proj = False  # the form verified on the H200 (the other is not measured there yet)
+    # W @ x^T here too: Mamba-2.8B's 32K prefill 0.98 -> 0.86 s and 0.08 GiB less peak on the H200
+    # (assets/benchmarks/h200-mamba-kernel-tuning.txt)
+    channel_major_in_proj = True
     compiled_what = "Triton chunk-carry kernel"
 
     def __init__(self, fused_decode: bool = True):
