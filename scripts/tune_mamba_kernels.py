@@ -19,7 +19,10 @@ from comparer.engines.mamba_fast import MambaFastEngine
 from comparer.engines.mamba_ops import KernelOps
 from comparer.loading import load_bundled_config
 
-DECODE_BLOCKS = [(32, 16), (64, 16), (16, 16), (32, 32), (64, 32), (128, 16)]
+# module settings of mamba_decode to try, each on top of the defaults
+DECODE_VARIANTS = [{"GEMV_OUT_PROJ": False}, {}, {"GEMV_IN_PROJ": True}, {"GEMV_OUT_PROJ": False, "GEMV_IN_PROJ": True},
+                   {"GEMV_BLOCK_K": 256}, {"GEMV_BLOCK_K": 1024}, {"GEMV_WARPS": 8}, {"GEMV_STAGES": 2},
+                   {"GEMV_STAGES": 4}, {"CONV_BLOCK": 32}, {"STEP_BLOCK": 32}]
 CARRY_BLOCKS = [(8, 256), (4, 256), (8, 512), (16, 256)]
 
 
@@ -80,11 +83,16 @@ def main() -> None:
             unfused = MambaFastEngine(model, None, KernelOps(fused_decode=False), cuda_graph=True)
             print(f"{name} decode, mamba-ssm state update: {decode_tok_per_s(unfused):.1f} tok/s", flush=True)
             del unfused
-            for conv_block, step_block in DECODE_BLOCKS:
-                mamba_decode.CONV_BLOCK, mamba_decode.STEP_BLOCK = conv_block, step_block
+            defaults = {key: getattr(mamba_decode, key) for variant in DECODE_VARIANTS for key in variant}
+            for variant in DECODE_VARIANTS:
+                for key, value in {**defaults, **variant}.items():
+                    setattr(mamba_decode, key, value)
                 fused = MambaFastEngine(model, None, KernelOps(), cuda_graph=True)
-                print(f"{name} decode, fused conv block {conv_block} step block {step_block}: "
-                      f"{decode_tok_per_s(fused):.1f} tok/s (capture {fused.capture_s:.2f} s)", flush=True)
+                print(f"{name} decode, fused {variant or 'defaults'}: {decode_tok_per_s(fused):.1f} tok/s "
+                      f"(capture {fused.capture_s:.2f} s)", flush=True)
+            for key, value in defaults.items():
+                setattr(mamba_decode, key, value)
+            fused = MambaFastEngine(model, None, KernelOps(), cuda_graph=True)
             print(fused_step_kernels(fused), flush=True)
             del fused
             if args.decode_only:

@@ -266,3 +266,25 @@ def test_triton_chunk_carry_kernel_equals_the_pytorch_sum_under_the_interpreter(
     done = subprocess.run([sys.executable, "-c", CARRY], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("ok ") == 2
+
+
+GEMV = """
+import torch
+from comparer.engines import mamba_decode
+g = torch.Generator().manual_seed(5)
+for n, k, programs in ((40, 1024, 3), (7, 512, 4), (64, 1536, 64)):
+    w, x = torch.randn(n, k, generator=g), torch.randn(1, k, generator=g)
+    got = mamba_decode.gemv(x, w, programs=programs)
+    assert got.shape == (1, n) and torch.allclose(got, x @ w.t(), rtol=1e-4, atol=1e-3), (n, k)
+    print("ok", n, k)
+"""
+
+
+@pytest.mark.skipif(not module_available("triton"), reason="needs triton (requirements-dev.txt)")
+def test_one_wave_triton_gemv_equals_a_matrix_product_under_the_interpreter():
+    """Rows split unevenly over the programs (40 rows over 3), fewer rows than programs, and a K of
+    three tiles."""
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.getcwd()}
+    done = subprocess.run([sys.executable, "-c", GEMV], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("ok ") == 3

@@ -147,9 +147,11 @@ class FusedDecodeMixin:
 
         if not (self.fused_decode and acc is not None and mamba_decode.applies(layer, ssm_state)):
             return super().decode_mixer(layer, normed, conv_state, ssm_state, time_step_rank)
-        y = mamba_decode.decode_mixer(layer, F.linear(normed, layer.in_proj), conv_state, ssm_state, time_step_rank,
+        in_proj = mamba_decode.gemv if mamba_decode.GEMV_IN_PROJ else F.linear
+        out_proj = mamba_decode.gemv if mamba_decode.GEMV_OUT_PROJ else F.linear
+        y = mamba_decode.decode_mixer(layer, in_proj(normed, layer.in_proj), conv_state, ssm_state, time_step_rank,
                                       acc)
-        return F.linear(y, layer.out_proj)
+        return out_proj(y, layer.out_proj)
 
 
 class KernelOps(FusedDecodeMixin, TorchOps):
