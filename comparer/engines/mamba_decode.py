@@ -10,17 +10,17 @@ RMSNorm were 2-4 us each, mostly launch and one-block latency. Here:
   clears the previous layer's x_proj accumulator (see below).
 - ``conv_xproj``: the conv-window update + SiLU for a block of channels, and that block's share of
   x_proj (split-K over channels, so every SM reads part of the weight), added atomically into a
-  per-layer fp32 accumulator of x_proj's outputs (dt_low, B, C).
+  per-layer accumulator of x_proj's outputs (dt_low, B, C), in int64 fixed point so that the sum
+  does not depend on the order the blocks finish in.
 - ``ssm_step``: reads the accumulator, then dt_proj, softplus, the state update, the D skip and the
   SiLU gate for a block of channels. (Summing per-block partial rows here instead took 9 us: a
   chain of dependent L2 loads in every program.)
 
 The accumulator of layer i is zeroed by the add_rms of layer i + 1 (of layer 0 in the next step for
 the last layer): by then every reader of it has finished, since kernels on a stream run in order,
-so a captured graph replays correctly with no memset. Atomic adds make the fp32 sum order vary
-(about one fp32 rounding); rounding follows the reference path otherwise: x_proj and dt_proj
-outputs are rounded to the model dtype before use, as cuBLAS' fp16 outputs are, and everything else
-is fp32 as in mamba-ssm's kernels.
+so a captured graph replays correctly with no memset. Rounding follows the reference path: x_proj
+and dt_proj outputs are rounded to the model dtype before use, as cuBLAS' fp16 outputs are, and
+everything else is fp32 as in mamba-ssm's kernels.
 """
 
 from __future__ import annotations
@@ -31,11 +31,14 @@ from comparer.engines.decode_attention import triton
 
 # Channels per program (H200 settings from scripts/tune_mamba_kernels.py).
 CONV_BLOCK = 64
-STEP_BLOCK = 16
+STEP_BLOCK = 16  # (2.8B: 394 tok/s; 130M: 2,276 with out_proj through the GEMV below)
 # Projections through comparer's one-wave GEMV instead of cuBLAS (which runs out_proj as split-K
 # plus a reduce kernel, 10.7 us for 26 MB on the H200); chosen by the same script.
+# Only for small weights: on the H200 it took Mamba-130M's out_proj (2.4 MB) from 4.1 us to 3.6 us
+# (2,000 -> 2,275 tok/s) but Mamba-2.8B's (26 MB) from 10.7 to 14.9 us; in_proj gained nothing.
 GEMV_OUT_PROJ = True
 GEMV_IN_PROJ = False
+GEMV_MAX_BYTES = 4 * 2**20
 GEMV_BLOCK_K = 512
 GEMV_WARPS = 4
 GEMV_STAGES = 3
@@ -47,7 +50,7 @@ if triton is not None:
     def _add_rms_kernel(delta_ptr, res_in_ptr, res_out_ptr, w_ptr, y_ptr, zero_ptr, N: tl.constexpr, eps,
                         HAS_RES: tl.constexpr, BLOCK: tl.constexpr, Z: tl.constexpr, BZ: tl.constexpr):
         if Z > 0:
-            tl.store(zero_ptr + tl.arange(0, BZ), tl.zeros([BZ], dtype=tl.float32), mask=tl.arange(0, BZ) < Z)
+            tl.store(zero_ptr + tl.arange(0, BZ), tl.zeros([BZ], dtype=tl.int64), mask=tl.arange(0, BZ) < Z)
         cols = tl.arange(0, BLOCK)
         live = cols < N
         hidden = tl.load(delta_ptr + cols, mask=live, other=0.0).to(tl.float32)
@@ -84,7 +87,11 @@ if triton is not None:
         jm = j < P
         wx = tl.load(xw_ptr + j[:, None] * DIM + c[None, :], mask=jm[:, None] & cm[None, :], other=0.0)
         part = tl.sum(wx.to(tl.float32) * out.to(tl.float32)[None, :], axis=1)
-        tl.atomic_add(acc_ptr + j, part, mask=jm, sem="relaxed")
+        # fixed point (2^-32 steps) in int64: integer adds give the same sum in any order, so the
+        # decode is deterministic (fp32 atomics made a random-weight Mamba's tokens differ run to run);
+        # |x_proj| < 2^30 always holds for real weights (fp16 tops out at 65504)
+        part = tl.minimum(tl.maximum(part, -1073741824.0), 1073741824.0)
+        tl.atomic_add(acc_ptr + j, (part * 4294967296.0).to(tl.int64), mask=jm, sem="relaxed")
 
     @triton.jit
     def _ssm_step_kernel(acc_ptr, dtw_ptr, dtb_ptr, a_ptr, d_ptr, xconv_ptr, z_ptr, state_ptr, y_ptr,
@@ -97,9 +104,10 @@ if triton is not None:
         rm = r < R
         n = tl.arange(0, N)
         # x_proj's outputs, rounded to the model dtype as the reference's F.linear output is
-        dt_low = tl.load(acc_ptr + r, mask=rm, other=0.0).to(dtype).to(tl.float32)
-        b = tl.load(acc_ptr + R + n).to(dtype).to(tl.float32)
-        cc = tl.load(acc_ptr + R + N + n).to(dtype).to(tl.float32)
+        scale = 2.3283064365386963e-10  # 2^-32
+        dt_low = (tl.load(acc_ptr + r, mask=rm, other=0).to(tl.float32) * scale).to(dtype).to(tl.float32)
+        b = (tl.load(acc_ptr + R + n).to(tl.float32) * scale).to(dtype).to(tl.float32)
+        cc = (tl.load(acc_ptr + R + N + n).to(tl.float32) * scale).to(dtype).to(tl.float32)
         w = tl.load(dtw_ptr + c[:, None] * R + r[None, :], mask=cm[:, None] & rm[None, :], other=0.0)
         dt = tl.sum(w.to(tl.float32) * dt_low[None, :], axis=1).to(dtype).to(tl.float32)
         dt += tl.load(dtb_ptr + c, mask=cm, other=0.0)
@@ -131,7 +139,8 @@ def gemv(x, weight, programs: int | None = None):
     """F.linear(x, weight) for x (1, K), weight (N, K), in one wave: rows split evenly over one program per SM
     (cuBLAS' split-K leaves a reduce kernel and a second wave). fp32 accumulation, like cuBLAS."""
     n, k = weight.shape
-    if k % GEMV_BLOCK_K or not weight.is_contiguous():
+    too_big = weight.numel() * weight.element_size() > GEMV_MAX_BYTES
+    if k % GEMV_BLOCK_K or not weight.is_contiguous() or too_big:
         return torch.nn.functional.linear(x, weight)
     if programs is None:
         programs = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 4
@@ -144,7 +153,7 @@ def gemv(x, weight, programs: int | None = None):
 
 def add_rms(delta, residual, weight, eps: float, residual_in_fp32: bool, zero=None):
     """(1, hidden) rows: returns (RMSNorm(residual + delta), residual + delta), as TorchOps.add_norm;
-    also sets the fp32 vector ``zero`` (the previous layer's x_proj accumulator) to zeros."""
+    also sets the int64 vector ``zero`` (the previous layer's x_proj accumulator) to zeros."""
     n = delta.shape[-1]
     res_dtype = torch.float32 if residual_in_fp32 else delta.dtype
     res_out = torch.empty(delta.shape, dtype=res_dtype, device=delta.device)
@@ -160,7 +169,7 @@ def add_rms(delta, residual, weight, eps: float, residual_in_fp32: bool, zero=No
 def decode_mixer(layer, xz, conv_state, ssm_state, time_step_rank: int, acc):
     """The mixer after in_proj for one token. xz: (1, 2*d_inner) in_proj output; conv_state
     (1, d_inner, width) and ssm_state (1, d_inner, n) are updated in place; ``acc`` is this layer's
-    fp32 x_proj accumulator (zeros on entry). Returns y (1, d_inner)."""
+    int64 fixed-point x_proj accumulator (zeros on entry). Returns y (1, d_inner)."""
     d, n = layer.A.shape
     width, p = layer.conv_w.shape[1], layer.x_proj.shape[0]
     x_conv = torch.empty(1, d, dtype=xz.dtype, device=xz.device)

@@ -74,8 +74,8 @@ class MambaFastEngine(Engine):
         self.ssm_state = torch.zeros(n, 1, d_inner, self.d_state, dtype=torch.float32, device=self.device)
         self.step_token = torch.zeros(1, dtype=torch.long, device=self.device)
         self.step_logits = torch.zeros(1, self.lm_head.shape[0], dtype=torch.float32, device=self.device)
-        # per-layer x_proj accumulators of the fused decode kernels (zero between uses)
-        self.xproj_acc = torch.zeros(n, self.time_step_rank + 2 * self.d_state, dtype=torch.float32,
+        # per-layer x_proj accumulators of the fused decode kernels (int64 fixed point, zero between uses)
+        self.xproj_acc = torch.zeros(n, self.time_step_rank + 2 * self.d_state, dtype=torch.int64,
                                      device=self.device)
 
     def _reset_state(self) -> None:
