@@ -57,8 +57,10 @@ class _TokenReader:
     """Brings a chosen token to the host: on CUDA asynchronously (pinned buffer + event), so the
     caller can queue more work first; elsewhere with ``item()``."""
 
+    force_sync = False  # True: read each token before queuing the next step (scripts/ab_token_loop.py)
+
     def __init__(self, device):
-        self.overlaps = torch.device(device).type == "cuda"
+        self.overlaps = torch.device(device).type == "cuda" and not self.force_sync
         if self.overlaps:
             self.host = torch.empty(1, dtype=torch.long, pin_memory=True)
             self.ready = torch.cuda.Event()
