@@ -57,16 +57,19 @@ class _TokenChooser:
         self.seen: list[int] = list(prompt_ids)  # transformers penalises prompt tokens too
         self.sampler = (SeededSampler(settings.temperature, settings.top_k, settings.top_p, settings.seed, device)
                         if settings.do_sample else None)
+        # made once: indexing with a Python list copied it to the device at every token
+        self.eos_index = torch.tensor(self.eos, dtype=torch.long, device=device)
 
     def choose(self, logits: torch.Tensor, n_generated: int) -> torch.Tensor:
-        scores = logits.clone()
+        scores = logits  # copied before any change: the engines reuse their logits buffer
         if self.settings.repetition_penalty != 1.0 and self.seen:
+            scores = scores.clone()
             idx = torch.tensor(self.seen, device=scores.device).unsqueeze(0)
             picked = scores.gather(1, idx)
             p = self.settings.repetition_penalty
             scores.scatter_(1, idx, torch.where(picked < 0, picked * p, picked / p))
         if n_generated < self.min_new and self.eos:
-            scores[:, self.eos] = float("-inf")
+            scores = scores.index_fill(1, self.eos_index, float("-inf"))
         if self.sampler is not None:
             scores = self.sampler(None, scores)
         token = scores.argmax(dim=-1)
