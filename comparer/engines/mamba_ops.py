@@ -160,7 +160,7 @@ class KernelOps(FusedDecodeMixin, TorchOps):
 
     name = "mamba-ssm + causal-conv1d kernels"
     # W @ x^T here too: Mamba-2.8B's 32K prefill 0.98 -> 0.86 s and 0.08 GiB less peak on the H200
-    # (assets/benchmarks/h200-mamba-kernel-tuning.txt)
+    # (assets/benchmarks/h200-mamba-prefill-tuning.txt)
     channel_major_in_proj = True
     compiled_what = "Triton chunk-carry kernel"
 
