@@ -165,7 +165,9 @@ class KernelOps(FusedDecodeMixin, TorchOps):
     compiled_what = "Triton chunk-carry kernel"
 
     def __init__(self, fused_decode: bool = True):
-        self.fused_decode = fused_decode
+        from comparer.engines.decode_attention import triton_available
+
+        self.fused_decode = fused_decode and triton_available()  # else mamba-ssm's state update
         from causal_conv1d import causal_conv1d_fn, causal_conv1d_update
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
         from mamba_ssm.ops.triton.selective_state_update import selective_state_update
