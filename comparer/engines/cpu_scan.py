@@ -36,6 +36,9 @@ _SOURCE = r"""
 typedef float v8 __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 typedef uint32_t v8u __attribute__((vector_size(32)));
+#ifndef G
+#define G 4  // state lanes advanced side by side (see exp2_lockstep)
+#endif
 
 static inline v8 splat(float x) { return (v8){x, x, x, x, x, x, x, x}; }
 static inline v8i splati(int32_t x) { return (v8i){x, x, x, x, x, x, x, x}; }
@@ -60,7 +63,7 @@ static inline v8 vmin(v8 a, v8 b) { return pick(a < b, a, b); }
 // Each stage runs for all g vectors before the next: g independent chains issued side by side let
 // the core overlap their latencies (one exp at a time, the scan ran at a third of its throughput).
 static inline void exp2_lockstep(v8 *v, const int g) {
-  v8 t[4], f[4], p[4];
+  v8 t[G], f[G], p[G];
   for (int i = 0; i < g; ++i) t[i] = v[i] + 12583039.f;  // 1.5 * 2^23 + 127
   for (int i = 0; i < g; ++i) f[i] = v[i] - (t[i] - 12583039.f);
   for (int i = 0; i < g; ++i) p[i] = 1.5345805149991065e-4f * f[i] + 1.3399930903688073e-3f;
@@ -119,10 +122,10 @@ void conv_silu(const float *x, int64_t sx, float *state, const float *weight, co
   }
 }
 
-// g state lanes (g <= 4) advanced one step: h = exp(delta a) h + delta u b, acc += h c.
-static inline void update(v8 *hs, const v8 *a, const float *b, const float *c, v8 delta, v8 x, v8 acc[4],
+// g state lanes (g <= G) advanced one step: h = exp(delta a) h + delta u b, acc += h c.
+static inline void update(v8 *hs, const v8 *a, const float *b, const float *c, v8 delta, v8 x, v8 acc[G],
                           const int g) {
-  v8 decay[4];
+  v8 decay[G];
   for (int i = 0; i < g; ++i) decay[i] = vmax(delta * a[i], splat(-126.f));
   exp2_lockstep(decay, g);
   for (int i = 0; i < g; ++i) hs[i] = decay[i] * hs[i] + x * b[i];
@@ -144,11 +147,14 @@ static inline void scan_block(const float *u, int64_t su, const float *dt, int64
     const v8 delta = softplus(load(dt + t * sdt + c0, lanes) + bias), uu = load(u + t * su + c0, lanes);
     const v8 x = delta * uu;
     const float *bt = B + t * sbc, *ct = C + t * sbc;
-    v8 acc[4] = {splat(0.f), splat(0.f), splat(0.f), splat(0.f)};  // four chains, not one 16-deep
+    v8 acc[G];  // G accumulation chains, not one n-deep
+    for (int i = 0; i < G; ++i) acc[i] = splat(0.f);
     int64_t k = 0;
-    for (; k + 4 <= n; k += 4) update(hs + k, a + k, bt + k, ct + k, delta, x, acc, 4);
-    for (int64_t r = n % 4; r > 0; --r, ++k) update(hs + k, a + k, bt + k, ct + k, delta, x, acc, 1);
-    store(y + t * d + c0, ((acc[0] + acc[1]) + (acc[2] + acc[3]) + dd * uu) * silu(load(z + t * sz + c0, lanes)), lanes);
+    for (; k + G <= n; k += G) update(hs + k, a + k, bt + k, ct + k, delta, x, acc, G);
+    for (int64_t r = n % G; r > 0; --r, ++k) update(hs + k, a + k, bt + k, ct + k, delta, x, acc, 1);
+    v8 sum = dd * uu;
+    for (int i = 0; i < G; ++i) sum += acc[i];
+    store(y + t * d + c0, sum * silu(load(z + t * sz + c0, lanes)), lanes);
   }
   for (int64_t k = 0; k < n; ++k)
     for (int j = 0; j < lanes; ++j) h[(c0 + j) * n + k] = hs[k][j];
