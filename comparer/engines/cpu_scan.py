@@ -247,42 +247,42 @@ class CScanOps(TorchOps):
         ssm_state (1, d, n) are updated in place. Tensors not in fp32 take the PyTorch path."""
         if any(t.dtype != torch.float32 for t in (normed, layer.in_proj, conv_state)):
             return super().chunk_mixer(layer, normed, conv_state, ssm_state, time_step_rank)
-        seq, d, n = normed.shape[1], layer.A.shape[0], layer.A.shape[1]
+        seq, d = normed.shape[1], layer.A.shape[0]
+        if layer.conv_w.shape[1] > 16:
+            raise ValueError("the CPU conv supports kernel widths up to 16")
         xz = F.linear(normed[0], layer.in_proj)  # (seq, 2d): x and z are column halves, read in place
         u = torch.empty(seq, d)
-        self.lib.conv_silu(xz.data_ptr(), 2 * d, conv_state.data_ptr(), layer.conv_w.data_ptr(),
+        self.lib.conv_silu(xz.data_ptr(), xz.stride(0), conv_state.data_ptr(), layer.conv_w.data_ptr(),
                            layer.conv_b.data_ptr() if layer.conv_b is not None else None, u.data_ptr(), d, seq,
                            layer.conv_w.shape[1])
         dt_b_c = F.linear(u, layer.x_proj)  # (seq, rank + 2n)
         dt = F.linear(dt_b_c[:, :time_step_rank], layer.dt_proj)  # (seq, d), before bias and softplus
         y = torch.empty(seq, d)
-        self._scan(u, d, dt, d, dt_b_c, time_step_rank, layer, xz, 2 * d, ssm_state, y)
+        self._scan(u, dt, dt_b_c[:, time_step_rank:], xz[:, d:], layer, ssm_state, y)
         return F.linear(y, layer.out_proj).unsqueeze(0)
 
-    def _scan(self, u, su, dt, sdt, dt_b_c, rank, layer, z, sz, h, y):
-        """The C scan on time-major rows; B and C are the columns after ``rank`` of ``dt_b_c``, z the
-        columns after d of ``z`` (or z itself when sz == d)."""
+    def _scan(self, u, dt, b_c, z, layer, h, y):
+        """The C scan on time-major fp32 views (row strides read from them, unit column stride):
+        u, dt, z (seq, d); b_c (seq, 2n), B then C; h (d, n) updated in place; y (seq, d) written."""
         d, n = layer.A.shape
-        z_ptr = z.data_ptr() + (d * 4 if sz == 2 * d else 0)
-        b_ptr = dt_b_c.data_ptr() + rank * 4
-        self.lib.scan(u.data_ptr(), su, dt.data_ptr(), sdt, layer.dt_bias.data_ptr(), layer.A.data_ptr(), b_ptr,
-                      b_ptr + n * 4, dt_b_c.stride(0), layer.D.data_ptr(), z_ptr, sz, h.data_ptr(), y.data_ptr(),
-                      d, y.shape[0], n)
+        if n > 64:
+            raise ValueError("the CPU scan supports d_state up to 64")
+        self.lib.scan(u.data_ptr(), u.stride(0), dt.data_ptr(), dt.stride(0), layer.dt_bias.data_ptr(),
+                      layer.A.data_ptr(), b_c.data_ptr(), b_c[:, n:].data_ptr(), b_c.stride(0), layer.D.data_ptr(),
+                      z.data_ptr(), z.stride(0), h.data_ptr(), y.data_ptr(), d, y.shape[0], n)
 
     def scan(self, u, dt, A, B, C, D, z, dt_bias, h0, block: int = 32):
         """TorchOps' interface (channel-major (b, d, seq) inputs; A (d, n); h0 (b, d, n) or None), for
         tests and callers outside the prefill: transposes to the kernel's layout and back."""
-        if A.shape[1] > 64:
-            raise ValueError("the CPU scan supports d_state up to 64")
         ys, lasts = [], []
         for b in range(u.shape[0]):
             h = (h0[b] if h0 is not None else torch.zeros_like(A)).float().contiguous().clone()
             rows = [t[b].float().t().contiguous() for t in (u, dt, z)]
-            b_c = torch.cat([B[b].float().t(), C[b].float().t()], 1).contiguous()  # (seq, 2n): rank 0
+            b_c = torch.cat([B[b].float().t(), C[b].float().t()], 1).contiguous()  # (seq, 2n)
             layer = SimpleNamespace(A=A.float().contiguous(), D=D.float().contiguous(),
                                     dt_bias=dt_bias.float().contiguous())
             y = torch.empty_like(rows[0])
-            self._scan(rows[0], u.shape[1], rows[1], u.shape[1], b_c, 0, layer, rows[2], u.shape[1], h, y)
+            self._scan(rows[0], rows[1], b_c, rows[2], layer, h, y)
             ys.append(y.t())
             lasts.append(h)
         return torch.stack(ys).to(u.dtype), torch.stack(lasts)

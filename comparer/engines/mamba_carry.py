@@ -8,9 +8,11 @@ gets the previous chunk's state h0 added afterwards, exactly:
     S_dt = cumsum_t softplus(dt_dt + dt_bias_d).
 
 Why a kernel: in PyTorch (even torch.compile'd) this made five fp32 (d, seq) temporaries per layer
-and took 0.38 s of Mamba-2.8B's 1.40 s prefill of 32K tokens on the H200 (assets/benchmarks/
-h200-gemv-layouts.txt). Here each program walks its channels' sequence in tiles, keeps the running
-cumsum in registers and rewrites y in place: dt, z and y are read once, nothing else is stored.
+and took 0.38 s of Mamba-2.8B's 1.40 s prefill of 32K tokens on the H200 (a scripts/profile_fast.py
+profile of 2026-11-28, not kept as a file; with this kernel the prefill takes 0.86-0.98 s,
+assets/benchmarks/h200-mamba-prefill-tuning.txt). Here each program walks its channels' sequence in
+tiles, keeps the running cumsum in registers and rewrites y in place: dt, z and y are read once,
+nothing else is stored.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from comparer.engines.decode_attention import triton
 
 # Channels per program (H200 settings from scripts/tune_mamba_kernels.py).
 CONV_BLOCK = 64
-STEP_BLOCK = 16  # (2.8B: 394 tok/s; 130M: 2,276 with out_proj through the GEMV below)
+STEP_BLOCK = 16  # (final sweep, graph replays: 2.8B 386.8 tok/s; 130M 2,285.6 with the GEMV below)
 # Projections through comparer's one-wave GEMV instead of cuBLAS (which runs out_proj as split-K
 # plus a reduce kernel, 10.7 us for 26 MB on the H200); chosen by the same script.
 # Only for small weights: on the H200 it took Mamba-130M's out_proj (2.4 MB) from 4.1 us to 3.6 us
