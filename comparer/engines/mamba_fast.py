@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from comparer.arch import ArchitectureCard
 from comparer.engines.base import Engine, GenerationResult, OnToken
+from comparer.engines.graphs import capture
 from comparer.engines.stepping import run_steps
 from comparer.settings import GenerationSettings
 
@@ -118,18 +119,10 @@ class MambaFastEngine(Engine):
 
     @torch.inference_mode()
     def _capture(self) -> None:
-        """Capture the decode step as a CUDA graph (warm-up on a side stream first, as PyTorch asks)."""
+        """Capture the decode step as a CUDA graph; the warm-up steps' state changes are undone."""
         t0 = time.perf_counter()
         saved = (self.conv_state.clone(), self.ssm_state.clone())
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(3):
-                self._step()
-        torch.cuda.current_stream().wait_stream(stream)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self._step()
+        self.graph = capture(self._step, warmups=3)
         self.conv_state.copy_(saved[0])
         self.ssm_state.copy_(saved[1])
         torch.cuda.synchronize()

@@ -23,6 +23,7 @@ from comparer.arch import ArchitectureCard
 from comparer.engines import decode_attention as da
 from comparer.engines import decode_norms as dn
 from comparer.engines.base import Engine, GenerationResult, OnToken
+from comparer.engines.graphs import capture
 from comparer.engines.stepping import run_steps
 from comparer.settings import GenerationSettings
 
@@ -260,14 +261,7 @@ class TransformerFastEngine(Engine):
         for bucket in self.buckets:
             self.pos.fill_(0)
             self.length.fill_(1)
-            stream = torch.cuda.Stream()
-            stream.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(stream):
-                self._step(bucket)
-            torch.cuda.current_stream().wait_stream(stream)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph, pool=pool):
-                self._step(bucket)
+            graph = capture(lambda: self._step(bucket), pool=pool)
             pool = graph.pool()
             self.graphs[bucket] = graph
             self.captures += 1
