@@ -21,29 +21,60 @@ def run_steps(engine, prompt_ids: list[int], settings: GenerationSettings,
               on_token: OnToken | None = None, stop: threading.Event | None = None) -> GenerationResult:
     """Prefill, then one decode step per token until the length, EOS, Stop or the time limit.
 
-    The host reads each token before it queues the next step. Queuing the next step first (the
-    token copied to pinned memory behind an event) was measured on the H200 and was slower:
-    Mamba-2.8B 347.6 vs 360.0 tok/s, Pythia-6.9B 214.1 vs 219.9 at 512 context
-    (assets/benchmarks/h200-token-loop-ab.txt), so the simple loop stays."""
+    With ``_TokenReader.overlap`` on CUDA the next step is queued before the host reads the token
+    just chosen (it travels through pinned memory behind an event), so the GPU decodes step t+1
+    while Python reports token t. The tokens are the same; after an EOS or a Stop one extra step
+    has run on the GPU and is discarded (every generation starts with a prefill)."""
     stop = stop or threading.Event()
     chooser = _TokenChooser(settings, engine.model.generation_config.eos_token_id, engine.device, prompt_ids)
     t_start_s = time.perf_counter()
     deadline_s = t_start_s + settings.max_time_s if settings.max_time_s else None
     logits = engine.prefill(prompt_ids, settings.max_new_tokens)
+    reader = _TokenReader(engine.device)
     ids, times = [], []
     while True:
         token = chooser.choose(logits, len(ids))  # (1,) on device
-        token_id = int(token.item())  # waits for the device
+        last = len(ids) + 1 >= settings.max_new_tokens
+        reader.start(token)
+        if reader.overlaps and not last:
+            logits = engine.decode_step(token)  # queued behind the token's copy to the host
+        token_id = reader.wait()
         times.append(time.perf_counter())
         ids.append(token_id)
         if on_token is not None:
             on_token(TokenEvent(token_id, times[-1]))
-        if len(ids) >= settings.max_new_tokens or stop.is_set() or chooser.is_final(token_id, len(ids)):
+        if last or stop.is_set() or chooser.is_final(token_id, len(ids)):
             break
         if deadline_s is not None and times[-1] > deadline_s:
             break
-        logits = engine.decode_step(token)
+        if not reader.overlaps:
+            logits = engine.decode_step(token)
     return GenerationResult(ids, t_start_s, times, stopped_early=stop.is_set())
+
+
+class _TokenReader:
+    """Brings a chosen token to the host: with ``overlap`` on CUDA asynchronously (pinned buffer +
+    event), so the caller can queue the next step first; otherwise with ``item()``."""
+
+    overlap = True  # class-wide switch; scripts/ab_token_loop.py measures both settings
+
+    def __init__(self, device):
+        self.overlaps = torch.device(device).type == "cuda" and self.overlap
+        if self.overlaps:
+            self.host = torch.empty(1, dtype=torch.long, pin_memory=True)
+            self.ready = torch.cuda.Event()
+
+    def start(self, token: torch.Tensor) -> None:
+        self.token = token
+        if self.overlaps:
+            self.host.copy_(token.reshape(1), non_blocking=True)
+            self.ready.record()
+
+    def wait(self) -> int:
+        if not self.overlaps:
+            return int(self.token.item())
+        self.ready.synchronize()
+        return int(self.host[0])
 
 
 class _TokenChooser:
