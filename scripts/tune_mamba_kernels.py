@@ -4,6 +4,7 @@ step, and the 32K prefill with each chunk-carry block size and in_proj layout. R
 exact configs, fp16, batch 1 (speed does not depend on weight values).
 
     python scripts/tune_mamba_kernels.py --configs mamba-2.8b,mamba-130m
+    python scripts/tune_mamba_kernels.py --configs mamba-2.8b --tiles
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ DECODE_VARIANTS = [{"GEMV_OUT_PROJ": False}, {}, {"GEMV_IN_PROJ": True}, {"GEMV_
                    {"GEMV_BLOCK_K": 256}, {"GEMV_BLOCK_K": 1024}, {"GEMV_WARPS": 8}, {"GEMV_STAGES": 2},
                    {"GEMV_STAGES": 4}, {"CONV_BLOCK": 32}, {"STEP_BLOCK": 32}]
 CARRY_BLOCKS = [(8, 256), (4, 256), (8, 512), (16, 256)]
+# --tiles: the tiled GEMV for weights over GEMV_MAX_BYTES (Mamba-2.8B), out_proj first (rows, block K,
+# K splits, warps, stages), then in_proj on top of the best out_proj
+OUT_TILES = [(16, 256, 2, 4, 3), (16, 256, 4, 4, 3), (32, 256, 4, 4, 3), (32, 256, 5, 4, 3), (32, 256, 10, 4, 3),
+             (64, 256, 4, 8, 3), (64, 256, 10, 8, 3), (32, 512, 5, 8, 3), (16, 512, 2, 4, 3), (32, 256, 4, 8, 3),
+             (32, 256, 4, 4, 4), (16, 256, 4, 4, 2), (8, 512, 2, 4, 3), (16, 256, 10, 4, 3)]
+IN_TILES = [(8, 256, 4, 3), (16, 256, 4, 3), (32, 256, 4, 3), (64, 256, 8, 3), (16, 512, 4, 3), (32, 512, 8, 3),
+            (16, 256, 8, 3), (16, 256, 4, 4), (8, 512, 4, 3), (32, 256, 8, 4)]
 
 
 def random_model(config_name: str):
@@ -71,14 +79,49 @@ def prefill_s(engine: MambaFastEngine, ids: list[int], repeats: int = 3) -> tupl
     return times[len(times) // 2], (torch.cuda.max_memory_allocated() - base) / 2**30
 
 
+def tiles_sweep(model, name: str) -> None:
+    """Graph-replayed decode tok/s with cuBLAS, then each tiled-GEMV setting; prints the best."""
+    defaults = (mamba_decode.TILES_IN_PROJ, mamba_decode.TILES_OUT_PROJ)
+
+    def rate(label: str) -> float:
+        engine = MambaFastEngine(model, None, KernelOps(), cuda_graph=True)
+        tok_s = decode_tok_per_s(engine)
+        print(f"{name} decode, {label}: {tok_s:.1f} tok/s (capture {engine.capture_s:.2f} s)", flush=True)
+        return tok_s
+
+    mamba_decode.TILES_IN_PROJ = mamba_decode.TILES_OUT_PROJ = None
+    best_rate, best_out = rate("cuBLAS in_proj and out_proj"), None
+    for rows, block_k, parts, warps, stages in OUT_TILES:
+        mamba_decode.TILES_OUT_PROJ = dict(rows=rows, block_k=block_k, parts=parts, warps=warps, stages=stages)
+        tok_s = rate(f"tiled out_proj {mamba_decode.TILES_OUT_PROJ}")
+        if tok_s > best_rate:
+            best_rate, best_out = tok_s, mamba_decode.TILES_OUT_PROJ
+    mamba_decode.TILES_OUT_PROJ, best_in = best_out, None
+    for rows, block_k, warps, stages in IN_TILES:
+        mamba_decode.TILES_IN_PROJ = dict(rows=rows, block_k=block_k, warps=warps, stages=stages)
+        tok_s = rate(f"tiled in_proj {mamba_decode.TILES_IN_PROJ} + out_proj {best_out}")
+        if tok_s > best_rate:
+            best_rate, best_in = tok_s, mamba_decode.TILES_IN_PROJ
+    print(f"{name} best: {best_rate:.1f} tok/s with in_proj {best_in}, out_proj {best_out}", flush=True)
+    mamba_decode.TILES_IN_PROJ = best_in
+    engine = MambaFastEngine(model, None, KernelOps(), cuda_graph=True)
+    print(fused_step_kernels(engine), flush=True)
+    mamba_decode.TILES_IN_PROJ, mamba_decode.TILES_OUT_PROJ = defaults
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--configs", default="mamba-2.8b,mamba-130m")
     parser.add_argument("--context", type=int, default=32768)
     parser.add_argument("--decode-only", action="store_true")
+    parser.add_argument("--tiles", action="store_true", help="only the tiled-GEMV sweep")
     args = parser.parse_args()
     for name in args.configs.split(","):
         model = random_model(name)
+        if args.tiles:
+            with torch.inference_mode():
+                tiles_sweep(model, name)
+            continue
         with torch.inference_mode():
             unfused = MambaFastEngine(model, None, KernelOps(fused_decode=False), cuda_graph=True)
             print(f"{name} decode, mamba-ssm state update: {decode_tok_per_s(unfused):.1f} tok/s", flush=True)

@@ -26,6 +26,7 @@ everything else is fp32 as in mamba-ssm's kernels.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from comparer.engines.decode_attention import triton
 
@@ -43,17 +44,31 @@ GEMV_BLOCK_K = 512
 GEMV_WARPS = 4
 GEMV_STAGES = 3
 
+# Weights over GEMV_MAX_BYTES (Mamba-2.8B: in_proj 52 MB, out_proj 26 MB): a tiled GEMV over a 2-D grid of
+# row blocks x K splits instead of cuBLAS (whose out_proj is split-K plus a reduce kernel). out_proj's
+# fp32 partial rows are summed, in a fixed order, by the next layer's add_rms (or before the LM head), so
+# no reduce kernel and no atomics remain. None: cuBLAS. Settings from scripts/tune_mamba_kernels.py --tiles.
+TILES_IN_PROJ: dict | None = None  # e.g. {"rows": 16, "block_k": 256, "warps": 4, "stages": 3}
+TILES_OUT_PROJ: dict | None = None  # e.g. {"rows": 32, "block_k": 256, "parts": 4, "warps": 4, "stages": 3}
+
 if triton is not None:
     import triton.language as tl
 
     @triton.jit
     def _add_rms_kernel(delta_ptr, res_in_ptr, res_out_ptr, w_ptr, y_ptr, zero_ptr, N: tl.constexpr, eps,
-                        HAS_RES: tl.constexpr, BLOCK: tl.constexpr, Z: tl.constexpr, BZ: tl.constexpr):
+                        HAS_RES: tl.constexpr, BLOCK: tl.constexpr, Z: tl.constexpr, BZ: tl.constexpr,
+                        PARTS: tl.constexpr):
         if Z > 0:
             tl.store(zero_ptr + tl.arange(0, BZ), tl.zeros([BZ], dtype=tl.int64), mask=tl.arange(0, BZ) < Z)
         cols = tl.arange(0, BLOCK)
         live = cols < N
-        hidden = tl.load(delta_ptr + cols, mask=live, other=0.0).to(tl.float32)
+        if PARTS > 0:  # out_proj's K-split partial rows: summed, then rounded as its model-dtype output is
+            hidden = tl.zeros([BLOCK], dtype=tl.float32)
+            for part in tl.static_range(PARTS):
+                hidden += tl.load(delta_ptr + part * N + cols, mask=live, other=0.0)
+            hidden = hidden.to(y_ptr.dtype.element_ty).to(tl.float32)
+        else:
+            hidden = tl.load(delta_ptr + cols, mask=live, other=0.0).to(tl.float32)
         if HAS_RES:
             hidden += tl.load(res_in_ptr + cols, mask=live, other=0.0).to(tl.float32)
         tl.store(res_out_ptr + cols, hidden.to(res_out_ptr.dtype.element_ty), mask=live)
@@ -134,6 +149,19 @@ if triton is not None:
             acc += tl.sum(w.to(tl.float32) * tl.load(x_ptr + k).to(tl.float32)[None, :], axis=1)
         tl.store(out_ptr + rows, acc.to(out_ptr.dtype.element_ty), mask=live)
 
+    @triton.jit
+    def _gemv_tiles_kernel(w_ptr, x_ptr, out_ptr, N: tl.constexpr, K: tl.constexpr, KS: tl.constexpr,
+                           BN: tl.constexpr, BK: tl.constexpr):
+        rows = tl.program_id(0) * BN + tl.arange(0, BN)
+        live = rows < N
+        k_start = tl.program_id(1) * KS
+        acc = tl.zeros([BN], dtype=tl.float32)
+        for k0 in range(0, KS, BK):
+            k = k_start + k0 + tl.arange(0, BK)
+            w = tl.load(w_ptr + rows[:, None] * K + k[None, :], mask=live[:, None], other=0.0)
+            acc += tl.sum(w.to(tl.float32) * tl.load(x_ptr + k).to(tl.float32)[None, :], axis=1)
+        tl.store(out_ptr + tl.program_id(1) * N + rows, acc.to(out_ptr.dtype.element_ty), mask=live)
+
 
 def gemv(x, weight, programs: int | None = None):
     """F.linear(x, weight) for x (1, K), weight (N, K), in one wave: rows split evenly over one program per SM
@@ -151,18 +179,60 @@ def gemv(x, weight, programs: int | None = None):
     return out
 
 
+def gemv_tiles(x, weight, parts: int = 1, rows: int = 32, block_k: int = 256, warps: int = 4, stages: int = 3):
+    """F.linear(x, weight) for x (1, K), weight (N, K) contiguous, K a multiple of parts * block_k:
+    one program per (block of ``rows`` rows, K split). parts == 1: (1, N) in x's dtype; parts > 1:
+    the fp32 partial rows (parts, 1, N), for add_rms or sum_parts to add up in a fixed order."""
+    n, k = weight.shape
+    out = torch.empty(parts, 1, n, dtype=torch.float32 if parts > 1 else x.dtype, device=x.device)
+    _gemv_tiles_kernel[(triton.cdiv(n, rows), parts)](weight, x, out, N=n, K=k, KS=k // parts, BN=rows, BK=block_k,
+                                                      num_warps=warps, num_stages=stages)
+    return out if parts > 1 else out[0]
+
+
+def _tiles(weight, settings: dict | None) -> bool:
+    """Whether the tiled GEMV with ``settings`` (None: off) takes this weight."""
+    return (settings is not None and weight.is_contiguous()
+            and weight.shape[1] % (settings.get("parts", 1) * settings["block_k"]) == 0)
+
+
+def _is_large(weight) -> bool:
+    return weight.numel() * weight.element_size() > GEMV_MAX_BYTES
+
+
+def in_proj(x, weight):
+    """in_proj through the kernel the settings above pick for this weight's size."""
+    if _is_large(weight):
+        return gemv_tiles(x, weight, **TILES_IN_PROJ) if _tiles(weight, TILES_IN_PROJ) else F.linear(x, weight)
+    return gemv(x, weight) if GEMV_IN_PROJ else F.linear(x, weight)
+
+
+def out_proj(x, weight):
+    """out_proj likewise; may return partial rows (parts, 1, N) that the next add_rms sums."""
+    if _is_large(weight):
+        return gemv_tiles(x, weight, **TILES_OUT_PROJ) if _tiles(weight, TILES_OUT_PROJ) else F.linear(x, weight)
+    return gemv(x, weight) if GEMV_OUT_PROJ else F.linear(x, weight)
+
+
+def sum_parts(delta, dtype):
+    """A layer output that may be out_proj's partial rows, as the (1, N) model-dtype row it stands for."""
+    return delta.sum(0).to(dtype) if delta.dim() == 3 else delta
+
+
 def add_rms(delta, residual, weight, eps: float, residual_in_fp32: bool, zero=None):
     """(1, hidden) rows: returns (RMSNorm(residual + delta), residual + delta), as TorchOps.add_norm;
-    also sets the int64 vector ``zero`` (the previous layer's x_proj accumulator) to zeros."""
+    also sets the int64 vector ``zero`` (the previous layer's x_proj accumulator) to zeros. ``delta``
+    may be out_proj's fp32 partial rows (parts, 1, hidden), summed here."""
     n = delta.shape[-1]
+    parts = delta.shape[0] if delta.dim() == 3 else 0
     res_dtype = torch.float32 if residual_in_fp32 else delta.dtype
-    res_out = torch.empty(delta.shape, dtype=res_dtype, device=delta.device)
-    y = torch.empty(delta.shape, dtype=weight.dtype, device=delta.device)
+    res_out = torch.empty(1, n, dtype=res_dtype, device=delta.device)
+    y = torch.empty(1, n, dtype=weight.dtype, device=delta.device)
     z = zero.numel() if zero is not None else 0
     _add_rms_kernel[(1,)](delta, residual if residual is not None else delta, res_out, weight, y,
                           zero if zero is not None else res_out, N=n, eps=eps, HAS_RES=residual is not None,
                           BLOCK=triton.next_power_of_2(n), Z=z, BZ=triton.next_power_of_2(max(z, 1)),
-                          num_warps=8 if n >= 2048 else 4)
+                          PARTS=parts, num_warps=8 if n >= 2048 else 4)
     return y, res_out
 
 

@@ -115,7 +115,7 @@ class MambaFastEngine(Engine):
                                                     zero=acc[i - 1])
             delta = self.ops.decode_mixer(layer, normed, self.conv_state[i], self.ssm_state[i], self.time_step_rank,
                                           acc=acc[i])
-        self.step_logits.copy_(self._logits(delta, residual))
+        self.step_logits.copy_(self._logits(self.ops.decode_output(delta, self.dtype), residual))
 
     @torch.inference_mode()
     def _capture(self) -> None:

@@ -61,6 +61,10 @@ class TorchOps:
         y = self.step(ssm_state, x, F.linear(dt, layer.dt_proj), layer.A, B, C, layer.D, z, layer.dt_bias)
         return F.linear(y, layer.out_proj)
 
+    def decode_output(self, delta, dtype):
+        """The last layer's decode output as a (1, hidden) row (already one here)."""
+        return delta
+
     def add_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool):
         """Residual add then RMSNorm, as transformers' MambaBlock does it: the block input is cast to
         the norm's dtype before normalising; the residual stream is kept in fp32 when asked."""
@@ -147,11 +151,15 @@ class FusedDecodeMixin:
 
         if not (self.fused_decode and acc is not None and mamba_decode.applies(layer, ssm_state)):
             return super().decode_mixer(layer, normed, conv_state, ssm_state, time_step_rank)
-        in_proj = mamba_decode.gemv if mamba_decode.GEMV_IN_PROJ else F.linear
-        out_proj = mamba_decode.gemv if mamba_decode.GEMV_OUT_PROJ else F.linear
-        y = mamba_decode.decode_mixer(layer, in_proj(normed, layer.in_proj), conv_state, ssm_state, time_step_rank,
-                                      acc)
-        return out_proj(y, layer.out_proj)
+        y = mamba_decode.decode_mixer(layer, mamba_decode.in_proj(normed, layer.in_proj), conv_state, ssm_state,
+                                      time_step_rank, acc)
+        return mamba_decode.out_proj(y, layer.out_proj)  # maybe partial rows: the next decode_norm sums them
+
+    def decode_output(self, delta, dtype):
+        """The last layer's output as a (1, hidden) row (out_proj may have left partial rows)."""
+        from comparer.engines import mamba_decode
+
+        return mamba_decode.sum_parts(delta, dtype)
 
 
 class KernelOps(FusedDecodeMixin, TorchOps):
