@@ -109,18 +109,35 @@ def tiles_sweep(model, name: str) -> None:
     mamba_decode.TILES_IN_PROJ, mamba_decode.TILES_OUT_PROJ = defaults
 
 
+def tiles_round_two(model, name: str) -> None:
+    """Around the defaults: L2 eviction hint on the weights, add_rms warps, a few neighbours."""
+    defaults = (dict(mamba_decode.TILES_IN_PROJ), dict(mamba_decode.TILES_OUT_PROJ), mamba_decode.ADD_RMS_WARPS)
+    variants = [({}, {}, None), ({"evict": True}, {"evict": True}, None), ({}, {}, 16), ({}, {}, 4),
+                ({"warps": 8}, {}, None), ({}, {"parts": 5}, None), ({}, {"block_k": 128, "parts": 4}, None),
+                ({"rows": 16}, {"rows": 8}, None), ({"evict": True}, {}, None), ({}, {"evict": True}, None)]
+    for in_change, out_change, warps in variants:
+        mamba_decode.TILES_IN_PROJ = {**defaults[0], **in_change}
+        mamba_decode.TILES_OUT_PROJ = {**defaults[1], **out_change}
+        mamba_decode.ADD_RMS_WARPS = warps or defaults[2]
+        engine = MambaFastEngine(model, None, KernelOps(), cuda_graph=True)
+        print(f"{name} decode, in_proj {in_change} out_proj {out_change} add_rms warps {warps}: "
+              f"{decode_tok_per_s(engine):.1f} tok/s", flush=True)
+    mamba_decode.TILES_IN_PROJ, mamba_decode.TILES_OUT_PROJ, mamba_decode.ADD_RMS_WARPS = defaults
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--configs", default="mamba-2.8b,mamba-130m")
     parser.add_argument("--context", type=int, default=32768)
     parser.add_argument("--decode-only", action="store_true")
     parser.add_argument("--tiles", action="store_true", help="only the tiled-GEMV sweep")
+    parser.add_argument("--tiles-round-two", action="store_true", help="only variants around the tiled defaults")
     args = parser.parse_args()
     for name in args.configs.split(","):
         model = random_model(name)
-        if args.tiles:
+        if args.tiles or args.tiles_round_two:
             with torch.inference_mode():
-                tiles_sweep(model, name)
+                (tiles_sweep if args.tiles else tiles_round_two)(model, name)
             continue
         with torch.inference_mode():
             unfused = MambaFastEngine(model, None, KernelOps(fused_decode=False), cuda_graph=True)

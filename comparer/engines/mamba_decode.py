@@ -48,8 +48,12 @@ GEMV_STAGES = 3
 # row blocks x K splits instead of cuBLAS (whose out_proj is split-K plus a reduce kernel). out_proj's
 # fp32 partial rows are summed, in a fixed order, by the next layer's add_rms (or before the LM head), so
 # no reduce kernel and no atomics remain. None: cuBLAS. Settings from scripts/tune_mamba_kernels.py --tiles.
-TILES_IN_PROJ: dict | None = None  # e.g. {"rows": 16, "block_k": 256, "warps": 4, "stages": 3}
-TILES_OUT_PROJ: dict | None = None  # e.g. {"rows": 32, "block_k": 256, "parts": 4, "warps": 4, "stages": 3}
+# H200 sweep (graph-replayed decode, assets/benchmarks/h200-mamba-tiles-tuning.txt): Mamba-2.8B 388.4 tok/s
+# with cuBLAS -> 416.7 with the tiled out_proj -> 425.6-427.3 with the tiled in_proj too; Mamba-130M (tiled
+# in_proj only: its out_proj is under GEMV_MAX_BYTES) 2,289.5 -> 2,414.5.
+TILES_IN_PROJ: dict | None = {"rows": 8, "block_k": 256, "warps": 4, "stages": 3}
+TILES_OUT_PROJ: dict | None = {"rows": 16, "block_k": 256, "parts": 4, "warps": 4, "stages": 2}
+ADD_RMS_WARPS = 8  # for hidden sizes >= 2048
 
 if triton is not None:
     import triton.language as tl
@@ -151,14 +155,18 @@ if triton is not None:
 
     @triton.jit
     def _gemv_tiles_kernel(w_ptr, x_ptr, out_ptr, N: tl.constexpr, K: tl.constexpr, KS: tl.constexpr,
-                           BN: tl.constexpr, BK: tl.constexpr):
+                           BN: tl.constexpr, BK: tl.constexpr, EVICT: tl.constexpr):
         rows = tl.program_id(0) * BN + tl.arange(0, BN)
         live = rows < N
         k_start = tl.program_id(1) * KS
         acc = tl.zeros([BN], dtype=tl.float32)
         for k0 in range(0, KS, BK):
             k = k_start + k0 + tl.arange(0, BK)
-            w = tl.load(w_ptr + rows[:, None] * K + k[None, :], mask=live[:, None], other=0.0)
+            if EVICT:  # the weight is read once per step: keep it from pushing states out of L2
+                w = tl.load(w_ptr + rows[:, None] * K + k[None, :], mask=live[:, None], other=0.0,
+                            eviction_policy="evict_first")
+            else:
+                w = tl.load(w_ptr + rows[:, None] * K + k[None, :], mask=live[:, None], other=0.0)
             acc += tl.sum(w.to(tl.float32) * tl.load(x_ptr + k).to(tl.float32)[None, :], axis=1)
         tl.store(out_ptr + tl.program_id(1) * N + rows, acc.to(out_ptr.dtype.element_ty), mask=live)
 
@@ -179,14 +187,15 @@ def gemv(x, weight, programs: int | None = None):
     return out
 
 
-def gemv_tiles(x, weight, parts: int = 1, rows: int = 32, block_k: int = 256, warps: int = 4, stages: int = 3):
+def gemv_tiles(x, weight, parts: int = 1, rows: int = 32, block_k: int = 256, warps: int = 4, stages: int = 3,
+               evict: bool = False):
     """F.linear(x, weight) for x (1, K), weight (N, K) contiguous, K a multiple of parts * block_k:
     one program per (block of ``rows`` rows, K split). parts == 1: (1, N) in x's dtype; parts > 1:
     the fp32 partial rows (parts, 1, N), for add_rms or sum_parts to add up in a fixed order."""
     n, k = weight.shape
     out = torch.empty(parts, 1, n, dtype=torch.float32 if parts > 1 else x.dtype, device=x.device)
     _gemv_tiles_kernel[(triton.cdiv(n, rows), parts)](weight, x, out, N=n, K=k, KS=k // parts, BN=rows, BK=block_k,
-                                                      num_warps=warps, num_stages=stages)
+                                                      EVICT=evict, num_warps=warps, num_stages=stages)
     return out if parts > 1 else out[0]
 
 
@@ -232,7 +241,7 @@ def add_rms(delta, residual, weight, eps: float, residual_in_fp32: bool, zero=No
     _add_rms_kernel[(1,)](delta, residual if residual is not None else delta, res_out, weight, y,
                           zero if zero is not None else res_out, N=n, eps=eps, HAS_RES=residual is not None,
                           BLOCK=triton.next_power_of_2(n), Z=z, BZ=triton.next_power_of_2(max(z, 1)),
-                          PARTS=parts, num_warps=8 if n >= 2048 else 4)
+                          PARTS=parts, num_warps=ADD_RMS_WARPS if n >= 2048 else 4)
     return y, res_out
 
 
