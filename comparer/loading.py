@@ -92,7 +92,7 @@ def load_model(spec: ModelSpec, device: str | None = None, dtype: torch.dtype | 
     dtype = dtype or default_dtype(device)
     t0_s = time.perf_counter()
     if spec.random_weights:
-        model, tokenizer = _random_model(spec, device, dtype), ByteTokenizer()
+        model, tokenizer = _random_model(spec, device, dtype, max_memory), ByteTokenizer()
     else:
         model, tokenizer = _pretrained_model(spec, device, dtype, max_memory), _tokenizer(spec)
     card = _card_for(spec, model, device, dtype)
@@ -116,14 +116,69 @@ def load_bundled_config(config_name: str):
     return AutoConfig.for_model(model_type, **raw)
 
 
-def _random_model(spec: ModelSpec, device: str, dtype: torch.dtype):
-    """Build on the target device directly: a 7B model initialised on the CPU in fp32 takes minutes."""
+def _random_model(spec: ModelSpec, device: str, dtype: torch.dtype, max_memory: dict | None = None):
+    """Build on the target device directly: a 7B model initialised on the CPU in fp32 takes minutes.
+    On CUDA a model that does not fit the first GPU (or any model given ``max_memory``) is spread
+    over the GPUs as accelerate's device_map="auto" spreads a checkpoint (see _random_split_model)."""
     from transformers import AutoModelForCausalLM
 
     config = load_bundled_config(spec.config_name)
+    if torch.device(device).type == "cuda" and (max_memory or not _fits_one_gpu(config, dtype, device)):
+        return _random_split_model(config, dtype, max_memory)
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     return model.eval()
+
+
+ONE_GPU_FRACTION = 0.9  # of the GPU's memory for weights; the rest for the cache and activations
+
+
+def _fits_one_gpu(config, dtype: torch.dtype, device: str) -> bool:
+    from accelerate import init_empty_weights
+    from transformers import AutoModelForCausalLM
+
+    with init_empty_weights():
+        empty = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    weight_bytes = sum(p.numel() for p in empty.parameters()) * torch.finfo(dtype).bits // 8
+    return weight_bytes <= ONE_GPU_FRACTION * torch.cuda.get_device_properties(torch.device(device)).total_memory
+
+
+def _random_split_model(config, dtype: torch.dtype, max_memory: dict | None):
+    """Random weights laid out the way from_pretrained(device_map="auto") lays out a checkpoint:
+    accelerate plans whole decoder layers per GPU (balanced over the visible GPUs, or within
+    ``max_memory``), each tensor is created on its device (no 140 GB host copy), then
+    ``dispatch_model`` adds the hooks that move activations between devices."""
+    from accelerate import dispatch_model, infer_auto_device_map, init_empty_weights
+    from accelerate.utils import get_balanced_memory, set_module_tensor_to_device
+    from transformers import AutoModelForCausalLM
+
+    with init_empty_weights():
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    no_split = list(model._no_split_modules or [])
+    budget = get_balanced_memory(model, max_memory=max_memory, no_split_module_classes=no_split, dtype=dtype)
+    device_map = infer_auto_device_map(model, max_memory=budget, no_split_module_classes=no_split, dtype=dtype)
+    std = getattr(config, "initializer_range", 0.02)
+    for name, param in list(model.named_parameters()):
+        target = _placed(name, device_map)
+        value = torch.empty(param.shape, dtype=dtype, device=target)
+        if param.dim() == 1:  # norm weights and biases
+            value.fill_(1.0 if name.endswith("weight") else 0.0)
+        else:
+            value.normal_(0.0, std)
+        set_module_tensor_to_device(model, name, target, value=value)
+    model.tie_weights()  # a tied LM head shares the embedding made above (accelerate keeps them on one device)
+    model = dispatch_model(model, device_map=device_map)
+    model.hf_device_map = device_map
+    return model.eval()
+
+
+def _placed(name: str, device_map: dict):
+    """The device accelerate's map gives a parameter: its longest matching module prefix."""
+    for prefix in sorted(device_map, key=len, reverse=True):
+        if prefix == "" or name == prefix or name.startswith(prefix + "."):
+            where = device_map[prefix]
+            return torch.device("cuda", where) if isinstance(where, int) else torch.device(where)
+    raise ModelLoadError(f"accelerate placed no module holding {name}")
 
 
 def _source(spec: ModelSpec) -> str:

@@ -92,3 +92,27 @@ def test_a_model_split_between_gpu_and_cpu_falls_back_to_transformers_and_says_s
     assert any("offloaded to the CPU" in note for note in loaded.card.notes)
     result = loaded.engine.generate(PROMPT[:20], _fixed(8))
     assert len(result.token_ids) == 8
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+@pytest.mark.parametrize("source", ["checkpoint", "random weights"])
+def test_a_model_split_over_two_gpus_runs_the_fast_engine_with_transformers_tokens(tmp_path, source):
+    """accelerate's max_memory spreads the decoder layers over two GPUs (from_pretrained with
+    device_map="auto" for a checkpoint; comparer's own layout for random weights); the fast engine
+    runs them eagerly, each layer's kernels on its GPU, and gives transformers' greedy tokens."""
+    from comparer.bpe import build_tokenizer
+    from comparer.loading import ModelSpec, load_model
+
+    max_memory = {0: "400MiB", 1: "8GiB"}
+    if source == "checkpoint":
+        _model(torch.float32).save_pretrained(tmp_path)
+        build_tokenizer(["a tokenizer for the split test"], vocab_size=300).save_pretrained(tmp_path)
+        spec = ModelSpec("split", local_dir=str(tmp_path))
+    else:
+        spec = ModelSpec("pythia-160m", config_name="pythia-160m", random_weights=True)
+    loaded = load_model(spec, "cuda", torch.float32, engine="fast", max_memory=max_memory, max_context_tokens=1024)
+    engine = loaded.engine
+    print(source, "layer devices:", sorted({str(d) for d in engine.layer_devices}), loaded.card.kernel_path)
+    assert len(set(engine.layer_devices)) == 2 and "2 GPUs" in loaded.card.kernel_path
+    want = _reference_tokens(engine.model, PROMPT, 24)
+    assert engine.generate(PROMPT, _fixed(24)).token_ids == want

@@ -14,6 +14,7 @@ The PyTorch functions at the bottom are the same math for the CPU and for tests.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -118,6 +119,12 @@ if triton is not None:
             tl.store(v_cache_ptr + row, tl.load(v_ptr + kh * stride_vh + d))
 
 
+def on_device(t: torch.Tensor):
+    """Triton launches on the current CUDA device: a layer on another GPU (a model split over GPUs)
+    makes its own device current first. A no-op context on the CPU."""
+    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
+
+
 def split_for(cache_tokens: int, block_n: int = None, max_splits: int = None) -> tuple[int, int]:
     """(keys per split, splits) for a bucket: one tile per split up to 8,192 keys, then 128 splits of
     more tiles. A 512-token context in the 1,024 bucket runs 8 live splits per head, not one serial
@@ -141,13 +148,15 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
     o = torch.empty(heads, splits, dim, dtype=torch.float32, device=q.device)
     m = torch.empty(heads, splits, dtype=torch.float32, device=q.device)
     l_sum = torch.empty_like(m)
-    _split_kernel[(heads, splits)](q, k_cache, v_cache, length, o, m, l_sum, k_cache.stride(0), k_cache.stride(1),
-                                   v_cache.stride(0), v_cache.stride(1), scale, GROUP=heads // k_cache.shape[0],
-                                   SPLIT=split_tokens, NUM_SPLITS=splits, D=dim, BLOCK_N=block_n, num_warps=num_warps)
     out = torch.empty(heads, dim, dtype=q.dtype, device=q.device)
     block_d = min(dim, 32)
-    _combine_kernel[(heads, dim // block_d)](o, m, l_sum, out, NUM_SPLITS=splits, D=dim,
-                                             BLOCK_S=triton.next_power_of_2(splits), BLOCK_D=block_d, num_warps=4)
+    with on_device(q):
+        _split_kernel[(heads, splits)](q, k_cache, v_cache, length, o, m, l_sum, k_cache.stride(0), k_cache.stride(1),
+                                       v_cache.stride(0), v_cache.stride(1), scale, GROUP=heads // k_cache.shape[0],
+                                       SPLIT=split_tokens, NUM_SPLITS=splits, D=dim, BLOCK_N=block_n,
+                                       num_warps=num_warps)
+        _combine_kernel[(heads, dim // block_d)](o, m, l_sum, out, NUM_SPLITS=splits, D=dim,
+                                                 BLOCK_S=triton.next_power_of_2(splits), BLOCK_D=block_d, num_warps=4)
     return out
 
 
@@ -156,9 +165,10 @@ def rope_cache_write(q, k, v, cos, sin, pos, k_cache, v_cache) -> torch.Tensor:
     ``pos`` int64 (1,) on the device. Writes k (rotated) and v at ``pos``; returns the rotated q."""
     heads, dim = q.shape
     q_out = torch.empty(heads, dim, dtype=q.dtype, device=q.device)
-    _rope_write_kernel[(heads,)](q, k, v, cos, sin, pos, q_out, k_cache, v_cache, q.stride(0), k.stride(0),
-                                 v.stride(0), k_cache.stride(0), k_cache.stride(1), cos.stride(0),
-                                 GROUP=heads // k.shape[0], D=dim, ROT=cos.shape[-1], num_warps=1)
+    with on_device(q):
+        _rope_write_kernel[(heads,)](q, k, v, cos, sin, pos, q_out, k_cache, v_cache, q.stride(0), k.stride(0),
+                                     v.stride(0), k_cache.stride(0), k_cache.stride(1), cos.stride(0),
+                                     GROUP=heads // k.shape[0], D=dim, ROT=cos.shape[-1], num_warps=1)
     return q_out
 
 

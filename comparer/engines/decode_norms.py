@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from comparer.engines.decode_attention import triton
+from comparer.engines.decode_attention import on_device, triton
 
 if triton is not None:
     import triton.language as tl
@@ -64,9 +64,10 @@ def add_ln_pair(h, mlp, attn, ln1, ln2):
     n = h.shape[-1]
     res = torch.empty_like(h) if mlp is not None else h
     y1, y2 = torch.empty_like(h), torch.empty_like(h)
-    _add_ln_pair_kernel[(1,)](h, mlp if mlp is not None else h, attn if attn is not None else h, res, ln1.weight,
-                              ln1.bias, ln2.weight, ln2.bias, y1, y2, N=n, eps=ln1.eps, HAS_ADD=mlp is not None,
-                              BLOCK=triton.next_power_of_2(n), num_warps=_warps(n))
+    with on_device(h):
+        _add_ln_pair_kernel[(1,)](h, mlp if mlp is not None else h, attn if attn is not None else h, res, ln1.weight,
+                                  ln1.bias, ln2.weight, ln2.bias, y1, y2, N=n, eps=ln1.eps, HAS_ADD=mlp is not None,
+                                  BLOCK=triton.next_power_of_2(n), num_warps=_warps(n))
     return res, y1, y2
 
 
@@ -76,6 +77,8 @@ def add_rms(h, delta, norm):
     n = h.shape[-1]
     res = torch.empty_like(h) if delta is not None else h
     y = torch.empty_like(h)
-    _add_rms_kernel[(1,)](h, delta if delta is not None else h, res, norm.weight, y, N=n, eps=norm.variance_epsilon,
-                          HAS_ADD=delta is not None, BLOCK=triton.next_power_of_2(n), num_warps=_warps(n))
+    with on_device(h):
+        _add_rms_kernel[(1,)](h, delta if delta is not None else h, res, norm.weight, y, N=n,
+                              eps=norm.variance_epsilon, HAS_ADD=delta is not None, BLOCK=triton.next_power_of_2(n),
+                              num_warps=_warps(n))
     return res, y

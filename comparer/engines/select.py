@@ -60,7 +60,8 @@ def _fast_transformer(model, card: ArchitectureCard, max_context_tokens: int | N
         card.notes.append(f"{engine.captures} decode graphs (kernels compiled) captured at load in "
                           f"{engine.capture_s:.2f} s")
     elif engine.use_triton:
-        decode = "Triton split-KV attention, eager decode (layers on several GPUs)"
+        decode = (f"Triton split-KV attention, eager decode (layers on {len(set(engine.layer_devices))} GPUs: a "
+                  "CUDA graph cannot span them)")
     else:
         decode = "PyTorch attention, eager decode"
     card.kernel_path = (f"comparer fast Transformer: preallocated KV cache ({engine.max_context_tokens} tokens), "
