@@ -202,7 +202,7 @@ class TransformerFastEngine(Engine):
         self.n_tokens = n
         self.pos.fill_(n)
         self.length.fill_(n + 1)
-        return self.family.logits(self._on(0, h[-1:]))
+        return self.family.logits(self._on(0, h[-1:])).to(self.device)  # the head may sit on another GPU
 
     def _prefill_attention(self, i: int, cos, sin):
         def attend(q, k, v):  # (seq, heads, head_dim) each
