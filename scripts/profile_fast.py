@@ -37,11 +37,28 @@ def timed_prefill_s(engine, ids: list[int], repeats: int = 3) -> float:
     return statistics.median(times[1:])
 
 
+KINDS = {"matrix products": ("gemm", "nvjet", "cutlass", "xmma", "cublas", "splitk"),
+         "attention": ("fmha", "flash", "cudnn", "attention", "attn")}
+
+
+def kind_of(kernel: str) -> str:
+    name = kernel.lower()
+    return next((kind for kind, marks in KINDS.items() if any(m in name for m in marks)), "everything else")
+
+
 def top_kernels(fn, n: int = 14) -> str:
+    """The n kernels with the most GPU time, then the time per kind (matrix products, attention, the rest)."""
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         fn()
         torch.cuda.synchronize()
-    return prof.key_averages().table(sort_by="cuda_time_total", row_limit=n, max_name_column_width=70)
+    events = prof.key_averages()
+    totals: dict[str, float] = {}
+    for event in events:
+        us = getattr(event, "self_device_time_total", None) or getattr(event, "self_cuda_time_total", 0.0)
+        totals[kind_of(event.key)] = totals.get(kind_of(event.key), 0.0) + us
+    split = ", ".join(f"{kind} {us / 1e6:.3f} s" for kind, us in sorted(totals.items(), key=lambda kv: -kv[1]))
+    return (events.table(sort_by="cuda_time_total", row_limit=n, max_name_column_width=70)
+            + f"\nGPU time by kind: {split}")
 
 
 def main() -> None:
