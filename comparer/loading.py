@@ -123,7 +123,7 @@ def _random_model(spec: ModelSpec, device: str, dtype: torch.dtype, max_memory: 
     from transformers import AutoModelForCausalLM
 
     config = load_bundled_config(spec.config_name)
-    if torch.device(device).type == "cuda" and (max_memory or not _fits_one_gpu(config, dtype, device)):
+    if device_map_for(device, config, dtype, max_memory) == "auto":
         return _random_split_model(config, dtype, max_memory)
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)
@@ -133,14 +133,30 @@ def _random_model(spec: ModelSpec, device: str, dtype: torch.dtype, max_memory: 
 ONE_GPU_FRACTION = 0.9  # of the GPU's memory for weights; the rest for the cache and activations
 
 
-def _fits_one_gpu(config, dtype: torch.dtype, device: str) -> bool:
+def device_map_for(device: str, config, dtype: torch.dtype, max_memory: dict | None) -> str | None:
+    """None on the CPU; on CUDA the one GPU when the weights fit it (a model spread over GPUs loses
+    the CUDA-graph decode, and transformers' "auto" would spread even a small model over every
+    visible GPU); "auto" (accelerate's plan) when they do not, or when ``max_memory`` asks for a split."""
+    if torch.device(device).type != "cuda":
+        return None
+    gpu_bytes = torch.cuda.get_device_properties(torch.device(device)).total_memory
+    return choose_device_map(device, weight_bytes(config, dtype), gpu_bytes, max_memory)
+
+
+def choose_device_map(device: str, model_bytes: int, gpu_bytes: int, max_memory: dict | None) -> str:
+    if max_memory or model_bytes > ONE_GPU_FRACTION * gpu_bytes:
+        return "auto"
+    return device
+
+
+def weight_bytes(config, dtype: torch.dtype) -> int:
+    """The weights' size at ``dtype``, from an empty (meta) model of the config."""
     from accelerate import init_empty_weights
     from transformers import AutoModelForCausalLM
 
     with init_empty_weights():
         empty = AutoModelForCausalLM.from_config(config, dtype=dtype)
-    weight_bytes = sum(p.numel() for p in empty.parameters()) * torch.finfo(dtype).bits // 8
-    return weight_bytes <= ONE_GPU_FRACTION * torch.cuda.get_device_properties(torch.device(device)).total_memory
+    return sum(p.numel() for p in empty.parameters()) * torch.finfo(dtype).bits // 8
 
 
 def _random_split_model(config, dtype: torch.dtype, max_memory: dict | None):
@@ -186,13 +202,16 @@ def _source(spec: ModelSpec) -> str:
 
 
 def _pretrained_model(spec: ModelSpec, device: str, dtype: torch.dtype, max_memory: dict | None = None):
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    on_cuda = torch.device(device).type == "cuda"
     try:
+        device_map = None
+        if torch.device(device).type == "cuda":
+            config = AutoConfig.from_pretrained(_source(spec), revision=spec.revision, trust_remote_code=False)
+            device_map = device_map_for(device, config, dtype, max_memory)
         return AutoModelForCausalLM.from_pretrained(
             _source(spec), revision=spec.revision, dtype=dtype, trust_remote_code=False, use_safetensors=True,
-            device_map="auto" if on_cuda else None, max_memory=max_memory if on_cuda else None)
+            device_map=device_map, max_memory=max_memory if device_map == "auto" else None)
     except (OSError, ValueError) as err:
         raise ModelLoadError(_load_hint(spec, err)) from err
 

@@ -52,3 +52,19 @@ def test_card_reports_real_parameter_count_dtype_and_device(real_mamba):
 def test_bundled_configs_family_follows_config_not_file_name(name):
     expected = SSM if "mamba" in name else TRANSFORMER
     assert family_of(load_bundled_config(name)) == expected
+
+
+def test_a_model_goes_on_one_gpu_when_it_fits_and_is_spread_by_accelerate_when_not():
+    """Weights counted from an empty model of the config: Pythia-160M and Llama-3-70B in fp16; the
+    70B model (141 GB) exceeds 90 % of a 141 GB GPU and is planned by accelerate ("auto"), Pythia
+    stays whole on the GPU it was asked for (a spread model loses its CUDA-graph decode), and a
+    max_memory cap always asks for the plan."""
+    from comparer.loading import choose_device_map, weight_bytes
+
+    small = weight_bytes(load_bundled_config("pythia-160m"), torch.float16)
+    big = weight_bytes(load_bundled_config("llama-3-70b"), torch.float16)
+    assert small == 162_322_944 * 2 and big == 70_553_706_496 * 2
+    h200 = 143_771 * 2**20
+    assert choose_device_map("cuda:0", small, h200, None) == "cuda:0"
+    assert choose_device_map("cuda", big, h200, None) == "auto"
+    assert choose_device_map("cuda", small, h200, {0: "1GiB", 1: "1GiB"}) == "auto"
