@@ -234,7 +234,7 @@ def add_rms(delta, residual, weight, eps: float, residual_in_fp32: bool, zero=No
     may be out_proj's fp32 partial rows (parts, 1, hidden), summed here."""
     n = delta.shape[-1]
     parts = delta.shape[0] if delta.dim() == 3 else 0
-    res_dtype = torch.float32 if residual_in_fp32 else delta.dtype
+    res_dtype = torch.float32 if residual_in_fp32 else weight.dtype  # delta may be fp32 partial rows
     res_out = torch.empty(1, n, dtype=res_dtype, device=delta.device)
     y = torch.empty(1, n, dtype=weight.dtype, device=delta.device)
     z = zero.numel() if zero is not None else 0
