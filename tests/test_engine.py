@@ -295,6 +295,19 @@ for n, k, parts in ((40, 768, 1), (33, 768, 3)):
     assert got.shape == want_shape, got.shape
     assert torch.allclose(mamba_decode.sum_parts(got, x.dtype), x @ w.t(), rtol=1e-4, atol=1e-3), (n, k, parts)
     print("ok", n, k)
+# add_rms summing fp16 out_proj's fp32 partial rows: the same rounding and dtypes as the PyTorch norm on
+# the summed row, with the residual stream in fp32 and in the model dtype
+from comparer.engines.mamba_ops import TorchOps
+w16, parts = (torch.rand(48, generator=g) + 0.5).half(), torch.randn(3, 1, 48, generator=g)
+res16 = torch.randn(1, 48, generator=g).half()
+for fp32_residual in (True, False):
+    res_in = res16.float() if fp32_residual else res16
+    y, res = mamba_decode.add_rms(parts, res_in, w16, 1e-5, fp32_residual)
+    y_ref, res_ref = TorchOps().add_norm(parts.sum(0).half(), res_in, w16, 1e-5, fp32_residual)
+    assert res.dtype == res_ref.dtype and y.dtype == y_ref.dtype, (res.dtype, res_ref.dtype)
+    assert torch.allclose(res.float(), res_ref.float(), rtol=1e-3, atol=1e-3)
+    assert torch.allclose(y.float(), y_ref.float(), rtol=1e-2, atol=1e-2)
+    print("ok add_rms parts", fp32_residual)
 """
 
 
@@ -302,8 +315,8 @@ for n, k, parts in ((40, 768, 1), (33, 768, 3)):
 def test_triton_gemvs_equal_a_matrix_product_under_the_interpreter():
     """Rows split unevenly over the programs (40 rows over 3), fewer rows than programs, and a K of
     three tiles; the tiled GEMV for large weights with a partial row block, whole and in three K
-    splits whose partial rows add up to the product."""
+    splits whose partial rows add up to the product; add_rms summing partial rows like the PyTorch norm."""
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.getcwd()}
     done = subprocess.run([sys.executable, "-c", GEMV], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("ok ") == 5
+    assert done.stdout.count("ok ") == 7
