@@ -180,6 +180,8 @@ class TransformerFastEngine(Engine):
         probe = torch.zeros(1, dtype=self.dtype, device=dev)
         cos, sin = fam.rotary(probe, torch.arange(tokens, device=dev)[None])  # (1, tokens, rot)
         self.cos, self.sin = cos[0].to(self.dtype).contiguous(), sin[0].to(self.dtype).contiguous()
+        # the tables on each layer's device, copied once here rather than at every layer of every step
+        self.rope = {d: (self.cos.to(d), self.sin.to(d)) for d in dict.fromkeys(self.layer_devices)}
         self.step_token = torch.zeros(1, dtype=torch.long, device=dev)
         self.pos = torch.zeros(1, dtype=torch.long, device=dev)  # where the next token's key goes
         self.length = torch.ones(1, dtype=torch.int32, device=dev)  # keys valid once it is written
@@ -197,19 +199,19 @@ class TransformerFastEngine(Engine):
                              "max_context_tokens.")
         self.bucket = next(b for b in self.buckets if b >= n + new_tokens)
         h = self.family.embed(torch.tensor(prompt_ids, device=self.device))  # (seq, hidden)
-        cos, sin = self.cos[:n], self.sin[:n]
-        h = self.family.blocks(h, lambda i: self._prefill_attention(i, cos, sin), self._on)
+        h = self.family.blocks(h, lambda i: self._prefill_attention(i, n), self._on)
         self.n_tokens = n
         self.pos.fill_(n)
         self.length.fill_(n + 1)
         return self.family.logits(self._on(0, h[-1:])).to(self.device)  # the head may sit on another GPU
 
-    def _prefill_attention(self, i: int, cos, sin):
+    def _prefill_attention(self, i: int, n: int):
+        cos, sin = (t[:n] for t in self.rope[self.layer_devices[i]])
+
         def attend(q, k, v):  # (seq, heads, head_dim) each
             seq = q.shape[0]
             q, k, v = (t.transpose(0, 1) for t in (q, k, v))  # (heads, seq, head_dim)
-            c, s = cos.to(q.device), sin.to(q.device)
-            q, k = da.rotate(q, c, s), da.rotate(k, c, s)
+            q, k = da.rotate(q, cos, sin), da.rotate(k, cos, sin)
             self.k_cache[i][:, :seq] = k
             self.v_cache[i][:, :seq] = v
             out = F.scaled_dot_product_attention(q[None], k[None], v[None], is_causal=True, scale=self.family.scale,
@@ -235,8 +237,9 @@ class TransformerFastEngine(Engine):
         def attend(q, k, v):  # (1, heads, head_dim) each
             if self.use_triton:
                 dev = q.device
-                q_rot = da.rope_cache_write(q[0], k[0], v[0], self.cos.to(dev), self.sin.to(dev), self.pos.to(dev),
-                                            self.k_cache[i], self.v_cache[i])
+                cos, sin = self.rope[self.layer_devices[i]]
+                q_rot = da.rope_cache_write(q[0], k[0], v[0], cos, sin, self.pos.to(dev), self.k_cache[i],
+                                            self.v_cache[i])
                 out = da.decode_attention(q_rot, self.k_cache[i], self.v_cache[i], self.length.to(dev), fam.scale,
                                           bucket)
                 return out.reshape(1, -1)
