@@ -25,6 +25,9 @@ everything else is fp32 as in mamba-ssm's kernels.
 
 from __future__ import annotations
 
+import functools
+import os
+
 import torch
 import torch.nn.functional as F
 
@@ -54,18 +57,42 @@ GEMV_STAGES = 3
 TILES_IN_PROJ: dict | None = {"rows": 8, "block_k": 256, "warps": 4, "stages": 3}
 TILES_OUT_PROJ: dict | None = {"rows": 16, "block_k": 256, "parts": 4, "warps": 4, "stages": 2}
 ADD_RMS_WARPS = 8  # for hidden sizes >= 2048
+# Programmatic dependent launch (Hopper and later): each kernel is launched while the one before it
+# drains, loads what does not depend on it (weights: the first PRE_K columns of a GEMV tile, the conv,
+# x_proj and dt_proj weights), then waits for it (griddepcontrol.wait) and lets the next launch. Without
+# it every kernel boundary in the graph costs a launch plus a cold DRAM round trip, five per layer.
+# None: on where the GPU and Triton support it; False: off (the A/B in scripts/tune_mamba_kernels.py --pdl).
+PDL: bool | None = None
+PRE_TILES = 1  # GEMV tiles of block_k columns loaded before the wait (a power of two)
+
+gdc_wait = gdc_launch_dependents = None  # Triton's PDL intrinsics, where it has them
 
 if triton is not None:
     import triton.language as tl
 
+    try:
+        from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
+    except ImportError:  # older Triton: PDL stays off (see pdl_on)
+        gdc_launch_dependents = gdc_wait = None
+
+    @triton.jit
+    def _after_previous(PDL: tl.constexpr):
+        """Wait until the previous kernel has finished and its writes are visible, then let the next
+        kernel launch (so at most one kernel runs ahead, and only through its weight loads)."""
+        if PDL:
+            gdc_wait()
+            gdc_launch_dependents()
+
     @triton.jit
     def _add_rms_kernel(delta_ptr, res_in_ptr, res_out_ptr, w_ptr, y_ptr, zero_ptr, N: tl.constexpr, eps,
                         HAS_RES: tl.constexpr, BLOCK: tl.constexpr, Z: tl.constexpr, BZ: tl.constexpr,
-                        PARTS: tl.constexpr):
-        if Z > 0:
-            tl.store(zero_ptr + tl.arange(0, BZ), tl.zeros([BZ], dtype=tl.int64), mask=tl.arange(0, BZ) < Z)
+                        PARTS: tl.constexpr, FINAL: tl.constexpr, PDL: tl.constexpr):
         cols = tl.arange(0, BLOCK)
         live = cols < N
+        w = tl.load(w_ptr + cols, mask=live, other=0.0)
+        _after_previous(PDL)
+        if Z > 0:
+            tl.store(zero_ptr + tl.arange(0, BZ), tl.zeros([BZ], dtype=tl.int64), mask=tl.arange(0, BZ) < Z)
         if PARTS > 0:  # out_proj's K-split partial rows: summed, then rounded as its model-dtype output is
             hidden = tl.zeros([BLOCK], dtype=tl.float32)
             for part in tl.static_range(PARTS):
@@ -76,35 +103,43 @@ if triton is not None:
         if HAS_RES:
             hidden += tl.load(res_in_ptr + cols, mask=live, other=0.0).to(tl.float32)
         tl.store(res_out_ptr + cols, hidden.to(res_out_ptr.dtype.element_ty), mask=live)
-        w = tl.load(w_ptr + cols, mask=live, other=0.0)
-        x = hidden.to(w.dtype).to(tl.float32)  # the block casts its input to the norm's dtype first
-        xn = x / tl.sqrt(tl.sum(x * x, axis=0) / N + eps)
-        tl.store(y_ptr + cols, (w.to(tl.float32) * xn.to(w.dtype).to(tl.float32)).to(w.dtype), mask=live)
+        if FINAL:  # norm_f before the LM head: fp32 on the residual stream, rounded once at the end
+            x = hidden.to(res_out_ptr.dtype.element_ty).to(tl.float32)
+            xn = x * tl.math.rsqrt(tl.sum(x * x, axis=0) / N + eps)
+            tl.store(y_ptr + cols, (w.to(tl.float32) * xn).to(y_ptr.dtype.element_ty), mask=live)
+        else:
+            x = hidden.to(w.dtype).to(tl.float32)  # the block casts its input to the norm's dtype first
+            xn = x / tl.sqrt(tl.sum(x * x, axis=0) / N + eps)
+            tl.store(y_ptr + cols, (w.to(tl.float32) * xn.to(w.dtype).to(tl.float32)).to(w.dtype), mask=live)
 
     @triton.jit
     def _conv_xproj_kernel(x_ptr, state_ptr, cw_ptr, cb_ptr, xw_ptr, xconv_ptr, acc_ptr, DIM: tl.constexpr,
                            P: tl.constexpr, W: tl.constexpr, HAS_BIAS: tl.constexpr, BD: tl.constexpr,
-                           BP: tl.constexpr, BW: tl.constexpr):
+                           BP: tl.constexpr, BW: tl.constexpr, PDL: tl.constexpr):
         pid = tl.program_id(0)
         c = pid * BD + tl.arange(0, BD)
         cm = c < DIM
         k = tl.arange(0, BW)
         km = cm[:, None] & (k[None, :] < W)
+        j = tl.arange(0, BP)
+        jm = j < P
+        # weights first: they do not depend on the previous kernel
+        w = tl.load(cw_ptr + c[:, None] * W + k[None, :], mask=km, other=0.0)
+        wx = tl.load(xw_ptr + j[:, None] * DIM + c[None, :], mask=jm[:, None] & cm[None, :], other=0.0)
+        if HAS_BIAS:
+            bias = tl.load(cb_ptr + c, mask=cm, other=0.0).to(tl.float32)
+        _after_previous(PDL)
         # the window after the shift: state[:, 1:], then the new input
         old = tl.load(state_ptr + c[:, None] * W + k[None, :] + 1, mask=cm[:, None] & (k[None, :] < W - 1),
                       other=0.0)
         new = tl.load(x_ptr + c, mask=cm, other=0.0)
         window = tl.where(k[None, :] == W - 1, new[:, None], old)
         tl.store(state_ptr + c[:, None] * W + k[None, :], window, mask=km)
-        w = tl.load(cw_ptr + c[:, None] * W + k[None, :], mask=km, other=0.0)
         acc = tl.sum(window.to(tl.float32) * w.to(tl.float32), axis=1)
         if HAS_BIAS:
-            acc += tl.load(cb_ptr + c, mask=cm, other=0.0).to(tl.float32)
+            acc += bias
         out = (acc * tl.sigmoid(acc)).to(xconv_ptr.dtype.element_ty)
         tl.store(xconv_ptr + c, out, mask=cm)
-        j = tl.arange(0, BP)
-        jm = j < P
-        wx = tl.load(xw_ptr + j[:, None] * DIM + c[None, :], mask=jm[:, None] & cm[None, :], other=0.0)
         part = tl.sum(wx.to(tl.float32) * out.to(tl.float32)[None, :], axis=1)
         # fixed point (2^-32 steps) in int64: integer adds give the same sum in any order, so the
         # decode is deterministic (fp32 atomics made a random-weight Mamba's tokens differ run to run);
@@ -114,7 +149,8 @@ if triton is not None:
 
     @triton.jit
     def _ssm_step_kernel(acc_ptr, dtw_ptr, dtb_ptr, a_ptr, d_ptr, xconv_ptr, z_ptr, state_ptr, y_ptr,
-                         DIM: tl.constexpr, R: tl.constexpr, N: tl.constexpr, BD: tl.constexpr, BR: tl.constexpr):
+                         DIM: tl.constexpr, R: tl.constexpr, N: tl.constexpr, BD: tl.constexpr, BR: tl.constexpr,
+                         PDL: tl.constexpr):
         pid = tl.program_id(0)
         dtype = y_ptr.dtype.element_ty
         c = pid * BD + tl.arange(0, BD)
@@ -122,32 +158,38 @@ if triton is not None:
         r = tl.arange(0, BR)
         rm = r < R
         n = tl.arange(0, N)
+        # weights first: they do not depend on the previous kernel
+        w = tl.load(dtw_ptr + c[:, None] * R + r[None, :], mask=cm[:, None] & rm[None, :], other=0.0)
+        dt_bias = tl.load(dtb_ptr + c, mask=cm, other=0.0)
+        a = tl.load(a_ptr + c[:, None] * N + n[None, :], mask=cm[:, None], other=0.0)
+        d_skip = tl.load(d_ptr + c, mask=cm, other=0.0)
+        _after_previous(PDL)
         # x_proj's outputs, rounded to the model dtype as the reference's F.linear output is
         scale = 2.3283064365386963e-10  # 2^-32
         dt_low = (tl.load(acc_ptr + r, mask=rm, other=0).to(tl.float32) * scale).to(dtype).to(tl.float32)
         b = (tl.load(acc_ptr + R + n).to(tl.float32) * scale).to(dtype).to(tl.float32)
         cc = (tl.load(acc_ptr + R + N + n).to(tl.float32) * scale).to(dtype).to(tl.float32)
-        w = tl.load(dtw_ptr + c[:, None] * R + r[None, :], mask=cm[:, None] & rm[None, :], other=0.0)
         dt = tl.sum(w.to(tl.float32) * dt_low[None, :], axis=1).to(dtype).to(tl.float32)
-        dt += tl.load(dtb_ptr + c, mask=cm, other=0.0)
+        dt += dt_bias
         dt = tl.where(dt <= 20.0, tl.log(tl.exp(dt) + 1.0), dt)
         x = tl.load(xconv_ptr + c, mask=cm, other=0.0).to(tl.float32)
-        a = tl.load(a_ptr + c[:, None] * N + n[None, :], mask=cm[:, None], other=0.0)
         h = tl.load(state_ptr + c[:, None] * N + n[None, :], mask=cm[:, None], other=0.0)
         h = h * tl.exp(a * dt[:, None]) + (b[None, :] * dt[:, None]) * x[:, None]
         tl.store(state_ptr + c[:, None] * N + n[None, :], h, mask=cm[:, None])
-        out = tl.sum(h * cc[None, :], axis=1) + x * tl.load(d_ptr + c, mask=cm, other=0.0)
+        out = tl.sum(h * cc[None, :], axis=1) + x * d_skip
         z = tl.load(z_ptr + c, mask=cm, other=0.0).to(tl.float32)
         tl.store(y_ptr + c, (out * z * tl.sigmoid(z)).to(dtype), mask=cm)
 
-
     @triton.jit
     def _gemv_kernel(w_ptr, x_ptr, out_ptr, N: tl.constexpr, K: tl.constexpr, ROWS: tl.constexpr,
-                     BN: tl.constexpr, BK: tl.constexpr):
+                     BN: tl.constexpr, BK: tl.constexpr, PDL: tl.constexpr):
         rows = tl.program_id(0) * ROWS + tl.arange(0, BN)
         live = (tl.arange(0, BN) < ROWS) & (rows < N)
-        acc = tl.zeros([BN], dtype=tl.float32)
-        for k0 in range(0, K, BK):
+        k = tl.arange(0, BK)
+        w = tl.load(w_ptr + rows[:, None] * K + k[None, :], mask=live[:, None], other=0.0)  # before the wait
+        _after_previous(PDL)
+        acc = tl.sum(w.to(tl.float32) * tl.load(x_ptr + k).to(tl.float32)[None, :], axis=1)
+        for k0 in range(BK, K, BK):
             k = k0 + tl.arange(0, BK)
             w = tl.load(w_ptr + rows[:, None] * K + k[None, :], mask=live[:, None], other=0.0)
             acc += tl.sum(w.to(tl.float32) * tl.load(x_ptr + k).to(tl.float32)[None, :], axis=1)
@@ -155,12 +197,17 @@ if triton is not None:
 
     @triton.jit
     def _gemv_tiles_kernel(w_ptr, x_ptr, out_ptr, N: tl.constexpr, K: tl.constexpr, KS: tl.constexpr,
-                           BN: tl.constexpr, BK: tl.constexpr, EVICT: tl.constexpr):
+                           BN: tl.constexpr, BK: tl.constexpr, EVICT: tl.constexpr, PRE: tl.constexpr,
+                           PDL: tl.constexpr):
         rows = tl.program_id(0) * BN + tl.arange(0, BN)
         live = rows < N
         k_start = tl.program_id(1) * KS
-        acc = tl.zeros([BN], dtype=tl.float32)
-        for k0 in range(0, KS, BK):
+        # the first PRE columns before the wait: the weight does not depend on the previous kernel
+        k = k_start + tl.arange(0, PRE)
+        w = tl.load(w_ptr + rows[:, None] * K + k[None, :], mask=live[:, None], other=0.0)
+        _after_previous(PDL)
+        acc = tl.sum(w.to(tl.float32) * tl.load(x_ptr + k).to(tl.float32)[None, :], axis=1)
+        for k0 in range(PRE, KS, BK):
             k = k_start + k0 + tl.arange(0, BK)
             if EVICT:  # the weight is read once per step: keep it from pushing states out of L2
                 w = tl.load(w_ptr + rows[:, None] * K + k[None, :], mask=live[:, None], other=0.0,
@@ -169,6 +216,22 @@ if triton is not None:
                 w = tl.load(w_ptr + rows[:, None] * K + k[None, :], mask=live[:, None], other=0.0)
             acc += tl.sum(w.to(tl.float32) * tl.load(x_ptr + k).to(tl.float32)[None, :], axis=1)
         tl.store(out_ptr + tl.program_id(1) * N + rows, acc.to(out_ptr.dtype.element_ty), mask=live)
+
+
+@functools.lru_cache(maxsize=None)
+def _pdl_supported(device_index: int) -> bool:
+    return (gdc_wait is not None and os.environ.get("TRITON_INTERPRET") != "1"
+            and torch.cuda.get_device_capability(device_index)[0] >= 9)
+
+
+def pdl_on(t: torch.Tensor) -> bool:
+    """Whether this step's kernels on ``t``'s device use programmatic dependent launch (see PDL)."""
+    return PDL is not False and t.is_cuda and _pdl_supported(t.device.index or 0)
+
+
+def _launch(t: torch.Tensor) -> dict:
+    """The kernel arguments that switch PDL on or off for a launch on ``t``'s device."""
+    return {"PDL": True, "launch_pdl": True} if pdl_on(t) else {"PDL": False}
 
 
 def gemv(x, weight, programs: int | None = None):
@@ -183,7 +246,8 @@ def gemv(x, weight, programs: int | None = None):
     rows = triton.cdiv(n, programs)
     out = torch.empty(1, n, dtype=x.dtype, device=x.device)
     _gemv_kernel[(triton.cdiv(n, rows),)](weight, x, out, N=n, K=k, ROWS=rows, BN=triton.next_power_of_2(rows),
-                                          BK=GEMV_BLOCK_K, num_warps=GEMV_WARPS, num_stages=GEMV_STAGES)
+                                          BK=GEMV_BLOCK_K, num_warps=GEMV_WARPS, num_stages=GEMV_STAGES,
+                                          **_launch(x))
     return out
 
 
@@ -191,11 +255,14 @@ def gemv_tiles(x, weight, parts: int = 1, rows: int = 32, block_k: int = 256, wa
                evict: bool = False):
     """F.linear(x, weight) for x (1, K), weight (N, K) contiguous, K a multiple of parts * block_k:
     one program per (block of ``rows`` rows, K split). parts == 1: (1, N) in x's dtype; parts > 1:
-    the fp32 partial rows (parts, 1, N), for add_rms or sum_parts to add up in a fixed order."""
+    the fp32 partial rows (parts, 1, N), for add_rms (or its final norm) to add up in a fixed order."""
     n, k = weight.shape
     out = torch.empty(parts, 1, n, dtype=torch.float32 if parts > 1 else x.dtype, device=x.device)
+    pre_tiles = min(PRE_TILES, k // parts // block_k)
+    pre_tiles = 1 << (pre_tiles.bit_length() - 1)  # a power of two, at most the tiles a split has
     _gemv_tiles_kernel[(triton.cdiv(n, rows), parts)](weight, x, out, N=n, K=k, KS=k // parts, BN=rows, BK=block_k,
-                                                      EVICT=evict, num_warps=warps, num_stages=stages)
+                                                      EVICT=evict, PRE=pre_tiles * block_k, num_warps=warps,
+                                                      num_stages=stages, **_launch(x))
     return out if parts > 1 else out[0]
 
 
@@ -223,15 +290,11 @@ def out_proj(x, weight):
     return gemv(x, weight) if GEMV_OUT_PROJ else F.linear(x, weight)
 
 
-def sum_parts(delta, dtype):
-    """A layer output that may be out_proj's partial rows, as the (1, N) model-dtype row it stands for."""
-    return delta.sum(0).to(dtype) if delta.dim() == 3 else delta
-
-
-def add_rms(delta, residual, weight, eps: float, residual_in_fp32: bool, zero=None):
+def add_rms(delta, residual, weight, eps: float, residual_in_fp32: bool, zero=None, final: bool = False):
     """(1, hidden) rows: returns (RMSNorm(residual + delta), residual + delta), as TorchOps.add_norm;
     also sets the int64 vector ``zero`` (the previous layer's x_proj accumulator) to zeros. ``delta``
-    may be out_proj's fp32 partial rows (parts, 1, hidden), summed here."""
+    may be out_proj's fp32 partial rows (parts, 1, hidden), summed here. ``final``: norm_f before the LM
+    head instead, as TorchOps.final_norm computes it (fp32, no cast to the weight's dtype first)."""
     n = delta.shape[-1]
     parts = delta.shape[0] if delta.dim() == 3 else 0
     res_dtype = torch.float32 if residual_in_fp32 else weight.dtype  # delta may be fp32 partial rows
@@ -241,7 +304,8 @@ def add_rms(delta, residual, weight, eps: float, residual_in_fp32: bool, zero=No
     _add_rms_kernel[(1,)](delta, residual if residual is not None else delta, res_out, weight, y,
                           zero if zero is not None else res_out, N=n, eps=eps, HAS_RES=residual is not None,
                           BLOCK=triton.next_power_of_2(n), Z=z, BZ=triton.next_power_of_2(max(z, 1)),
-                          PARTS=parts, num_warps=ADD_RMS_WARPS if n >= 2048 else 4)
+                          PARTS=parts, FINAL=final, num_warps=ADD_RMS_WARPS if n >= 2048 else 4,
+                          **_launch(delta))
     return y, res_out
 
 
@@ -257,12 +321,12 @@ def decode_mixer(layer, xz, conv_state, ssm_state, time_step_rank: int, acc):
                                                       x_conv, acc, DIM=d, P=p, W=width,
                                                       HAS_BIAS=layer.conv_b is not None, BD=CONV_BLOCK,
                                                       BP=triton.next_power_of_2(p), BW=triton.next_power_of_2(width),
-                                                      num_warps=4)
+                                                      num_warps=4, **_launch(xz))
     y = torch.empty(1, d, dtype=xz.dtype, device=xz.device)
     _ssm_step_kernel[(triton.cdiv(d, STEP_BLOCK),)](acc, layer.dt_proj, layer.dt_bias, layer.A, layer.D, x_conv,
                                                     xz[:, d:], ssm_state, y, DIM=d, R=time_step_rank, N=n,
                                                     BD=STEP_BLOCK, BR=triton.next_power_of_2(time_step_rank),
-                                                    num_warps=4)
+                                                    num_warps=4, **_launch(xz))
     return y
 
 

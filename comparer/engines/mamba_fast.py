@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from comparer.arch import ArchitectureCard
 from comparer.engines.base import Engine, GenerationResult, OnToken
 from comparer.engines.graphs import capture
+from comparer.engines.mamba_ops import final_norm
 from comparer.engines.stepping import run_steps
 from comparer.settings import GenerationSettings
 
@@ -87,9 +88,7 @@ class MambaFastEngine(Engine):
     # ---- shared math (mirrors transformers' MambaBlock) ---------------------------------------
     def _logits(self, delta, residual):
         """norm_f on the fp32 residual stream, then the LM head, as transformers does."""
-        hidden = (residual + delta).float() if residual is not None else delta.float()
-        normed = self.norm_f * (hidden * torch.rsqrt(hidden.pow(2).mean(-1, keepdim=True) + self.eps))
-        return F.linear(normed.to(self.dtype), self.lm_head).float()
+        return F.linear(final_norm(delta, residual, self.norm_f, self.eps, self.dtype), self.lm_head).float()
 
     # ---- prefill -----------------------------------------------------------------------------
     @torch.inference_mode()
@@ -115,7 +114,8 @@ class MambaFastEngine(Engine):
                                                     zero=acc[i - 1])
             delta = self.ops.decode_mixer(layer, normed, self.conv_state[i], self.ssm_state[i], self.time_step_rank,
                                           acc=acc[i])
-        self.step_logits.copy_(self._logits(self.ops.decode_output(delta, self.dtype), residual))
+        normed = self.ops.final_norm(delta, residual, self.norm_f, self.eps, self.residual_in_fp32, self.dtype)
+        self.step_logits.copy_(F.linear(normed, self.lm_head))  # copy_ casts to fp32, as .float() would
 
     @torch.inference_mode()
     def _capture(self) -> None:

@@ -61,9 +61,9 @@ class TorchOps:
         y = self.step(ssm_state, x, F.linear(dt, layer.dt_proj), layer.A, B, C, layer.D, z, layer.dt_bias)
         return F.linear(y, layer.out_proj)
 
-    def decode_output(self, delta, dtype):
-        """The last layer's decode output as a (1, hidden) row (already one here)."""
-        return delta
+    def final_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool, dtype: torch.dtype):
+        """norm_f on the last layer's output, the LM head's input (see final_norm below)."""
+        return final_norm(delta, residual, weight, eps, dtype)
 
     def add_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool):
         """Residual add then RMSNorm, as transformers' MambaBlock does it: the block input is cast to
@@ -112,6 +112,16 @@ class TorchOps:
         return (y * F.silu(z.float())).to(x.dtype)
 
 
+def final_norm(delta, residual, weight, eps: float, dtype: torch.dtype):
+    """norm_f as transformers applies it before the LM head: fp32 on the residual stream (no cast to the
+    norm's dtype first, unlike the blocks' norms), rounded to the model dtype once. ``delta`` may be
+    out_proj's fp32 partial rows (parts, ..., hidden): summed and rounded as its model-dtype output is."""
+    if delta.dim() == 3:  # (a prefill passes the last position's (1, hidden) row)
+        delta = delta.sum(0).to(dtype)
+    hidden = (residual + delta).float() if residual is not None else delta.float()
+    return (weight * (hidden * torch.rsqrt(hidden.pow(2).mean(-1, keepdim=True) + eps))).to(dtype)
+
+
 def _blocked_scan(decay, drive, h0, block):
     """h_t = decay_t * h_{t-1} + drive_t for all t. decay, drive: (b, d, seq, n), seq % block == 0."""
     b, d, seq, n = decay.shape
@@ -155,11 +165,13 @@ class FusedDecodeMixin:
                                       time_step_rank, acc)
         return mamba_decode.out_proj(y, layer.out_proj)  # maybe partial rows: the next decode_norm sums them
 
-    def decode_output(self, delta, dtype):
-        """The last layer's output as a (1, hidden) row (out_proj may have left partial rows)."""
+    def final_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool, dtype: torch.dtype):
+        """norm_f in one kernel that also sums out_proj's partial rows (five PyTorch kernels otherwise)."""
+        if not self.fused_decode or residual is None:
+            return super().final_norm(delta, residual, weight, eps, residual_in_fp32, dtype)
         from comparer.engines import mamba_decode
 
-        return mamba_decode.sum_parts(delta, dtype)
+        return mamba_decode.add_rms(delta, residual, weight, eps, residual_in_fp32, final=True)[0]
 
 
 class KernelOps(FusedDecodeMixin, TorchOps):

@@ -1,0 +1,78 @@
+"""A/B of programmatic dependent launch (PDL) in the fast Mamba decode step on the H200: each variant
+is its own engine (a CUDA graph records the launch attributes at capture) on the same weights,
+measured in turns: step replays back to back, then the token loop of a greedy generation. Random
+weights at the exact configs, fp16, batch 1, 128 new tokens, warm-up excluded.
+
+    python scripts/ab_pdl.py --configs mamba-2.8b,mamba-130m --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+
+import torch
+
+from comparer.engines import mamba_decode
+from comparer.engines.mamba_fast import MambaFastEngine
+from comparer.engines.mamba_ops import KernelOps
+from comparer.measure import _decode_rate, random_prompt_ids
+from comparer.settings import GenerationSettings
+from scripts.ab_token_loop import replay_tok_per_s
+from scripts.tune_mamba_kernels import fused_step_kernels, random_model
+
+# (label, PDL setting, GEMV tiles loaded before the wait)
+VARIANTS = [("PDL off", False, 1), ("PDL on, 1 tile before the wait", None, 1),
+            ("PDL on, 2 tiles before the wait", None, 2), ("PDL on, 4 tiles before the wait", None, 4)]
+
+
+def engines_for(model) -> dict[str, MambaFastEngine]:
+    """One captured engine per variant; the module settings are restored afterwards."""
+    saved, engines = (mamba_decode.PDL, mamba_decode.PRE_TILES), {}
+    for label, pdl, pre_tiles in VARIANTS:
+        mamba_decode.PDL, mamba_decode.PRE_TILES = pdl, pre_tiles
+        engines[label] = MambaFastEngine(model, None, KernelOps(), cuda_graph=True)
+    mamba_decode.PDL, mamba_decode.PRE_TILES = saved
+    return engines
+
+
+def ab(config: str, context: int, repeats: int) -> None:
+    model = random_model(config)
+    with torch.inference_mode():
+        engines = engines_for(model)
+        ids = random_prompt_ids(model.config.vocab_size, context)
+        settings = GenerationSettings(max_new_tokens=128, fixed_length=True)
+        replay, loop, tokens = ({label: [] for label in engines} for _ in range(3))
+        for engine in engines.values():
+            engine.generate(ids, settings)  # warm-up
+        for _ in range(repeats):
+            for label, engine in engines.items():
+                replay[label].append(replay_tok_per_s(engine, ids))
+                result = engine.generate(ids, settings)
+                loop[label].append(_decode_rate(result))
+                tokens[label] = result.token_ids
+        same = len({tuple(t) for t in tokens.values()}) == 1
+        for label in engines:
+            print(f"{config} @ {context}: {label}: step replays {statistics.median(replay[label]):.1f} tok/s "
+                  f"(runs {[round(v, 1) for v in replay[label]]}); generate {statistics.median(loop[label]):.1f} "
+                  f"tok/s (runs {[round(v, 1) for v in loop[label]]})", flush=True)
+        print(f"{config}: all variants gave the same 128 greedy tokens: {same}", flush=True)
+        print(fused_step_kernels(engines[VARIANTS[1][0]]), flush=True)
+    del engines, model
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--configs", default="mamba-2.8b,mamba-130m")
+    parser.add_argument("--context", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    for config in args.configs.split(","):
+        ab(config, args.context, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
