@@ -2,8 +2,8 @@
 transformers' model under torch.compile, mamba-ssm's own MambaLMHeadModel (the Hugging Face weights
 loaded into it) with generate(cg=True), and comparer's fast engine. Same measure for all: the wall time of
 a generation of 1 + N tokens minus that of 1 token (both include the same prefill), median of repeats,
-warm-up (and any graph capture or compilation) excluded. Random weights at the exact config, fp16,
-batch 1, greedy. Speed does not depend on weight values.
+warm-up (and any graph capture or compilation) excluded. Random weights at the exact config (std 0.02, see
+random_model), fp16, batch 1, greedy. Speed does not depend on weight values.
 
     python scripts/mamba_paths.py --config mamba-2.8b --contexts 512,8192,32768
     python scripts/mamba_paths.py --config mamba-2.8b --contexts 512 --compiled   # torch.compile only
@@ -28,14 +28,21 @@ from comparer.measure import random_prompt_ids
 from comparer.settings import GenerationSettings
 
 
+INITIALIZER_RANGE = 0.02
+
+
 def random_model(config_name: str):
+    """Random weights drawn with std 0.02 instead of the config's 0.1: at 0.1 a random Mamba's activations
+    overflow fp16 (inf logits), so the paths' tokens could not be compared. Speed does not change."""
     from transformers import AutoModelForCausalLM
 
     from comparer.loading import load_bundled_config
 
+    config = load_bundled_config(config_name)
+    config.initializer_range = INITIALIZER_RANGE
     torch.manual_seed(0)
     with torch.device("cuda"):
-        return AutoModelForCausalLM.from_config(load_bundled_config(config_name), dtype=torch.float16).eval()
+        return AutoModelForCausalLM.from_config(config, dtype=torch.float16).eval()
 
 
 def decode_rate(run, new_tokens: int, repeats: int) -> tuple[float, list]:
@@ -100,6 +107,14 @@ def paths(config: str, contexts: list[int], new_tokens: int, repeats: int) -> No
             return out[0, context:].tolist()
 
         with torch.inference_mode():
+            want = ssm(ids, num_last_tokens=1).logits[0, -1, :hf.config.vocab_size].float()
+            got = ours.prefill(prompt)[0].float()
+            print(f"{config} @ {context}: logits finite: mamba-ssm {bool(torch.isfinite(want).all())}, "
+                  f"comparer {bool(torch.isfinite(got).all())}", flush=True)
+            print(f"{config} @ {context}: prompt logits, comparer vs mamba-ssm (fp16 both): relative L2 "
+                  f"{((got - want).norm() / want.norm()).item():.2e}, top-1 equal {bool(got.argmax() == want.argmax())}, "
+                  f"top-2 margin of mamba-ssm's {(want.topk(2).values[0] - want.topk(2).values[1]).item():.3g}",
+                  flush=True)
             ssm_rate, ssm_ids = decode_rate(run_ssm, new_tokens, repeats)
             our_rate, our_ids = decode_rate(run_ours, new_tokens, repeats)
             same = next((i for i, (a, b) in enumerate(zip(ssm_ids, our_ids)) if a != b), len(our_ids))
@@ -139,11 +154,11 @@ print(f"RATE {{rate:.1f}}", flush=True)
 """
 
 
-def compiled(config: str, context: int, new_tokens: int, limit_s: int) -> None:
+def compiled(config: str, context: int, new_tokens: int, limit_s: int, modes: list[str]) -> None:
     """transformers' MambaForCausalLM decode step under torch.compile, with and without mamba-ssm."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for kernels in (True, False):
-        for mode in ("reduce-overhead", "max-autotune-no-cudagraphs"):
+    for kernels in (False, True):
+        for mode in modes:
             env = dict(os.environ)
             if not kernels:  # the kit's directory off the path: transformers takes its PyTorch path
                 env["PYTHONPATH"] = os.pathsep.join(p for p in env.get("PYTHONPATH", "").split(os.pathsep)
@@ -171,10 +186,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compiled", action="store_true", help="only transformers + torch.compile")
     parser.add_argument("--limit-s", type=int, default=240, help="per compiled variant")
+    parser.add_argument("--modes", default="reduce-overhead", help="torch.compile modes, comma-separated")
     args = parser.parse_args()
     contexts = [int(c) for c in args.contexts.split(",")]
     if args.compiled:
-        compiled(args.config, contexts[0], args.new_tokens, args.limit_s)
+        compiled(args.config, contexts[0], args.new_tokens, args.limit_s, args.modes.split(","))
     else:
         paths(args.config, contexts, args.new_tokens, args.repeats)
 

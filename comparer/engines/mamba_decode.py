@@ -185,10 +185,10 @@ if triton is not None:
                      BN: tl.constexpr, BK: tl.constexpr, PDL: tl.constexpr):
         rows = tl.program_id(0) * ROWS + tl.arange(0, BN)
         live = (tl.arange(0, BN) < ROWS) & (rows < N)
-        k = tl.arange(0, BK)
-        w = tl.load(w_ptr + rows[:, None] * K + k[None, :], mask=live[:, None], other=0.0)  # before the wait
+        kp = tl.arange(0, BK)
+        wp = tl.load(w_ptr + rows[:, None] * K + kp[None, :], mask=live[:, None], other=0.0)  # before the wait
         _after_previous(PDL)
-        acc = tl.sum(w.to(tl.float32) * tl.load(x_ptr + k).to(tl.float32)[None, :], axis=1)
+        acc = tl.sum(wp.to(tl.float32) * tl.load(x_ptr + kp).to(tl.float32)[None, :], axis=1)
         for k0 in range(BK, K, BK):
             k = k0 + tl.arange(0, BK)
             w = tl.load(w_ptr + rows[:, None] * K + k[None, :], mask=live[:, None], other=0.0)
@@ -203,10 +203,10 @@ if triton is not None:
         live = rows < N
         k_start = tl.program_id(1) * KS
         # the first PRE columns before the wait: the weight does not depend on the previous kernel
-        k = k_start + tl.arange(0, PRE)
-        w = tl.load(w_ptr + rows[:, None] * K + k[None, :], mask=live[:, None], other=0.0)
+        kp = k_start + tl.arange(0, PRE)
+        wp = tl.load(w_ptr + rows[:, None] * K + kp[None, :], mask=live[:, None], other=0.0)
         _after_previous(PDL)
-        acc = tl.sum(w.to(tl.float32) * tl.load(x_ptr + k).to(tl.float32)[None, :], axis=1)
+        acc = tl.sum(wp.to(tl.float32) * tl.load(x_ptr + kp).to(tl.float32)[None, :], axis=1)
         for k0 in range(PRE, KS, BK):
             k = k_start + k0 + tl.arange(0, BK)
             if EVICT:  # the weight is read once per step: keep it from pushing states out of L2

@@ -91,7 +91,10 @@ def _fast_mamba(model, card: ArchitectureCard, ops) -> Engine:
     engine = MambaFastEngine(model, card, ops, cuda_graph=on_cuda)
     decode = "CUDA-graph decode" if engine.graph is not None else "eager decode"
     if getattr(ops, "fused_decode", False):
-        decode = f"Triton fused decode step, {decode}"
+        from comparer.engines import mamba_decode
+
+        pdl = " with programmatic dependent launch" if mamba_decode.pdl_on(model.lm_head.weight) else ""
+        decode = f"Triton fused decode step{pdl}, {decode}"
     norm = ", fused add+RMSNorm" if ops.fused_norm else ""
     card.kernel_path = (f"comparer fast Mamba: {ops.name}{norm}, chunked prefill ({engine.chunk_tokens} tokens), "
                         f"{decode}")
