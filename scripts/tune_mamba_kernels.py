@@ -5,6 +5,7 @@ exact configs, fp16, batch 1 (speed does not depend on weight values).
 
     python scripts/tune_mamba_kernels.py --configs mamba-2.8b,mamba-130m
     python scripts/tune_mamba_kernels.py --configs mamba-2.8b --tiles
+    python scripts/tune_mamba_kernels.py --configs mamba-2.8b --scan   # prefill: Triton scan vs mamba-ssm's
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from comparer.engines import mamba_carry, mamba_decode
+from comparer.engines import mamba_carry, mamba_decode, mamba_scan
 from comparer.engines.mamba_fast import MambaFastEngine
 from comparer.engines.mamba_ops import KernelOps
 from comparer.loading import load_bundled_config
@@ -125,6 +126,37 @@ def tiles_round_two(model, name: str) -> None:
     mamba_decode.TILES_IN_PROJ, mamba_decode.TILES_OUT_PROJ, mamba_decode.ADD_RMS_WARPS = defaults
 
 
+# --scan: (channels per program, time steps per tile, warps) of the Triton prefill scan
+SCAN_BLOCKS = [(4, 64, 4), (2, 64, 4), (8, 64, 8), (4, 32, 4), (4, 128, 8), (2, 128, 4), (8, 32, 4), (4, 64, 8),
+               (1, 128, 4), (2, 32, 2)]
+
+
+def scan_sweep(model, name: str, context: int) -> None:
+    """Prefill seconds and extra peak at ``context`` tokens: mamba-ssm's scan + the carry kernel, then the
+    Triton scan at each block setting; a kernel profile of the best."""
+    ids = [int(i) for i in torch.randint(0, 50000, (context,))]
+    engine = MambaFastEngine(model, None, KernelOps(triton_scan=False), cuda_graph=False)
+    seconds, extra_gib = prefill_s(engine, ids)
+    print(f"{name} prefill {context}: mamba-ssm scan + carry: {seconds:.3f} s, extra peak {extra_gib:.2f} GiB", flush=True)
+    defaults, best = (mamba_scan.BLOCK_D, mamba_scan.BLOCK_T, mamba_scan.WARPS), (float("inf"), None)
+    for blocks in SCAN_BLOCKS:
+        mamba_scan.BLOCK_D, mamba_scan.BLOCK_T, mamba_scan.WARPS = blocks
+        engine = MambaFastEngine(model, None, KernelOps(), cuda_graph=False)
+        seconds, extra_gib = prefill_s(engine, ids)
+        print(f"{name} prefill {context}: Triton scan, channels x steps x warps {blocks}: {seconds:.3f} s, "
+              f"extra peak {extra_gib:.2f} GiB", flush=True)
+        best = min(best, (seconds, blocks))
+    print(f"{name} best Triton scan setting: {best[1]} ({best[0]:.3f} s)", flush=True)
+    mamba_scan.BLOCK_D, mamba_scan.BLOCK_T, mamba_scan.WARPS = best[1]
+    engine = MambaFastEngine(model, None, KernelOps(), cuda_graph=False)
+    engine.prefill(ids)
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        engine.prefill(ids)
+        torch.cuda.synchronize()
+    print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=12, max_name_column_width=60), flush=True)
+    mamba_scan.BLOCK_D, mamba_scan.BLOCK_T, mamba_scan.WARPS = defaults
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--configs", default="mamba-2.8b,mamba-130m")
@@ -132,9 +164,14 @@ def main() -> None:
     parser.add_argument("--decode-only", action="store_true")
     parser.add_argument("--tiles", action="store_true", help="only the tiled-GEMV sweep")
     parser.add_argument("--tiles-round-two", action="store_true", help="only variants around the tiled defaults")
+    parser.add_argument("--scan", action="store_true", help="only the prefill scan sweep")
     args = parser.parse_args()
     for name in args.configs.split(","):
         model = random_model(name)
+        if args.scan:
+            with torch.inference_mode():
+                scan_sweep(model, name, args.context)
+            continue
         if args.tiles or args.tiles_round_two:
             with torch.inference_mode():
                 (tiles_sweep if args.tiles else tiles_round_two)(model, name)

@@ -80,6 +80,11 @@ class TorchOps:
         out = F.conv1d(x_ext, weight.unsqueeze(1), bias, groups=x.shape[1])  # (b, d, seq)
         return F.silu(out), x_ext[..., -width:]
 
+    def conv_window(self, x_ext, weight, bias):
+        """SiLU(causal depthwise conv) of a (d, width - 1 + seq) window whose first width - 1 columns are
+        the previous inputs; returns (d, seq)."""
+        return F.silu(F.conv1d(x_ext[None], weight.unsqueeze(1), bias, groups=x_ext.shape[0]))[0]
+
     def conv_step(self, x, conv_state, weight, bias):
         """One token: shift the window in place and convolve. x: (b, d)."""
         conv_state.copy_(torch.roll(conv_state, shifts=-1, dims=-1))
@@ -143,6 +148,35 @@ def _blocked_scan(decay, drive, h0, block):
     return (local + through * start).view(b, d, seq, n)
 
 
+class FusedPrefillMixin:
+    """A prefill chunk with no copies around the scan, and a scan that starts from the carried state
+    (comparer's Triton kernel, mamba_scan) instead of mamba-ssm's zero-state scan plus a carry kernel:
+    in_proj writes its output after ``width - 1`` columns that hold the previous inputs (so the conv
+    needs no concatenated copy), x_proj and dt_proj run channel-major (W @ x: their outputs are the
+    (rows, seq) layout the scan reads), and the scan reads u and z in place."""
+
+    triton_scan = True
+
+    def chunk_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int):
+        if not self.triton_scan:
+            return super().chunk_mixer(layer, normed, conv_state, ssm_state, time_step_rank)
+        from comparer.engines import mamba_scan
+
+        d, n = layer.A.shape
+        width, seq = layer.conv_w.shape[1], normed.shape[1]
+        halo = width - 1
+        xz = torch.empty(2 * d, halo + seq, dtype=normed.dtype, device=normed.device)
+        torch.mm(layer.in_proj, normed[0].t(), out=xz[:, halo:])  # (2d, seq) after the halo columns
+        xz[:d, :halo] = conv_state[0, :, 1:]
+        conv_state[0].copy_(xz[:d, -width:])
+        u = self.conv_window(xz[:d], layer.conv_w, layer.conv_b)  # (d, seq)
+        xdbl = torch.mm(layer.x_proj, u)  # (dt_rank + 2n, seq)
+        dt = torch.mm(layer.dt_proj, xdbl[:time_step_rank])  # (d, seq)
+        b, c = xdbl[time_step_rank:time_step_rank + n], xdbl[time_step_rank + n:]
+        y = mamba_scan.scan(u, dt, layer.A, b, c, layer.D, xz[d:, halo:], layer.dt_bias, ssm_state[0])
+        return F.linear(y.t(), layer.out_proj)[None]  # (1, seq, hidden)
+
+
 class FusedDecodeMixin:
     """Decode through comparer's three Triton kernels (mamba_decode: add+RMSNorm, conv+x_proj,
     dt_proj+state update) instead of seven kernels; other ops as the class it is mixed into."""
@@ -174,9 +208,10 @@ class FusedDecodeMixin:
         return mamba_decode.add_rms(delta, residual, weight, eps, residual_in_fp32, final=True)[0]
 
 
-class KernelOps(FusedDecodeMixin, TorchOps):
-    """mamba-ssm selective scan and causal-conv1d kernels for the prefill (CUDA only); the decode
-    step through comparer's Triton kernels, or mamba-ssm's state update with ``fused_decode=False``."""
+class KernelOps(FusedPrefillMixin, FusedDecodeMixin, TorchOps):
+    """causal-conv1d and comparer's Triton selective scan for the prefill (CUDA only; mamba-ssm's scan plus
+    the carry kernel with ``triton_scan=False``); the decode step through comparer's Triton kernels, or
+    mamba-ssm's state update with ``fused_decode=False``."""
 
     name = "mamba-ssm + causal-conv1d kernels"
     # W @ x^T here too: Mamba-2.8B's 32K prefill 0.98 -> 0.86 s and 0.08 GiB less peak on the H200
@@ -184,10 +219,13 @@ class KernelOps(FusedDecodeMixin, TorchOps):
     channel_major_in_proj = True
     compiled_what = "Triton chunk-carry kernel"
 
-    def __init__(self, fused_decode: bool = True):
+    def __init__(self, fused_decode: bool = True, triton_scan: bool = True):
         from comparer.engines.decode_attention import triton_available
 
         self.fused_decode = fused_decode and triton_available()  # else mamba-ssm's state update
+        self.triton_scan = triton_scan and triton_available()  # else mamba-ssm's scan + the carry kernel
+        if self.triton_scan:
+            self.name, self.compiled_what = "causal-conv1d + Triton selective scan", "Triton selective-scan kernel"
         from causal_conv1d import causal_conv1d_fn, causal_conv1d_update
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
         from mamba_ssm.ops.triton.selective_state_update import selective_state_update
@@ -198,13 +236,13 @@ class KernelOps(FusedDecodeMixin, TorchOps):
         self.fused_norm = self._check_fused_norm()
 
     def prepare(self, dtype: torch.dtype, d_state: int) -> None:
-        """Compile the chunk-carry kernel for this dtype now, not inside the first long prefill."""
+        """Compile the prefill's Triton kernel for this dtype now, not inside the first long prefill."""
         import time
 
-        from comparer.engines import mamba_carry
+        from comparer.engines import mamba_carry, mamba_scan
 
         t0 = time.perf_counter()
-        mamba_carry.warm_up(dtype, d_state)
+        (mamba_scan if self.triton_scan else mamba_carry).warm_up(dtype, d_state)
         torch.cuda.synchronize()
         self.compile_s = time.perf_counter() - t0
 
@@ -235,6 +273,9 @@ class KernelOps(FusedDecodeMixin, TorchOps):
         x_ext = torch.cat([conv_state[..., 1:].to(x.dtype), x], dim=-1).contiguous()
         out = self._conv_fn(x_ext, weight, bias, activation="silu")[..., width - 1:]
         return out, x_ext[..., -width:]
+
+    def conv_window(self, x_ext, weight, bias):
+        return self._conv_fn(x_ext[None], weight, bias, activation="silu")[0, :, weight.shape[1] - 1:]
 
     def conv_step(self, x, conv_state, weight, bias):
         return self._conv_update(x, conv_state, weight, bias, activation="silu")
