@@ -141,14 +141,14 @@ def scan_sweep(model, name: str, context: int) -> None:
     defaults, best = (mamba_scan.BLOCK_D, mamba_scan.BLOCK_T, mamba_scan.WARPS), (float("inf"), None)
     for blocks in SCAN_BLOCKS:
         mamba_scan.BLOCK_D, mamba_scan.BLOCK_T, mamba_scan.WARPS = blocks
-        engine = MambaFastEngine(model, None, KernelOps(), cuda_graph=False)
+        engine = MambaFastEngine(model, None, KernelOps(triton_scan=True), cuda_graph=False)
         seconds, extra_gib = prefill_s(engine, ids)
         print(f"{name} prefill {context}: Triton scan, channels x steps x warps {blocks}: {seconds:.3f} s, "
               f"extra peak {extra_gib:.2f} GiB", flush=True)
         best = min(best, (seconds, blocks))
     print(f"{name} best Triton scan setting: {best[1]} ({best[0]:.3f} s)", flush=True)
     mamba_scan.BLOCK_D, mamba_scan.BLOCK_T, mamba_scan.WARPS = best[1]
-    engine = MambaFastEngine(model, None, KernelOps(), cuda_graph=False)
+    engine = MambaFastEngine(model, None, KernelOps(triton_scan=True), cuda_graph=False)
     engine.prefill(ids)
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         engine.prefill(ids)

@@ -278,7 +278,7 @@ for d, n, seq, halo in ((10, 16, 150, 3), (6, 16, 5, 2)):
 # twice); the scan as the step-by-step reference, checked against the kernel above (the interpreter runs
 # the kernel's scan element by element: minutes at this size; the GPU tests run the kernel in the engine)
 class FusedPrefillOps(FusedPrefillMixin, TorchOps):
-    pass
+    triton_scan = True  # (off by default)
 
 mamba_scan.scan = mamba_scan.scan_reference
 

@@ -149,13 +149,16 @@ def _blocked_scan(decay, drive, h0, block):
 
 
 class FusedPrefillMixin:
-    """A prefill chunk with no copies around the scan, and a scan that starts from the carried state
-    (comparer's Triton kernel, mamba_scan) instead of mamba-ssm's zero-state scan plus a carry kernel:
-    in_proj writes its output after ``width - 1`` columns that hold the previous inputs (so the conv
-    needs no concatenated copy), x_proj and dt_proj run channel-major (W @ x: their outputs are the
-    (rows, seq) layout the scan reads), and the scan reads u and z in place."""
+    """Opt-in (``triton_scan``), measured slower: a prefill chunk with no copies around the scan, and a
+    scan that starts from the carried state (comparer's Triton kernel, mamba_scan) instead of mamba-ssm's
+    zero-state scan plus a carry kernel: in_proj writes its output after ``width - 1`` columns that hold
+    the previous inputs (so the conv needs no concatenated copy), x_proj and dt_proj run channel-major,
+    and the scan reads u and z in place. On the H200 the whole 32K prefill of Mamba-2.8B took 1.87 s
+    against 0.80 s (assets/benchmarks/h200-mamba-scan-tuning.txt): the Triton scan was 2.5x slower than
+    mamba-ssm's, and in_proj's output with a leading dimension of seq + 3 (not 16-byte aligned) sent
+    cuBLAS to a slow kernel. Kept, with its tests, as the starting point of a faster scan."""
 
-    triton_scan = True
+    triton_scan = False
 
     def chunk_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int):
         if not self.triton_scan:
@@ -209,9 +212,10 @@ class FusedDecodeMixin:
 
 
 class KernelOps(FusedPrefillMixin, FusedDecodeMixin, TorchOps):
-    """causal-conv1d and comparer's Triton selective scan for the prefill (CUDA only; mamba-ssm's scan plus
-    the carry kernel with ``triton_scan=False``); the decode step through comparer's Triton kernels, or
-    mamba-ssm's state update with ``fused_decode=False``."""
+    """mamba-ssm's selective scan (from a zero state, then the carry kernel) and causal-conv1d's conv for
+    the prefill (CUDA only; comparer's Triton scan from the carried state with ``triton_scan=True``, slower
+    so far, see FusedPrefillMixin); the decode step through comparer's Triton kernels, or mamba-ssm's
+    state update with ``fused_decode=False``."""
 
     name = "mamba-ssm + causal-conv1d kernels"
     # W @ x^T here too: Mamba-2.8B's 32K prefill 0.98 -> 0.86 s and 0.08 GiB less peak on the H200
@@ -219,7 +223,7 @@ class KernelOps(FusedPrefillMixin, FusedDecodeMixin, TorchOps):
     channel_major_in_proj = True
     compiled_what = "Triton chunk-carry kernel"
 
-    def __init__(self, fused_decode: bool = True, triton_scan: bool = True):
+    def __init__(self, fused_decode: bool = True, triton_scan: bool = False):
         from comparer.engines.decode_attention import triton_available
 
         self.fused_decode = fused_decode and triton_available()  # else mamba-ssm's state update

@@ -9,6 +9,12 @@ the chunk tile by tile: softplus(dt + bias), exp(delta * A), a parallel first-or
 tile (tl.associative_scan), the C contraction, the D skip and the SiLU gate, and it carries the state
 from tile to tile in registers; it reads u and z in place (row strides given) and updates the state
 tensor in place. Same math and dtypes as mamba-ssm's kernel (fp32 inside, one rounding of y).
+
+Status: correct (interpreter test; on the H200 the engine with it gave transformers' 64 greedy fp32 tokens,
+assets/benchmarks/h200-gpu-tests-scan.log) but 2.5x slower than mamba-ssm's scan (2.19 ms per 8K-token chunk
+and layer of Mamba-2.8B at the best setting swept, 0.56 s for 32K), so it is off by default
+(KernelOps(triton_scan=True) turns it on). A faster version needs the time axis laid out within threads
+rather than the associative scan across them, and the in_proj layout fixed (see mamba_ops.FusedPrefillMixin).
 """
 
 from __future__ import annotations
@@ -18,10 +24,10 @@ import torch.nn.functional as F
 
 from comparer.engines.decode_attention import triton
 
-# H200 settings (scripts/tune_mamba_kernels.py --scan)
-BLOCK_D = 4  # channels per program
-BLOCK_T = 64  # time steps per tile
-WARPS = 4
+# the fastest of the H200 sweep (scripts/tune_mamba_kernels.py --scan)
+BLOCK_D = 2  # channels per program
+BLOCK_T = 32  # time steps per tile
+WARPS = 2
 
 if triton is not None:
     import triton.language as tl
