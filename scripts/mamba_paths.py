@@ -34,15 +34,9 @@ INITIALIZER_RANGE = 0.02
 def random_model(config_name: str):
     """Random weights drawn with std 0.02 instead of the config's 0.1: at 0.1 a random Mamba's activations
     overflow fp16 (inf logits), so the paths' tokens could not be compared. Speed does not change."""
-    from transformers import AutoModelForCausalLM
+    from scripts.tune_mamba_kernels import random_model as seeded_random_model
 
-    from comparer.loading import load_bundled_config
-
-    config = load_bundled_config(config_name)
-    config.initializer_range = INITIALIZER_RANGE
-    torch.manual_seed(0)
-    with torch.device("cuda"):
-        return AutoModelForCausalLM.from_config(config, dtype=torch.float16).eval()
+    return seeded_random_model(config_name, INITIALIZER_RANGE)
 
 
 def decode_rate(run, new_tokens: int, repeats: int) -> tuple[float, list]:

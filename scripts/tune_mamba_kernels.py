@@ -35,12 +35,17 @@ IN_TILES = [(8, 256, 4, 3), (16, 256, 4, 3), (32, 256, 4, 3), (64, 256, 8, 3), (
             (16, 256, 8, 3), (16, 256, 4, 4), (8, 512, 4, 3), (32, 256, 8, 4)]
 
 
-def random_model(config_name: str):
+def random_model(config_name: str, initializer_range: float | None = None):
+    """fp16 random weights at the exact config on the GPU (seeded); ``initializer_range`` overrides the
+    config's std of the random weights (speed does not depend on it)."""
     from transformers import AutoModelForCausalLM
 
+    config = load_bundled_config(config_name)
+    if initializer_range is not None:
+        config.initializer_range = initializer_range
     torch.manual_seed(0)
     with torch.device("cuda"):
-        return AutoModelForCausalLM.from_config(load_bundled_config(config_name), dtype=torch.float16).eval()
+        return AutoModelForCausalLM.from_config(config, dtype=torch.float16).eval()
 
 
 def decode_tok_per_s(engine: MambaFastEngine, steps: int = 128, repeats: int = 3) -> float:
