@@ -58,10 +58,12 @@ TILES_IN_PROJ: dict | None = {"rows": 8, "block_k": 256, "warps": 4, "stages": 3
 TILES_OUT_PROJ: dict | None = {"rows": 16, "block_k": 256, "parts": 4, "warps": 4, "stages": 2}
 ADD_RMS_WARPS = 8  # for hidden sizes >= 2048
 # Programmatic dependent launch (Hopper and later): each kernel is launched while the one before it
-# drains, loads what does not depend on it (weights: the first PRE_K columns of a GEMV tile, the conv,
+# drains, loads what does not depend on it (weights: the first PRE_TILES tiles of a GEMV block, the conv,
 # x_proj and dt_proj weights), then waits for it (griddepcontrol.wait) and lets the next launch. Without
 # it every kernel boundary in the graph costs a launch plus a cold DRAM round trip, five per layer.
-# None: on where the GPU and Triton support it; False: off (the A/B in scripts/tune_mamba_kernels.py --pdl).
+# None: on where the GPU and Triton support it; False: off. H200 A/B (scripts/ab_pdl.py,
+# assets/benchmarks/h200-pdl-ab.txt): Mamba-2.8B graph replays 451.8 -> 512.1 tok/s, Mamba-130M 2,549 -> 3,661;
+# 2 or 4 tiles before the wait: 2.8B 497-499, 130M 3,712-3,720.
 PDL: bool | None = None
 PRE_TILES = 1  # GEMV tiles of block_k columns loaded before the wait (a power of two)
 
