@@ -222,7 +222,14 @@ if triton is not None:
 
 @functools.lru_cache(maxsize=None)
 def _pdl_supported(device_index: int) -> bool:
-    return (gdc_wait is not None and os.environ.get("TRITON_INTERPRET") != "1"
+    """Hopper or later, and a Triton that has both the wait intrinsic and the launch option."""
+    try:
+        from triton.backends.nvidia.compiler import CUDAOptions
+
+        has_option = "launch_pdl" in CUDAOptions.__dataclass_fields__
+    except (ImportError, AttributeError):
+        has_option = False
+    return (has_option and gdc_wait is not None and os.environ.get("TRITON_INTERPRET") != "1"
             and torch.cuda.get_device_capability(device_index)[0] >= 9)
 
 
