@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from comparer.kernels import module_available
 from comparer.settings import GenerationSettings, SettingsError
@@ -385,3 +386,26 @@ def test_triton_gemvs_equal_a_matrix_product_under_the_interpreter():
     done = subprocess.run([sys.executable, "-c", GEMV], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("ok ") == 10
+
+
+def test_kernel_conv_without_concatenation_equals_the_carried_window_conv():
+    """KernelOps.conv runs causal-conv1d on the chunk alone (zero left edge), then redoes the first
+    width - 1 outputs from the carried inputs: the same outputs and new conv state as convolving the
+    concatenated window, for chunks shorter than, equal to and longer than the window. causal-conv1d's
+    CUDA function is stood in for by the same zero-padded causal conv in PyTorch."""
+    from comparer.engines.mamba_ops import KernelOps, TorchOps
+
+    def causal_conv1d_fn(x, weight, bias, activation=None):
+        width = weight.shape[-1]
+        return F.silu(F.conv1d(F.pad(x, (width - 1, 0)), weight.unsqueeze(1), bias, groups=x.shape[1]))
+
+    ops = KernelOps.__new__(KernelOps)  # no CUDA kernels to import: only the conv's own logic is under test
+    ops._conv_fn = causal_conv1d_fn
+    g = torch.Generator().manual_seed(4)
+    weight, bias = torch.randn(6, 4, generator=g), torch.randn(6, generator=g)
+    for seq in (1, 2, 3, 4, 9):
+        x, state = torch.randn(1, 6, seq, generator=g), torch.randn(1, 6, 4, generator=g)
+        got, got_state = ops.conv(x, state, weight, bias)
+        want, want_state = TorchOps().conv(x, state, weight, bias)
+        assert got.shape == want.shape and torch.allclose(got, want, atol=1e-6), seq
+        assert torch.equal(got_state, want_state), seq
