@@ -258,7 +258,7 @@ import torch
 from transformers import AutoModelForCausalLM
 from comparer.engines import mamba_scan
 from comparer.engines.mamba_fast import MambaFastEngine
-from comparer.engines.mamba_ops import FusedPrefillMixin, TorchOps
+from comparer.engines.mamba_ops import TorchOps
 g = torch.Generator().manual_seed(1)
 # the kernel alone: u and z rows after halo columns, B and C rows of one tensor, a nonzero start state,
 # a partial last tile, a chunk shorter than a tile
@@ -274,18 +274,18 @@ for d, n, seq, halo in ((10, 16, 150, 3), (6, 16, 5, 2)):
     assert torch.allclose(got_state, want_state, rtol=1e-4, atol=1e-4)
     print("ok kernel", d, n, seq)
 
-# the mixer's layout (in_proj after halo columns, channel-major x_proj / dt_proj, u and z read in place,
-# the state carried) inside the engine on the trained demo Mamba, chunks of 16 tokens (the state carried
-# twice); the scan as the step-by-step reference, checked against the kernel above (the interpreter runs
-# the kernel's scan element by element: minutes at this size; the GPU tests run the kernel in the engine)
-class FusedPrefillOps(FusedPrefillMixin, TorchOps):
-    triton_scan = True  # (off by default)
+# the scan's adapter inside the engine (KernelOps.scan with triton_scan: u and z read in place, the state
+# carried) on the trained demo Mamba, chunks of 16 tokens (the state carried twice); the scan as the
+# step-by-step reference, checked against the kernel above (the interpreter runs the kernel's scan element
+# by element: minutes at this size; the GPU tests run the kernel in the engine)
+class TritonScanOps(TorchOps):  # KernelOps' branch, which needs the CUDA kernels to construct
+    def scan(self, u, dt, A, B, C, D, z, dt_bias, h0, block=32):
+        return mamba_scan.scan_batch(u, dt, A, B, C, D, z, dt_bias, h0)
 
 mamba_scan.scan = mamba_scan.scan_reference
-
 model = AutoModelForCausalLM.from_pretrained("assets/models/demo-mamba", dtype=torch.float32).eval()
 prompt = list(range(40, 75))
-fused = MambaFastEngine(model, None, FusedPrefillOps(), cuda_graph=False, chunk_tokens=16)
+fused = MambaFastEngine(model, None, TritonScanOps(), cuda_graph=False, chunk_tokens=16)
 plain = MambaFastEngine(model, None, TorchOps(), cuda_graph=False, chunk_tokens=16)
 a, b = fused.prefill(prompt), plain.prefill(prompt)
 assert torch.allclose(a, b, rtol=1e-4, atol=1e-4), (a - b).abs().max()

@@ -85,11 +85,6 @@ class TorchOps:
         out = F.conv1d(x_ext, weight.unsqueeze(1), bias, groups=x.shape[1])  # (b, d, seq)
         return F.silu(out), x_ext[..., -width:]
 
-    def conv_window(self, x_ext, weight, bias):
-        """SiLU(causal depthwise conv) of a (d, width - 1 + seq) window whose first width - 1 columns are
-        the previous inputs; returns (d, seq)."""
-        return F.silu(F.conv1d(x_ext[None], weight.unsqueeze(1), bias, groups=x_ext.shape[0]))[0]
-
     def conv_step(self, x, conv_state, weight, bias):
         """One token: shift the window in place and convolve. x: (b, d)."""
         conv_state.copy_(torch.roll(conv_state, shifts=-1, dims=-1))
@@ -153,38 +148,6 @@ def _blocked_scan(decay, drive, h0, block):
     return (local + through * start).view(b, d, seq, n)
 
 
-class FusedPrefillMixin:
-    """Opt-in (``triton_scan``), measured slower: a prefill chunk with no copies around the scan, and a
-    scan that starts from the carried state (comparer's Triton kernel, mamba_scan) instead of mamba-ssm's
-    zero-state scan plus a carry kernel: in_proj writes its output after ``width - 1`` columns that hold
-    the previous inputs (so the conv needs no concatenated copy), x_proj and dt_proj run channel-major,
-    and the scan reads u and z in place. On the H200 the whole 32K prefill of Mamba-2.8B took 1.87 s
-    against 0.80 s (assets/benchmarks/h200-mamba-scan-tuning.txt): the Triton scan was 2.5x slower than
-    mamba-ssm's, and in_proj's output with a leading dimension of seq + 3 (not 16-byte aligned) sent
-    cuBLAS to a slow kernel. Kept, with its tests, as the starting point of a faster scan."""
-
-    triton_scan = False
-
-    def chunk_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int):
-        if not self.triton_scan:
-            return super().chunk_mixer(layer, normed, conv_state, ssm_state, time_step_rank)
-        from comparer.engines import mamba_scan
-
-        d, n = layer.A.shape
-        width, seq = layer.conv_w.shape[1], normed.shape[1]
-        halo = width - 1
-        xz = torch.empty(2 * d, halo + seq, dtype=normed.dtype, device=normed.device)
-        torch.mm(layer.in_proj, normed[0].t(), out=xz[:, halo:])  # (2d, seq) after the halo columns
-        xz[:d, :halo] = conv_state[0, :, 1:]
-        conv_state[0].copy_(xz[:d, -width:])
-        u = self.conv_window(xz[:d], layer.conv_w, layer.conv_b)  # (d, seq)
-        xdbl = torch.mm(layer.x_proj, u)  # (dt_rank + 2n, seq)
-        dt = torch.mm(layer.dt_proj, xdbl[:time_step_rank])  # (d, seq)
-        b, c = xdbl[time_step_rank:time_step_rank + n], xdbl[time_step_rank + n:]
-        y = mamba_scan.scan(u, dt, layer.A, b, c, layer.D, xz[d:, halo:], layer.dt_bias, ssm_state[0])
-        return F.linear(y.t(), layer.out_proj)[None]  # (1, seq, hidden)
-
-
 class FusedDecodeMixin:
     """Decode through comparer's three Triton kernels (mamba_decode: add+RMSNorm, conv+x_proj,
     dt_proj+state update) instead of seven kernels; other ops as the class it is mixed into."""
@@ -216,13 +179,14 @@ class FusedDecodeMixin:
         return mamba_decode.add_rms(delta, residual, weight, eps, residual_in_fp32, final=True)[0]
 
 
-class KernelOps(FusedPrefillMixin, FusedDecodeMixin, TorchOps):
+class KernelOps(FusedDecodeMixin, TorchOps):
     """mamba-ssm's selective scan (from a zero state, then the carry kernel) and causal-conv1d's conv for
-    the prefill (CUDA only; comparer's Triton scan from the carried state with ``triton_scan=True``, slower
-    so far, see FusedPrefillMixin); the decode step through comparer's Triton kernels, or mamba-ssm's
-    state update with ``fused_decode=False``."""
+    the prefill (CUDA only; with ``triton_scan=True`` comparer's Triton scan from the carried state, which
+    needs no carry but measured 2.5x slower, see mamba_scan); the decode step through comparer's Triton
+    kernels, or mamba-ssm's state update with ``fused_decode=False``."""
 
     name = "mamba-ssm + causal-conv1d kernels"
+    triton_scan = False
     # W @ x^T here too: Mamba-2.8B's 32K prefill 0.98 -> 0.86 s and 0.08 GiB less peak on the H200
     # (assets/benchmarks/h200-mamba-prefill-tuning.txt)
     channel_major_in_proj = True
@@ -290,13 +254,14 @@ class KernelOps(FusedPrefillMixin, FusedDecodeMixin, TorchOps):
         last = x[..., -width:] if x.shape[-1] >= width else torch.cat([before, x], dim=-1)[..., -width:]
         return out, last
 
-    def conv_window(self, x_ext, weight, bias):
-        return self._conv_fn(x_ext[None], weight, bias, activation="silu")[0, :, weight.shape[1] - 1:]
-
     def conv_step(self, x, conv_state, weight, bias):
         return self._conv_update(x, conv_state, weight, bias, activation="silu")
 
     def scan(self, u, dt, A, B, C, D, z, dt_bias, h0, block: int = 32):
+        if self.triton_scan:
+            from comparer.engines import mamba_scan
+
+            return mamba_scan.scan_batch(u, dt, A, B, C, D, z, dt_bias, h0)
         u, dt, B, C, z = (t.contiguous() for t in (u, dt, B, C, z))
         y, last = self._scan_fn(u, dt, A, B, C, D, z, dt_bias, delta_softplus=True, return_last_state=True)
         if h0 is None or not bool(h0.any()):

@@ -14,7 +14,9 @@ Status: correct (interpreter test; on the H200 the engine with it gave transform
 assets/benchmarks/h200-gpu-tests-scan.log) but 2.5x slower than mamba-ssm's scan (2.19 ms per 8K-token chunk
 and layer of Mamba-2.8B at the best setting swept, 0.56 s for 32K), so it is off by default
 (KernelOps(triton_scan=True) turns it on). A faster version needs the time axis laid out within threads
-rather than the associative scan across them, and the in_proj layout fixed (see mamba_ops.FusedPrefillMixin).
+rather than the associative scan across them. (That measurement also wrote in_proj's output after halo
+columns for the conv, whose unaligned leading dimension sent cuBLAS to a slow kernel; the prefill now
+reaches the scan without that layout or any copy, so the option was not re-measured since.)
 """
 
 from __future__ import annotations
@@ -37,8 +39,8 @@ if triton is not None:
         """h -> a2 * (a1 * h + b1) + b2: two steps of h_t = a_t h_{t-1} + b_t as one."""
         return a1 * a2, a2 * b1 + b2
 
-    # u and z start after the conv's halo columns and B, C after dt_rank rows: their alignment, like the
-    # strides, can follow the chunk length, so none may pick a compiled variant (one binary for any prompt)
+    # z starts d rows and B, C dt_rank rows into their tensors: their alignment, like the strides, can follow
+    # the chunk length, so none may pick a compiled variant (one binary for any prompt length)
     @triton.jit(do_not_specialize=["u_ptr", "b_ptr", "c_ptr", "z_ptr", "seq", "u_stride", "dt_stride", "bc_stride",
                                    "z_stride"])
     def _scan_kernel(u_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, d_ptr, z_ptr, dtb_ptr, h_ptr, y_ptr, seq, u_stride,
@@ -100,6 +102,13 @@ def scan(u, dt, A, B, C, D, z, dt_bias, state):
     return y
 
 
+def scan_batch(u, dt, A, B, C, D, z, dt_bias, h0):
+    """TorchOps.scan's interface, batch 1: u, dt, z (1, d, seq); B, C (1, n, seq); h0 (1, d, n) or None.
+    Returns (y (1, d, seq), last state (1, d, n) fp32)."""
+    state = (h0[0] if h0 is not None else torch.zeros_like(A)).float().contiguous().clone()
+    return scan(u[0], dt[0], A, B[0], C[0], D, z[0], dt_bias, state)[None], state[None]
+
+
 def scan_reference(u, dt, A, B, C, D, z, dt_bias, state):
     """The same recurrence step by step in PyTorch (tests); updates ``state`` in place."""
     delta = F.softplus(dt.float() + dt_bias[:, None])  # (d, seq)
@@ -112,11 +121,11 @@ def scan_reference(u, dt, A, B, C, D, z, dt_bias, state):
 
 
 def warm_up(dtype: torch.dtype, n: int, device: str = "cuda") -> None:
-    """Compile the kernel at load for the model's dtype and state size, with the prefill's layout (u and z
-    rows after halo columns, B and C rows of one (rows, seq) tensor), so no prefill pays for it."""
-    d, seq, halo = BLOCK_D, 2 * BLOCK_T + 3, 3
-    xz = torch.zeros(2 * d, halo + seq, dtype=dtype, device=device)
+    """Compile the kernel at load for the model's dtype and state size, with the prefill's layout (z the
+    second half of in_proj's rows, B and C rows of x_proj's output), so no prefill pays for it."""
+    d, seq = BLOCK_D, 2 * BLOCK_T + 3
+    xz = torch.zeros(2 * d, seq, dtype=dtype, device=device)
     xdbl = torch.zeros(8 + 2 * n, seq, dtype=dtype, device=device)
-    scan(xz[:d, halo:], torch.zeros(d, seq, dtype=dtype, device=device), -torch.ones(d, n, device=device),
-         xdbl[8:8 + n], xdbl[8 + n:], torch.zeros(d, device=device), xz[d:, halo:], torch.zeros(d, device=device),
+    scan(xz[:d], torch.zeros(d, seq, dtype=dtype, device=device), -torch.ones(d, n, device=device), xdbl[8:8 + n],
+         xdbl[8 + n:], torch.zeros(d, device=device), xz[d:], torch.zeros(d, device=device),
          torch.zeros(d, n, device=device))
