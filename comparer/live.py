@@ -1,14 +1,27 @@
-"""Live per-pane statistics, timed on the server from the engine's token timestamps.
+"""Per-pane figures, from the engine's own token timestamps, and the compact strip that shows them.
 
-Both models run at once on one device, so these are "live, shared device" figures: good for
-watching, not for ranking. The benchmark (comparer.measure) measures each model alone.
+Every pane says how its figures were made (``label``: the race mode of ``comparer.race``) and what
+its memory counts (``memory_kind``): a figure without its method is not shown.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-LIVE_LABEL = "live, shared device"
+
+@dataclass(frozen=True)
+class PaneMemory:
+    """One model's own memory: its weights and its KV cache or SSM state as allocated, plus the
+    transient workspace of its prefill where that can be told apart (CUDA, the device to itself)."""
+
+    weights_bytes: int
+    cache_bytes: int
+    workspace_bytes: int | None
+    kind: str
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.cache_bytes + (self.workspace_bytes or 0)
 
 
 @dataclass
@@ -20,33 +33,41 @@ class PaneStats:
     elapsed_s: float = 0.0
     memory_bytes: int | None = None
     memory_kind: str = ""
-    label: str = LIVE_LABEL
+    weights_bytes: int | None = None
+    cache_bytes: int | None = None
+    workspace_bytes: int | None = None
+    label: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def with_memory(self, mem: PaneMemory | None, label: str) -> "PaneStats":
+        self.label = label
+        if mem is not None:
+            self.memory_bytes, self.memory_kind = mem.total_bytes, mem.kind
+            self.weights_bytes, self.cache_bytes, self.workspace_bytes = (mem.weights_bytes, mem.cache_bytes,
+                                                                          mem.workspace_bytes)
+        return self
 
-def pane_stats(t_start_s: float, token_times_s: list[float], n_chars: int, now_s: float,
-               memory_bytes: int | None = None, memory_kind: str = "") -> PaneStats:
+
+def pane_stats(t_start_s: float, token_times_s: list[float], n_chars: int, now_s: float) -> PaneStats:
     """TTFT = first token - start; decode rate over the tokens after the first (prefill excluded);
-    chars/s over the whole elapsed time, as a reader experiences it."""
+    chars/s over the whole elapsed time, as a reader experiences it. Times in seconds on one clock."""
     n = len(token_times_s)
     elapsed_s = max((token_times_s[-1] if n else now_s) - t_start_s, 0.0)
     ttft_s = token_times_s[0] - t_start_s if n else None
     decode_span_s = token_times_s[-1] - token_times_s[0] if n >= 2 else 0.0
     decode = (n - 1) / decode_span_s if decode_span_s > 0 else None
     chars_per_s = n_chars / elapsed_s if n and elapsed_s > 0 else None
-    return PaneStats(n, ttft_s, decode, chars_per_s, elapsed_s, memory_bytes, memory_kind)
+    return PaneStats(n, ttft_s, decode, chars_per_s, elapsed_s)
 
 
 def format_stats_markdown(stats: PaneStats, status: str) -> str:
-    """One compact line per figure, units spelled out, with how it was measured."""
-    rows = [("status", status), ("time to first token", _fmt(stats.ttft_s, "{:.3f} s")),
-            ("decode", _fmt(stats.decode_tok_per_s, "{:.1f} tok/s")),
-            ("text", _fmt(stats.chars_per_s, "{:.0f} chars/s")), ("tokens", str(stats.tokens)),
-            ("memory", _fmt_memory(stats))]
-    table = "\n".join(f"| {k} | {v} |" for k, v in rows)
-    return f"| {stats.label} | |\n|---|---|\n{table}"
+    """Two short lines for the strip above a pane's text: status and mode, then the figures."""
+    figures = [f"TTFT {_fmt(stats.ttft_s, '{:.3f} s')}", f"decode {_fmt(stats.decode_tok_per_s, '{:.1f} tok/s')}",
+               f"{_fmt(stats.chars_per_s, '{:.0f} chars/s')}", f"{stats.tokens} tokens",
+               f"memory {_fmt_memory(stats)}"]
+    return f"**{status}** · _{stats.label}_  \n" + " · ".join(figures)
 
 
 def _fmt(value, pattern: str) -> str:
@@ -56,4 +77,11 @@ def _fmt(value, pattern: str) -> str:
 def _fmt_memory(stats: PaneStats) -> str:
     if stats.memory_bytes is None:
         return "–"
-    return f"{stats.memory_bytes / 2**20:,.0f} MiB ({stats.memory_kind})"
+    parts = f"weights {_mib(stats.weights_bytes)} + cache {_mib(stats.cache_bytes)}"
+    if stats.workspace_bytes is not None:
+        parts += f" + prefill {_mib(stats.workspace_bytes)}"
+    return f"{_mib(stats.memory_bytes)} MiB ({parts}; {stats.memory_kind})"
+
+
+def _mib(n_bytes: int | None) -> str:
+    return "–" if n_bytes is None else f"{n_bytes / 2**20:,.1f}"

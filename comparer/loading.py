@@ -18,6 +18,7 @@ from comparer.arch import ArchitectureCard, build_card, family_of
 from comparer.bytetok import ByteTokenizer
 from comparer.engines.base import Engine
 from comparer.kernels import kernel_path_for
+from comparer.race import Pace
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 CONFIGS_DIR = ASSETS_DIR / "configs"
@@ -37,12 +38,15 @@ class ModelSpec:
     revision: str | None = None
     config_name: str | None = None
     random_weights: bool = False
+    init_std: float | None = None  # std of the random weights; None: the config's initializer_range
 
-    def with_random_weights(self) -> "ModelSpec":
+    def with_random_weights(self, init_std: float | None = None) -> "ModelSpec":
+        """``init_std`` 0.02 keeps a random fp16 Mamba finite (the configs' 0.1 overflows); speed does
+        not depend on the values."""
         if not self.config_name:
             raise ModelLoadError(f"{self.model_id} has no bundled config in assets/configs, so it "
                                  f"cannot be built with random weights; add one or load it trained.")
-        return ModelSpec(self.model_id, None, None, self.config_name, True)
+        return ModelSpec(self.model_id, None, None, self.config_name, True, init_std)
 
 
 @dataclass
@@ -54,6 +58,7 @@ class LoadedModel:
     tokenizer: object | None
     load_s: float
     notes: list[str] = field(default_factory=list)
+    pace: Pace | None = None  # its last measured pace alone on this device (orders the fair race)
 
     @property
     def card(self) -> ArchitectureCard:
@@ -123,6 +128,8 @@ def _random_model(spec: ModelSpec, device: str, dtype: torch.dtype, max_memory: 
     from transformers import AutoModelForCausalLM
 
     config = load_bundled_config(spec.config_name)
+    if spec.init_std is not None:
+        config.initializer_range = spec.init_std
     if device_map_for(device, config, dtype, max_memory) == "auto":
         return _random_split_model(config, dtype, max_memory)
     with torch.device(device):
@@ -239,7 +246,15 @@ def _card_for(spec: ModelSpec, model, device: str, dtype: torch.dtype) -> Archit
     path = kernel_path_for(family_of(model.config), torch.device(device).type, attn)
     return build_card(spec.model_id, model.config, sum(p.numel() for p in model.parameters()),
                       str(dtype), str(model.device), json.dumps(device_map) if device_map else str(model.device),
-                      path, spec.random_weights, notes=training_notes(spec))
+                      path, spec.random_weights, notes=training_notes(spec) + init_notes(spec, model.config))
+
+
+def init_notes(spec: ModelSpec, config) -> list[str]:
+    """How random weights were drawn (a random fp16 Mamba at its config's 0.1 overflows to inf)."""
+    if not spec.random_weights:
+        return []
+    return [f"random weights: normal with std {config.initializer_range}"
+            + (" (set for this run; the config says otherwise)" if spec.init_std is not None else " (the config's)")]
 
 
 def training_notes(spec: ModelSpec) -> list[str]:

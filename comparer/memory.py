@@ -14,6 +14,22 @@ import psutil
 import torch
 
 
+def tensor_bytes(tensors) -> int:
+    """Bytes held by ``tensors``, each storage counted once (tied weights and views share one)."""
+    seen: dict[tuple[str, int], int] = {}
+    for tensor in tensors:
+        if tensor is None or tensor.device.type == "meta":
+            continue
+        storage = tensor.untyped_storage()
+        seen[(str(tensor.device), storage.data_ptr())] = storage.nbytes()
+    return sum(seen.values())
+
+
+def module_bytes(module) -> int:
+    """A model's weights as they sit in memory: its parameters and buffers, dtype included."""
+    return tensor_bytes([*module.parameters(), *module.buffers()])
+
+
 def process_rss_bytes() -> int:
     return psutil.Process(os.getpid()).memory_info().rss
 
@@ -68,6 +84,12 @@ def peak_bytes(device: str | torch.device) -> dict:
         return {"kind": "cuda_peak", "allocated_bytes": torch.cuda.max_memory_allocated(device),
                 "reserved_bytes": torch.cuda.max_memory_reserved(device)}
     return {"kind": "cpu_rss_peak", "rss_bytes": _RSS.stop()}
+
+
+def workspace_bytes(device: str | torch.device) -> int:
+    """CUDA bytes allocated at the peak since the last reset above what is allocated now: the
+    transient workspace of what ran in between (its prefill), not what stays (weights, caches)."""
+    return max(torch.cuda.max_memory_allocated(device) - torch.cuda.memory_allocated(device), 0)
 
 
 def current_bytes(device: str | torch.device) -> int:

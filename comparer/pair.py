@@ -1,10 +1,17 @@
-"""Two engines generating at the same time, merged through one queue.
+"""One comparison: both models on one prompt, in the race mode that ``comparer.race`` resolves.
 
-Each engine runs in its own thread and pushes (side, kind, payload) events into a single queue;
-the consumer applies whatever has arrived and yields a snapshot at most every ``refresh_s``.
-Neither side ever waits for the other (no round-robin ``next()`` over two generators). Stop, a
-closed consumer (client disconnect) or a stalled producer sets the shared stop event, and the
-threads are joined before the generator returns.
+Producers run in threads and push (side, kind, payload) events into one queue; the consumer applies
+whatever has arrived and yields a snapshot at most every ``refresh_s``.
+
+- ``per-gpu`` / ``shared``: one thread per side, both at once; neither waits for the other (no
+  round-robin ``next()`` over two generators).
+- ``alone``: one thread runs the sides in turn, so two models never compute at once. The first
+  side's pane shows its progress while it is measured; from the moment the second side starts, the
+  first side's tokens are shown at the offsets at which they were made (``race.shifted``) while the
+  second streams live, so both panes run on one clock from one start.
+
+Stop, a closed consumer (client disconnect) or a stalled producer sets the shared stop event; the
+replay freezes where it is, and the threads are joined before the generator returns.
 """
 
 from __future__ import annotations
@@ -12,11 +19,13 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator
 
-from comparer import analytic, memory
-from comparer.live import PaneStats, pane_stats
+import torch
+
+from comparer import memory, race
+from comparer.live import PaneMemory, PaneStats, pane_stats
 from comparer.loading import LoadedModel
 from comparer.settings import GenerationSettings
 from comparer.validation import prompt_token_limit, trim_prompt_ids
@@ -29,14 +38,23 @@ SIDES = ("left", "right")
 
 @dataclass
 class PaneState:
-    """What one pane shows right now."""
+    """What one pane holds: its run on its own clock (``run_*``) and where that run sits on the
+    shared display clock (``shift_s``: None until the pane is shown)."""
 
     side: str
     model_id: str
+    label: str = ""
+    max_tokens: int = 0
     prompt_tokens: int = 0
     token_ids: list[int] = field(default_factory=list)
-    token_times_s: list[float] = field(default_factory=list)
-    t_start_s: float | None = None
+    run_times_s: list[float] = field(default_factory=list)
+    cache_bytes: list[int | None] = field(default_factory=list)
+    run_start_s: float | None = None
+    shift_s: float | None = None
+    workspace_bytes: int | None = None
+    ended: bool = False
+    complete: bool = False  # its run ended by itself (length, EOS, time limit), not by Stop
+    visible_tokens: int = 0
     text: str = ""
     status: str = "waiting"
     error: str | None = None
@@ -47,19 +65,36 @@ class PaneState:
     def finished(self) -> bool:
         return self.status in ("done", "stopped", "error")
 
+    @property
+    def t_start_s(self) -> float | None:
+        """The pane's start on the shared clock."""
+        return None if self.shift_s is None or self.run_start_s is None else self.run_start_s + self.shift_s
+
+    @property
+    def token_times_s(self) -> list[float]:
+        """When each token is shown on the shared clock (its own run's offsets, kept exactly)."""
+        return [] if self.shift_s is None else [t + self.shift_s for t in self.run_times_s]
+
 
 class PairRun:
     """One comparison: ``for snapshot in run: ...``; ``run.stop()`` ends both sides."""
 
     def __init__(self, models: dict[str, LoadedModel], prompt: str, settings: GenerationSettings,
-                 refresh_s: float = REFRESH_S, stall_timeout_s: float = STALL_TIMEOUT_S,
+                 mode: str = race.AUTO, refresh_s: float = REFRESH_S, stall_timeout_s: float = STALL_TIMEOUT_S,
                  stop_event: threading.Event | None = None):
         self.models, self.prompt, self.settings = models, prompt, settings
+        self.placements = {side: race.placement_of(m.card) for side, m in models.items()}
+        self.mode = race.resolve_mode(mode, self.placements)
         self.refresh_s, self.stall_timeout_s = refresh_s, stall_timeout_s
         self.stop_event = stop_event or threading.Event()
-        self.panes = {side: PaneState(side, m.spec.model_id) for side, m in models.items()}
+        self.panes = {side: PaneState(side, m.spec.model_id, race.mode_label(self.mode, self.placements[side]),
+                                      settings.max_new_tokens) for side, m in models.items()}
+        self.order = race.run_order({side: race.expected_run_s(m.pace, m.engine.weight_bytes(), settings.max_new_tokens)
+                                     for side, m in models.items()})
+        self._weights_b = {side: m.engine.weight_bytes() for side, m in models.items()}
         self._events: queue.Queue = queue.Queue()
         self._threads: list[threading.Thread] = []
+        self._frozen_s: float | None = None
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -77,92 +112,228 @@ class PairRun:
     def threads_alive(self) -> int:
         return sum(t.is_alive() for t in self._threads)
 
+    # ---- producers ----------------------------------------------------------------------------
     def _start_producers(self) -> None:
-        for side, model in self.models.items():
-            thread = threading.Thread(target=self._produce, args=(side, model), daemon=True,
-                                      name=f"comparer-{side}")
-            self._threads.append(thread)
-            thread.start()
+        if self.mode == race.ALONE:
+            self._spawn("comparer-race", self._produce_in_turn)
+            return
+        for side in self.models:
+            self._spawn(f"comparer-{side}", self._produce, side)
 
-    def _produce(self, side: str, model: LoadedModel) -> None:
-        """Runs in the side's own thread; always ends with an 'end' event, even after an error."""
+    def _spawn(self, name: str, target, *args) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True, name=name)
+        self._threads.append(thread)
+        thread.start()
+
+    def _produce_in_turn(self) -> None:
+        """Alone mode: the side expected to finish first, then the other; never both at once."""
+        for side in self.order:
+            if self.stop_event.is_set():
+                self._events.put((side, "end", None))
+            else:
+                self._produce(side)
+
+    def _produce(self, side: str) -> None:
+        """Runs in a producer thread; always ends with an 'end' event, even after an error."""
+        model = self.models[side]
         try:
+            _use_device(model.card.device)
             prompt_ids, warning = self._prompt_ids(model)
             if warning:
                 self._events.put((side, "warning", warning))
+            on_token = self._token_sink(side, model.card.device)
             self._events.put((side, "start", (time.perf_counter(), len(prompt_ids))))
-            model.engine.generate(prompt_ids, self.settings, stop=self.stop_event,
-                                  on_token=lambda event: self._events.put((side, "token", event)))
+            result = model.engine.generate(prompt_ids, self._run_settings(), stop=self.stop_event,
+                                           on_token=on_token)
+            self._events.put((side, "complete", (not result.stopped_early, result.t_start_s)))
         except Exception as err:  # shown in this pane; the other pane carries on
             model.engine.release()
             self._events.put((side, "error", f"{type(err).__name__}: {err}"))
         finally:
             self._events.put((side, "end", None))
 
-    def _prompt_ids(self, model: LoadedModel) -> tuple[list[int], str | None]:
-        ids = model.tokenizer(self.prompt)["input_ids"]
-        limit = prompt_token_limit(model.card.max_positions if model.card.family != "SSM" else None,
-                                   self.settings.max_new_tokens)
-        return trim_prompt_ids(ids, limit)
+    def _token_sink(self, side: str, device: str):
+        """Queues each token; on CUDA with the device to itself also the prefill's workspace, read
+        from the allocator's peak when the first token exists (nothing else ran in between)."""
+        measure = memory.is_cuda(device) and self.mode != race.SHARED
+        if measure:
+            torch.cuda.reset_peak_memory_stats(device)
+        first = [True]
 
+        def sink(event) -> None:
+            if first[0] and measure:
+                self._events.put((side, "workspace", memory.workspace_bytes(device)))
+            first[0] = False
+            self._events.put((side, "token", event))
+        return sink
+
+    def _run_settings(self) -> GenerationSettings:
+        """In alone mode the two runs follow each other, so each gets half the comparison's time limit."""
+        if self.mode == race.ALONE and self.settings.max_time_s:
+            return replace(self.settings, max_time_s=self.settings.max_time_s / 2)
+        return self.settings
+
+    def _prompt_ids(self, model: LoadedModel) -> tuple[list[int], str | None]:
+        return prompt_ids_for(model, self.prompt, self.settings.max_new_tokens)
+
+    # ---- consumer -----------------------------------------------------------------------------
     def _consume(self) -> Iterator[dict[str, PaneState]]:
-        open_sides, last_yield_s, last_event_s = set(self.panes), 0.0, time.perf_counter()
-        while open_sides:
-            got_any = self._drain(open_sides)
+        """A snapshot every ``refresh_s``, not one per token: between them the consumer sleeps, so
+        it takes as little as it can from the model computing (on a small CPU, the GIL and cores)."""
+        open_sides, last_event_s, next_yield_s = set(self.panes), time.perf_counter(), 0.0
+        while True:
+            got_any = self._drain(open_sides, max(next_yield_s - time.perf_counter(), 0.0))
             now_s = time.perf_counter()
             last_event_s = now_s if got_any else last_event_s
-            if now_s - last_event_s > self.stall_timeout_s:
+            if open_sides and now_s - last_event_s > self.stall_timeout_s:
                 self._fail_stalled(open_sides)
-            if now_s - last_yield_s >= self.refresh_s or not open_sides:
-                last_yield_s = now_s
+            if self.stop_event.is_set() and self._frozen_s is None:
+                self._frozen_s = now_s
+            finished = not (open_sides or self._replaying(now_s))
+            if now_s >= next_yield_s or finished:
+                next_yield_s = now_s + self.refresh_s
                 yield self._snapshot(now_s)
+            if finished:
+                return
 
-    def _drain(self, open_sides: set[str]) -> bool:
-        """Apply every event already queued (waiting up to refresh_s for the first)."""
-        try:
-            event = self._events.get(timeout=self.refresh_s)
-        except queue.Empty:
-            return False
+    def _replaying(self, now_s: float) -> bool:
+        """A pane still has tokens due later on the shared clock (and nobody pressed Stop)."""
+        return not self.stop_event.is_set() and any(
+            p.shift_s is not None and p.run_times_s and p.run_times_s[-1] + p.shift_s > now_s
+            for p in self.panes.values())
+
+    def _drain(self, open_sides: set[str], wait_s: float) -> bool:
+        """Wait ``wait_s`` (Stop cuts it short), then apply every event queued by then. Once stopped,
+        wait on the queue for the producers' last events instead (a spinning consumer would hold
+        the GIL the producers need to finish)."""
+        stopping = self.stop_event.wait(wait_s)
+        got_any = False
         while True:
-            self._apply(*event, open_sides=open_sides)
             try:
-                event = self._events.get_nowait()
+                event = self._events.get(timeout=self.refresh_s) if stopping and not got_any else \
+                    self._events.get_nowait()
             except queue.Empty:
-                return True
+                return got_any
+            self._apply(*event, open_sides=open_sides)
+            got_any = True
 
     def _apply(self, side: str, kind: str, payload, open_sides: set[str]) -> None:
         pane = self.panes[side]
         if kind == "start":
-            pane.t_start_s, pane.prompt_tokens = payload
-            pane.status = "generating"
+            pane.run_start_s, pane.prompt_tokens = payload
+            self._place_on_clock(side, pane.run_start_s)
         elif kind == "token":
             pane.token_ids.append(payload.token_id)
-            pane.token_times_s.append(payload.t_s)
+            pane.run_times_s.append(payload.t_s)
+            pane.cache_bytes.append(payload.cache_bytes)
+        elif kind == "workspace":
+            pane.workspace_bytes = payload
         elif kind == "warning":
             pane.warning = payload
         elif kind == "error":
-            pane.status, pane.error = "error", payload
+            pane.error = payload
+        elif kind == "complete":  # the engine's own start replaces the one taken just before the call
+            pane.complete, pane.run_start_s = payload
+            self._align()
         elif kind == "end":
-            open_sides.discard(side)
-            if pane.status != "error":
-                pane.status = "stopped" if self.stop_event.is_set() else "done"
+            self._end(side, open_sides)
+
+    def _place_on_clock(self, side: str, t_start_s: float) -> None:
+        """Concurrent modes: every pane on its own start. Alone mode: the second side's start is the
+        shared clock's start for both panes; the first side waits for it, unshown."""
+        if self.mode != race.ALONE or side == self.order[1]:
+            self.panes[side].shift_s = 0.0
+        self._align()
+
+    def _align(self) -> None:
+        """Alone mode: the first side's run moved so that it starts when the second side starts."""
+        first, second = (self.panes[side] for side in self.order)
+        if self.mode == race.ALONE and second.shift_s is not None and None not in (first.run_start_s, second.run_start_s):
+            first.shift_s = second.run_start_s - first.run_start_s
+
+    def _end(self, side: str, open_sides: set[str]) -> None:
+        open_sides.discard(side)
+        pane = self.panes[side]
+        pane.ended = True
+        if self.mode == race.ALONE and side == self.order[1]:
+            first = self.panes[self.order[0]]
+            if first.shift_s is None and first.run_start_s is not None:  # the second never started
+                first.shift_s = time.perf_counter() - first.run_start_s
+        if self.mode != race.SHARED and pane.error is None and pane.complete:
+            pace = race.pace_of(pane.run_start_s or 0.0, pane.run_times_s)
+            self.models[side].pace = pace or self.models[side].pace
 
     def _fail_stalled(self, open_sides: set[str]) -> None:
         self.stop_event.set()
         for side in list(open_sides):
             pane = self.panes[side]
-            pane.status, pane.error = "error", f"no token for {self.stall_timeout_s:.0f} s; stopped"
+            pane.error, pane.ended = f"no token for {self.stall_timeout_s:.0f} s; stopped", True
             open_sides.discard(side)
 
+    # ---- snapshot -----------------------------------------------------------------------------
     def _snapshot(self, now_s: float) -> dict[str, PaneState]:
+        shown_s = self._frozen_s if self._frozen_s is not None else now_s
         for side, pane in self.panes.items():
-            model = self.models[side]
-            pane.text = model.tokenizer.decode(pane.token_ids, skip_special_tokens=True)
-            mem_b, mem_kind = pane_memory(model, pane.prompt_tokens + len(pane.token_ids))
-            if pane.t_start_s is not None:
-                pane.stats = pane_stats(pane.t_start_s, pane.token_times_s, len(pane.text), now_s,
-                                        mem_b, mem_kind)
+            times_s = pane.token_times_s
+            visible = race.visible(times_s, shown_s)
+            if visible != pane.visible_tokens or not pane.text:
+                pane.text = self.models[side].tokenizer.decode(pane.token_ids[:visible], skip_special_tokens=True)
+            pane.visible_tokens = visible
+            pane.status = self._status(pane)
+            stats = (pane_stats(pane.t_start_s, times_s[:visible], len(pane.text), shown_s)
+                     if pane.t_start_s is not None else PaneStats())
+            pane.stats = stats.with_memory(self._memory(side, pane), pane.label)
         return self.panes
+
+    def _status(self, pane: PaneState) -> str:
+        if pane.error is not None:
+            return "error"
+        if pane.shift_s is None:
+            if pane.ended:
+                return "stopped"
+            return "measuring" if pane.run_start_s is not None else "waiting"
+        if pane.visible_tokens < len(pane.token_ids) and not self.stop_event.is_set():
+            return "generating"
+        if pane.ended:
+            return "done" if pane.complete and pane.visible_tokens == len(pane.token_ids) else "stopped"
+        return "stopped" if self._frozen_s is not None else "generating"
+
+    def _memory(self, side: str, pane: PaneState) -> PaneMemory | None:
+        """This model's own bytes at the token on screen (see ``memory_kind`` for what is counted);
+        None for an engine that holds no weights here."""
+        model = self.models[side]
+        if self._weights_b[side] is None:
+            return None
+        shown = pane.cache_bytes[:pane.visible_tokens]
+        cache_b = shown[-1] if shown and shown[-1] is not None else model.engine.cache_bytes()
+        kind = _memory_kind(model.card.device, self.mode)
+        if cache_b is None:  # the engine reports none: the card's formula, said so
+            context = pane.prompt_tokens + pane.visible_tokens
+            cache_b = model.card.kv_bytes_per_token * context + model.card.ssm_state_bytes
+            kind += "; cache computed from the config"
+        return PaneMemory(self._weights_b[side], cache_b, pane.workspace_bytes, kind)
+
+
+def _memory_kind(device: str, mode: str) -> str:
+    if not memory.is_cuda(device):
+        return "its tensors, measured; activations not counted"
+    if mode == race.SHARED:
+        return "its tensors, measured; prefill workspace not separable while sharing"
+    return "its tensors and prefill peak, measured"
+
+
+def _use_device(device: str) -> None:
+    """A producer thread computes on its model's GPU (the current device is per thread)."""
+    if memory.is_cuda(device):
+        torch.cuda.set_device(torch.device(device))
+
+
+def prompt_ids_for(model: LoadedModel, prompt: str, max_new_tokens: int) -> tuple[list[int], str | None]:
+    """The prompt's ids as this model gets them: trimmed to fit its positions with the new tokens
+    (an SSM has no such limit), with a warning when trimmed."""
+    ids = model.tokenizer(prompt)["input_ids"]
+    limit = prompt_token_limit(model.card.max_positions if model.card.family != "SSM" else None, max_new_tokens)
+    return trim_prompt_ids(ids, limit)
 
 
 def swap_sides(models: dict[str, LoadedModel]) -> dict[str, LoadedModel]:
@@ -170,11 +341,10 @@ def swap_sides(models: dict[str, LoadedModel]) -> dict[str, LoadedModel]:
     return {"left": models["right"], "right": models["left"]}
 
 
-def pane_memory(model: LoadedModel, context_tokens: int) -> tuple[int, str]:
-    """CUDA: this model's weights plus its cache at the current context (computed from the card,
-    since both models share one allocator). CPU: the process RSS, shared by both models."""
-    card = model.card
-    if memory.is_cuda(card.device):
-        own_b = card.n_params * analytic.dtype_bytes(card.dtype) + card.kv_bytes_per_token * context_tokens + card.ssm_state_bytes
-        return own_b, "weights + cache, computed"
-    return memory.process_rss_bytes(), "process RSS, both models"
+def progress_line(pane: PaneState) -> str:
+    """What a pane says before it is shown: its measurement's progress, or that it waits its turn."""
+    if pane.status == "measuring":
+        return f"measuring alone: {len(pane.token_ids)} / {pane.max_tokens} tokens"
+    if pane.status == "waiting":
+        return "waiting: runs alone after the other model"
+    return pane.status

@@ -1,7 +1,10 @@
 """Keeps the models of one preset loaded, so a comparison does not reload them.
 
 One pair at a time: switching presets frees the previous pair first (a 7B and a 3B model do not
-share a GPU with another such pair). Loading is serialised by a lock.
+share a GPU with another such pair). Loading is serialised by a lock. With two GPUs or more each
+model gets its own (the race then runs both at once, each alone on its GPU). Each model is warmed
+up once at load, so the first comparison is not charged for lazy initialisation, and its measured
+pace orders the first fair race.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ import torch
 from comparer.loading import LoadedModel, ModelSpec, load_model
 from comparer.pair import SIDES
 from comparer.presets import Preset, get_preset
+from comparer.race import pace_of
+from comparer.settings import GenerationSettings
 
 
 class ModelPool:
     def __init__(self, device: str | None = None, random_weights: bool = False, dtype: str | None = None,
-                 engine: str = "auto"):
-        self.device, self.random_weights = device, random_weights
+                 engine: str = "auto", init_std: float | None = None):
+        self.device, self.random_weights, self.init_std = device, random_weights, init_std
         self.dtype = getattr(torch, dtype) if dtype else None
         self.engine = engine
         self._lock = threading.Lock()
@@ -32,8 +37,11 @@ class ModelPool:
             if self._loaded and self._loaded[0] == key:
                 return self._loaded[1]
             self._unload()
-            specs = preset_specs(preset or get_preset(preset_name), self.random_weights)
-            models = {side: load_model(spec, self.device, self.dtype, self.engine) for side, spec in zip(SIDES, specs)}
+            specs = preset_specs(preset or get_preset(preset_name), self.random_weights, self.init_std)
+            devices = side_devices(self.device, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+            models = {side: load_model(spec, devices[side], self.dtype, self.engine) for side, spec in zip(SIDES, specs)}
+            for model in models.values():
+                warm_up(model)
             self._loaded = (key, models)
             return models
 
@@ -42,10 +50,30 @@ class ModelPool:
         free_device_memory()
 
 
-def preset_specs(preset: Preset, random_weights: bool = False) -> tuple[ModelSpec, ModelSpec]:
+def side_devices(device: str | None, gpu_count: int) -> dict[str, str | None]:
+    """One model per GPU when there are two or more and no single device was named ("cuda" or the
+    default); otherwise both models on the one device (on the CPU, or ``--device cuda:0``)."""
+    if gpu_count >= 2 and device in (None, "cuda"):
+        return {"left": "cuda:0", "right": "cuda:1"}
+    return {side: device for side in SIDES}
+
+
+WARMUP_PROMPT_TOKENS, WARMUP_NEW_TOKENS = 16, 4
+
+
+def warm_up(model: LoadedModel) -> None:
+    """One short generation at load: lazy initialisation (allocator, first kernels) is paid here,
+    not by the first visitor's figures; its pace is the first hint for the race order."""
+    ids = list(range(1, WARMUP_PROMPT_TOKENS + 1))  # ids below 17 exist in every vocabulary
+    result = model.engine.generate(ids, GenerationSettings(max_new_tokens=WARMUP_NEW_TOKENS, fixed_length=True))
+    model.pace = pace_of(result.t_start_s, result.token_times_s)
+
+
+def preset_specs(preset: Preset, random_weights: bool = False,
+                 init_std: float | None = None) -> tuple[ModelSpec, ModelSpec]:
     """Where each model of a preset comes from: the shipped folders, random weights, or the Hub."""
     if random_weights and not preset.offline:  # the shipped pair is always its trained self
-        return preset.left.with_random_weights(), preset.right.with_random_weights()
+        return preset.left.with_random_weights(init_std), preset.right.with_random_weights(init_std)
     return preset.left, preset.right
 
 

@@ -1,5 +1,8 @@
-"""Both fast engines streaming side by side on one GPU through PairRun, the path the app uses
-(skipped without CUDA, the mamba-ssm kernels and Triton)."""
+"""Both fast engines through PairRun, the path the app uses, on one GPU (skipped without CUDA, the
+mamba-ssm kernels and Triton): the same tokens as each alone in every mode, and in the default fair
+race each pane's figures within 10 % of the same model measured alone by ``comparer.measure``."""
+
+import statistics
 
 import pytest
 import torch
@@ -12,20 +15,57 @@ pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not (mamba_kernels_available() and module_available("triton")),
                                  reason="needs mamba-ssm, causal-conv1d and triton")]
 
+PROMPT = "Maia gets ready for her next adventure. She finds a toy boat and"
 
-def test_auto_engines_stream_side_by_side_with_the_tokens_each_gives_alone():
-    from comparer.loading import load_model
+
+def _pair(preset: str):
+    from comparer.pool import ModelPool
+
+    return ModelPool("cuda:0", random_weights=True, engine="auto", init_std=0.02).pair(preset)
+
+
+@pytest.mark.parametrize("mode", ["auto", "shared"])
+def test_auto_engines_stream_side_by_side_with_the_tokens_each_gives_alone(mode):
     from comparer.pair import PairRun
-    from comparer.pool import preset_specs
-    from comparer.presets import get_preset
 
-    specs = preset_specs(get_preset("small"), random_weights=True)
-    models = {side: load_model(spec, "cuda", engine="auto") for side, spec in zip(("left", "right"), specs)}
+    models = _pair("small")
     assert models["left"].card.kernel_path.startswith("comparer fast Mamba")
     assert models["right"].card.kernel_path.startswith("comparer fast Transformer")
     settings = GenerationSettings(max_new_tokens=48, fixed_length=True)
-    prompt = "Maia gets ready for her next adventure. She finds a toy boat and"
-    final = list(PairRun(models, prompt, settings))[-1]
+    final = list(PairRun(models, PROMPT, settings, mode=mode))[-1]
     for side, model in models.items():
-        alone = model.engine.generate(model.tokenizer(prompt)["input_ids"], settings).token_ids
+        alone = model.engine.generate(model.tokenizer(PROMPT)["input_ids"], settings).token_ids
         assert final[side].status == "done" and final[side].token_ids == alone
+
+
+def test_fair_race_panes_show_each_paper_model_within_ten_percent_of_it_alone():
+    from comparer import measure
+    from comparer.pair import PairRun, prompt_ids_for
+
+    models = _pair("paper")
+    prompt = (PROMPT + " ") * 40  # ~500 byte tokens
+    settings = GenerationSettings(max_new_tokens=256, fixed_length=True)
+    list(PairRun(models, prompt, settings))  # warm-up race
+    races = [list(PairRun(models, prompt, settings))[-1] for _ in range(5)]
+    for side, model in models.items():
+        ids = prompt_ids_for(model, prompt, 256)[0]
+        point = measure.measure_point(model.engine, ids, 256, 5)
+        pane_ttft = statistics.median(r[side].stats.ttft_s for r in races)
+        pane_decode = statistics.median(r[side].stats.decode_tok_per_s for r in races)
+        assert races[0][side].label == "alone, shown on one clock"
+        assert abs(pane_ttft / point.ttft_s.median - 1) < 0.10, (side, pane_ttft, point.ttft_s.median)
+        assert abs(pane_decode / point.decode_tok_per_s.median - 1) < 0.10, (side, pane_decode,
+                                                                             point.decode_tok_per_s.median)
+
+
+def test_pane_memory_on_cuda_is_the_models_own_tensors_and_prefill_peak():
+    from comparer.pair import PairRun
+
+    models = _pair("small")
+    final = list(PairRun(models, PROMPT, GenerationSettings(max_new_tokens=8, fixed_length=True)))[-1]
+    for side, model in models.items():
+        stats = final[side].stats
+        own = sum(p.numel() * p.element_size() for p in model.engine.model.parameters())
+        assert stats.weights_bytes >= own and stats.cache_bytes == model.engine.cache_bytes() > 0
+        assert stats.workspace_bytes is not None and stats.workspace_bytes > 0
+        assert "prefill peak, measured" in stats.memory_kind

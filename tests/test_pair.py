@@ -1,6 +1,8 @@
 import threading
 import time
 
+import pytest
+
 from comparer.arch import ArchitectureCard
 from comparer.engines.base import Engine, GenerationResult, TokenEvent
 from comparer.loading import LoadedModel, ModelSpec
@@ -41,7 +43,7 @@ class ScriptedEngine(Engine):
             times.append(time.perf_counter())
             if on_token is not None:
                 on_token(TokenEvent(i, times[-1]))
-        return GenerationResult(ids, t0, times)
+        return GenerationResult(ids, t0, times, stopped_early=stop is not None and stop.is_set())
 
 
 def fake(engine, name):
@@ -51,7 +53,7 @@ def fake(engine, name):
 def test_merge_never_holds_the_fast_side_back_for_the_slow_one():
     gate = threading.Event()
     run = PairRun({"left": fake(ScriptedEngine(n=20), "fast"), "right": fake(ScriptedEngine(gate=gate), "slow")},
-                  MAIA, GenerationSettings(max_new_tokens=20), refresh_s=0.01)
+                  MAIA, GenerationSettings(max_new_tokens=20), mode="shared", refresh_s=0.01)
     seen_fast_done_while_slow_blocked = False
     for panes in run:
         if panes["left"].status == "done" and not gate.is_set():
@@ -61,10 +63,11 @@ def test_merge_never_holds_the_fast_side_back_for_the_slow_one():
     assert panes["right"].status == "done" and len(panes["right"].token_ids) == 20
 
 
-def test_snapshots_are_throttled_to_the_refresh_interval():
+@pytest.mark.parametrize("mode", ["alone", "shared"])
+def test_snapshots_are_throttled_to_the_refresh_interval(mode):
     run = PairRun({"left": fake(ScriptedEngine(n=200, delay_s=0.001), "a"),
                    "right": fake(ScriptedEngine(n=200, delay_s=0.001), "b")},
-                  MAIA, GenerationSettings(max_new_tokens=200), refresh_s=0.05)
+                  MAIA, GenerationSettings(max_new_tokens=200), mode=mode, refresh_s=0.05)
     t0, count = time.perf_counter(), 0
     for _ in run:
         count += 1
@@ -72,9 +75,10 @@ def test_snapshots_are_throttled_to_the_refresh_interval():
     assert count <= elapsed / 0.05 + 2  # 400 tokens, far fewer UI updates
 
 
-def test_exception_in_one_engine_shows_in_its_pane_and_the_other_finishes():
+@pytest.mark.parametrize("mode", ["alone", "shared"])
+def test_exception_in_one_engine_shows_in_its_pane_and_the_other_finishes(mode):
     run = PairRun({"left": fake(ScriptedEngine(n=30, fail_after=5), "broken"), "right": fake(ScriptedEngine(n=30), "ok")},
-                  MAIA, GenerationSettings(max_new_tokens=30))
+                  MAIA, GenerationSettings(max_new_tokens=30), mode=mode)
     for panes in run:
         pass
     assert panes["left"].status == "error" and "injected failure" in panes["left"].error
@@ -82,22 +86,28 @@ def test_exception_in_one_engine_shows_in_its_pane_and_the_other_finishes():
     assert run.threads_alive == 0
 
 
-def test_stop_ends_both_streams_within_one_second(offline_pair):
-    run = PairRun(offline_pair, MAIA, GenerationSettings(max_new_tokens=4096, fixed_length=True))
+@pytest.mark.parametrize("mode", ["alone", "shared"])
+def test_stop_ends_both_streams_within_one_second(offline_pair, mode):
+    run = PairRun(offline_pair, MAIA, GenerationSettings(max_new_tokens=4096, fixed_length=True), mode=mode)
     stop_at = {}
     threading.Timer(1.0, lambda: (stop_at.setdefault("t", time.perf_counter()), run.stop())).start()
     for panes in run:
         pass
     assert time.perf_counter() - stop_at["t"] < 1.0
     assert {p.status for p in panes.values()} == {"stopped"}
-    assert all(0 < len(p.token_ids) < 4096 for p in panes.values())
+    produced = sorted(len(p.token_ids) for p in panes.values())
+    if mode == "shared":
+        assert all(0 < n < 4096 for n in produced)
+    else:  # the first model was being measured alone; the second never started
+        assert produced[0] == 0 and 0 < produced[1] < 4096
     assert run.threads_alive == 0
 
 
-def test_closing_the_consumer_like_a_disconnect_stops_both_producers():
+@pytest.mark.parametrize("mode", ["alone", "shared"])
+def test_closing_the_consumer_like_a_disconnect_stops_both_producers(mode):
     gates = [ScriptedEngine(n=10_000, delay_s=0.001), ScriptedEngine(n=10_000, delay_s=0.001)]
     run = PairRun({"left": fake(gates[0], "a"), "right": fake(gates[1], "b")}, MAIA,
-                  GenerationSettings(max_new_tokens=4096), refresh_s=0.01)
+                  GenerationSettings(max_new_tokens=4096), mode=mode, refresh_s=0.01)
     stream = iter(run)
     for _ in range(5):
         next(stream)
@@ -105,8 +115,10 @@ def test_closing_the_consumer_like_a_disconnect_stops_both_producers():
     assert run.stop_event.is_set() and run.threads_alive == 0
 
 
-def test_live_stats_report_ttft_and_decode_rate_from_timestamps(offline_pair):
-    run = PairRun(offline_pair, MAIA, GenerationSettings(max_new_tokens=16, fixed_length=True))
+@pytest.mark.parametrize("mode, label", [("auto", "alone, shown on one clock"),
+                                         ("shared", "both at once, sharing one device")])
+def test_pane_stats_report_ttft_and_decode_rate_from_timestamps_and_name_the_mode(offline_pair, mode, label):
+    run = PairRun(offline_pair, MAIA, GenerationSettings(max_new_tokens=16, fixed_length=True), mode=mode)
     for panes in run:
         pass
     for pane in panes.values():
@@ -114,13 +126,14 @@ def test_live_stats_report_ttft_and_decode_rate_from_timestamps(offline_pair):
         assert s.tokens == 16 and s.ttft_s > 0 and s.decode_tok_per_s > 0 and s.memory_bytes > 0
         expected = 15 / (pane.token_times_s[-1] - pane.token_times_s[0])
         assert abs(s.decode_tok_per_s - expected) < 1e-6
-        assert s.label == "live, shared device"
+        assert s.label == label
 
 
-def test_a_producer_that_never_sends_does_not_hang_the_consumer():
+@pytest.mark.parametrize("mode", ["alone", "shared"])
+def test_a_producer_that_never_sends_does_not_hang_the_consumer(mode):
     gate = threading.Event()  # never set by the test: the right engine hangs before its first token
     run = PairRun({"left": fake(ScriptedEngine(n=5), "ok"), "right": fake(ScriptedEngine(gate=gate), "dead")},
-                  MAIA, GenerationSettings(max_new_tokens=5), refresh_s=0.01, stall_timeout_s=0.5)
+                  MAIA, GenerationSettings(max_new_tokens=5), mode=mode, refresh_s=0.01, stall_timeout_s=0.5)
     t0 = time.perf_counter()
     for panes in run:
         pass

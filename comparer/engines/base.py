@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from comparer.arch import ArchitectureCard
+from comparer.memory import module_bytes
 from comparer.settings import GenerationSettings
 
 
@@ -21,6 +22,7 @@ from comparer.settings import GenerationSettings
 class TokenEvent:
     token_id: int
     t_s: float  # time.perf_counter() when the token id reached the host
+    cache_bytes: int | None = None  # bytes the engine's KV cache or SSM state holds after this token
 
 
 @dataclass
@@ -46,11 +48,21 @@ class Engine(ABC):
 
     card: ArchitectureCard
     device: str
+    model = None  # the torch module it computes with, where it has one
 
     @abstractmethod
     def generate(self, prompt_ids: list[int], settings: GenerationSettings,
                  on_token: OnToken | None = None, stop: threading.Event | None = None) -> GenerationResult:
         """Generate after ``prompt_ids``; call ``on_token`` per token; return early once ``stop`` is set."""
+
+    def weight_bytes(self) -> int | None:
+        """Bytes of the weights this engine computes with, as allocated (dtype included)."""
+        return None if self.model is None else module_bytes(self.model)
+
+    def cache_bytes(self) -> int | None:
+        """Bytes its preallocated KV cache or recurrent state holds; None where the engine keeps no
+        such tensors of its own (they come with each token, ``TokenEvent.cache_bytes``)."""
+        return None
 
     def release(self) -> None:
         """Free cached device memory after a failed or cancelled generation (no-op by default)."""

@@ -11,13 +11,18 @@ import threading
 import time
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+from transformers.generation import utils as generation_utils
 from transformers.generation.streamers import BaseStreamer
 
 from comparer.arch import ArchitectureCard
 from comparer.engines.base import Engine, GenerationResult, OnToken, TokenEvent
-from comparer.memory import is_cuda
+from comparer.memory import is_cuda, tensor_bytes
 from comparer.settings import GenerationSettings
+
+
+# generate's name for a cache passed in: "cache" from transformers 5.24 on, "past_key_values" before
+CACHE_KWARG = "cache" if "cache" in getattr(generation_utils, "ALL_CACHE_NAMES", ()) else "past_key_values"
 
 
 class TransformersEngine(Engine):
@@ -30,10 +35,12 @@ class TransformersEngine(Engine):
                  on_token: OnToken | None = None, stop: threading.Event | None = None) -> GenerationResult:
         stop = stop or threading.Event()
         input_ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.model.device)  # (1, seq)
-        streamer = _TimestampStreamer(on_token)
+        cache = _own_cache(self.model.config)  # ours, so each token can report what it holds
+        streamer = _TimestampStreamer(on_token, cache)
         t_start_s = time.perf_counter()
         with torch.inference_mode():
             self.model.generate(input_ids, attention_mask=torch.ones_like(input_ids), streamer=streamer,
+                                **({CACHE_KWARG: cache} if cache is not None else {}),
                                 stopping_criteria=StoppingCriteriaList([_StopOnEvent(stop)]),
                                 **_generate_kwargs(settings, self.model))
         return GenerationResult(streamer.token_ids, t_start_s, streamer.times_s, stopped_early=stop.is_set())
@@ -93,10 +100,11 @@ def _top_p_mask(logits: torch.Tensor, top_p: float) -> torch.Tensor:
 
 
 class _TimestampStreamer(BaseStreamer):
-    """Receives each new token from ``generate``; the first ``put`` is the prompt and is skipped."""
+    """Receives each new token from ``generate``; the first ``put`` is the prompt and is skipped.
+    Each token reports the bytes ``cache`` (the generation's KV cache or SSM state) holds by then."""
 
-    def __init__(self, on_token: OnToken | None):
-        self.on_token = on_token
+    def __init__(self, on_token: OnToken | None, cache: DynamicCache | None = None):
+        self.on_token, self.cache = on_token, cache
         self.token_ids: list[int] = []
         self.times_s: list[float] = []
         self._prompt_seen = False
@@ -110,10 +118,26 @@ class _TimestampStreamer(BaseStreamer):
             self.token_ids.append(token_id)
             self.times_s.append(t_s)
             if self.on_token is not None:
-                self.on_token(TokenEvent(token_id, t_s))
+                self.on_token(TokenEvent(token_id, t_s, cache_tensor_bytes(self.cache)))
 
     def end(self) -> None:
         pass
+
+
+def _own_cache(config) -> DynamicCache | None:
+    """A cache made for ``config``; None where this transformers cannot make one outside ``generate``
+    (then ``generate`` makes its own and the pane's memory label says the cache was computed)."""
+    try:
+        return DynamicCache(config=config)
+    except (TypeError, ValueError):
+        return None
+
+
+def cache_tensor_bytes(cache: DynamicCache | None) -> int | None:
+    """Bytes of every tensor a transformers cache holds (keys and values, or conv and SSM states)."""
+    if cache is None:
+        return None
+    return tensor_bytes([t for layer in cache.layers for t in vars(layer).values() if isinstance(t, torch.Tensor)])
 
 
 class _StopOnEvent(StoppingCriteria):

@@ -23,6 +23,7 @@ from comparer.engines.base import Engine, GenerationResult, OnToken
 from comparer.engines.graphs import capture
 from comparer.engines.mamba_ops import final_norm
 from comparer.engines.stepping import run_steps
+from comparer.memory import tensor_bytes
 from comparer.settings import GenerationSettings
 
 DEFAULT_CHUNK_TOKENS = 8192
@@ -79,6 +80,15 @@ class MambaFastEngine(Engine):
         # per-layer x_proj accumulators of the fused decode kernels (int64 fixed point, zero between uses)
         self.xproj_acc = torch.zeros(n, self.time_step_rank + 2 * self.d_state, dtype=torch.int64,
                                      device=self.device)
+
+    def cache_bytes(self) -> int:
+        """The recurrent state as allocated: conv windows, SSM states, the step's buffers."""
+        return tensor_bytes([self.conv_state, self.ssm_state, self.step_token, self.step_logits, self.xproj_acc])
+
+    def weight_bytes(self) -> int:
+        """The checkpoint's tensors plus the fp32 copies the engine derives from them (dt bias, A, D)."""
+        derived = [t for layer in self.layers for t in vars(layer).values() if isinstance(t, torch.Tensor)]
+        return tensor_bytes([*self.model.parameters(), *self.model.buffers(), *derived])
 
     def _reset_state(self) -> None:
         self.conv_state.zero_()

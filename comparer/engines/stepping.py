@@ -31,6 +31,7 @@ def run_steps(engine, prompt_ids: list[int], settings: GenerationSettings,
     deadline_s = t_start_s + settings.max_time_s if settings.max_time_s else None
     logits = engine.prefill(prompt_ids, settings.max_new_tokens)
     reader = _TokenReader(engine.device)
+    held_b = engine.cache_bytes()  # preallocated: the same after every token
     ids, times = [], []
     while True:
         token = chooser.choose(logits, len(ids))  # (1,) on device
@@ -42,7 +43,7 @@ def run_steps(engine, prompt_ids: list[int], settings: GenerationSettings,
         times.append(time.perf_counter())
         ids.append(token_id)
         if on_token is not None:
-            on_token(TokenEvent(token_id, times[-1]))
+            on_token(TokenEvent(token_id, times[-1], held_b))
         if last or stop.is_set() or chooser.is_final(token_id, len(ids)):
             break
         if deadline_s is not None and times[-1] > deadline_s:

@@ -25,6 +25,7 @@ from comparer.engines import decode_norms as dn
 from comparer.engines.base import Engine, GenerationResult, OnToken
 from comparer.engines.graphs import capture
 from comparer.engines.stepping import run_steps
+from comparer.memory import tensor_bytes
 from comparer.settings import GenerationSettings
 
 DEFAULT_MAX_CONTEXT_TOKENS = 4096
@@ -169,6 +170,13 @@ class TransformerFastEngine(Engine):
             self._alloc(max_context_tokens)
         if cuda_graph and on_cuda and self.use_triton and len(set(self.layer_devices)) == 1:
             self._capture_all()
+
+    def cache_bytes(self) -> int:
+        """The KV cache preallocated for ``max_context_tokens`` (all of it, used or not), the rotary
+        tables on each layer's device and the step's buffers."""
+        tables = [t for pair in self.rope.values() for t in pair]
+        return tensor_bytes([*self.k_cache, *self.v_cache, self.cos, self.sin, *tables, self.step_token,
+                             self.pos, self.length, self.step_logits])
 
     # ---- state -------------------------------------------------------------------------------
     def _alloc(self, tokens: int) -> None:

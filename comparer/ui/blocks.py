@@ -12,10 +12,11 @@ from comparer.ui.review import ReviewService, review_tab, vote_panel
 from comparer.ui.scaling import ScalingService, scaling_tab
 
 INTRO = """# comparer — Mamba vs Transformer, side by side
-Both models get the same prompt and stream **at the same time** on the same device. Live figures are
-timed on the server and labelled *live, shared device*: for rankings, use the **Scaling** tab, where
-each model is measured alone with warm-up excluded. Each pane's card says what actually runs: the
-architecture comes from the model's config, never from its name."""
+Both models get the same prompt, and the race shows **each model's own pace**: on one device they run
+one after the other, each with the device to itself, and both panes play on one clock from one start,
+every token at the moment its model made it (on two GPUs, one model per GPU, both at once). Each strip
+says how its figures were made; the **Scaling** tab measures each model across context lengths. Each
+card says what actually runs: the architecture comes from the model's config, never from its name."""
 
 
 def build_demo(service: CompareService, scaling: ScalingService, reviews: ReviewService,
@@ -58,12 +59,13 @@ def _compare_tab(service: CompareService, default_preset: str) -> dict:
         ui["stop"] = gr.Button("Stop", variant="stop", elem_id="stop-btn", scale=3)
         ui["blind"] = gr.Checkbox(False, label="blind (shuffle sides, hide names until you vote)",
                                   elem_id="blind", scale=2)
+        ui["race"] = gr.Radio(RACE_CHOICES, value="auto", label="race", elem_id="race", scale=3)
     with gr.Row(equal_height=False):
         for side in SIDES:
             with gr.Column():
+                ui[f"{side}_stats"] = gr.Markdown(label=f"{side} stats", elem_id=f"{side}-stats")
                 ui[f"{side}_text"] = gr.Textbox(label=side, lines=9, max_lines=30, interactive=False,
                                                 elem_id=f"{side}-text")
-                ui[f"{side}_stats"] = gr.Markdown(label=f"{side} stats", elem_id=f"{side}-stats")
                 ui[f"{side}_card"] = gr.Markdown(elem_id=f"{side}-card")
     ui.update(vote_panel())
     with gr.Accordion("Raw live stats (JSON) and comparison id", open=False):
@@ -88,6 +90,8 @@ def _settings_panel() -> dict:
             "top_k": top_k, "repetition_penalty": penalty, "seed": seed, "fixed_length": fixed}
 
 
+RACE_CHOICES = [("fair: each model alone, one clock", "auto"), ("both at once: contention", "shared")]
+
 SETTING_NAMES = ("max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "repetition_penalty",
                  "seed", "fixed_length")
 
@@ -99,7 +103,7 @@ def _wire(demo: gr.Blocks, service: CompareService, ui: dict) -> None:
     if service.free_entry:
         ui["custom_load"].click(service.load_custom, inputs=[ui["custom_left"], ui["custom_right"]],
                                 outputs=load_outputs + [ui["preset"]], api_name="load_custom")
-    inputs = [ui["prompt"], *(ui[name] for name in SETTING_NAMES), ui["preset"], ui["blind"]]
+    inputs = [ui["prompt"], *(ui[name] for name in SETTING_NAMES), ui["preset"], ui["blind"], ui["race"]]
     outputs = [ui["left_text"], ui["right_text"], ui["left_stats"], ui["right_stats"], ui["stats_json"],
                ui["comparison_id"]]
     ui["compare"].click(service.pane_headers, inputs=[ui["preset"], ui["blind"]], outputs=load_outputs[:4] + [ui["reveal"]],

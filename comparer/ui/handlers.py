@@ -13,7 +13,8 @@ import gradio as gr
 
 from comparer.live import format_stats_markdown
 from comparer.loading import ModelLoadError
-from comparer.pair import SIDES, PairRun, PaneState, swap_sides
+from comparer import race as race_modes
+from comparer.pair import SIDES, PairRun, PaneState, progress_line, swap_sides
 from comparer.pool import ModelPool
 from comparer.presets import CUSTOM, Preset, custom_preset, load_presets
 from comparer.reviews.store import NewComparison, ReviewStore
@@ -46,20 +47,21 @@ class CompareService:
         self._lock = threading.Lock()
 
     def validate(self, prompt, max_new_tokens=128, do_sample=False, temperature=1.0, top_p=1.0, top_k=0,
-                 repetition_penalty=1.0, seed=0, fixed_length=False, preset=None, blind=False) -> list[dict]:
+                 repetition_penalty=1.0, seed=0, fixed_length=False, preset=None, blind=False,
+                 race=race_modes.AUTO) -> list[dict]:
         """Runs before the request is queued (Gradio's ``validator=``): invalid input queues nothing.
         Returns one ``gr.validate`` per input, the failing one carrying the message."""
         verdicts = [gr.validate(True, "") for _ in COMPARE_INPUTS]
         try:
             self._checked(prompt, max_new_tokens, do_sample, temperature, top_p, top_k, repetition_penalty, seed,
-                          fixed_length, preset, blind)
+                          fixed_length, preset, blind, race)
         except gr.Error as err:
             message = str(err.message if hasattr(err, "message") else err)
             verdicts[_failing_input(message)] = gr.validate(False, message)
         return verdicts
 
     def _checked(self, prompt, max_new_tokens, do_sample, temperature, top_p, top_k, repetition_penalty, seed,
-                 fixed_length, preset, blind) -> tuple[GenerationSettings, str, bool]:
+                 fixed_length, preset, blind, race=race_modes.AUTO) -> tuple[GenerationSettings, str, bool]:
         try:
             check_prompt(prompt)
             flags = [check_flag(n, v) for n, v in (("do_sample", do_sample), ("fixed_length", fixed_length),
@@ -68,6 +70,7 @@ class CompareService:
             raise gr.Error(str(err)) from err
         preset = preset or self.presets[0]
         self._check_preset(preset)
+        _check_race(race)
         settings = _settings(max_new_tokens, flags[0], temperature, top_p, top_k, repetition_penalty, seed,
                              flags[1], self.limits.max_time_s)
         return settings, preset, flags[2]
@@ -101,11 +104,13 @@ class CompareService:
     def compare(self, prompt: str, max_new_tokens: int = 128, do_sample: bool = False,
                 temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
                 repetition_penalty: float = 1.0, seed: int = 0, fixed_length: bool = False,
-                preset: str | None = None, blind: bool = False, request: gr.Request = None) -> Iterator[tuple]:
+                preset: str | None = None, blind: bool = False, race: str = race_modes.AUTO,
+                request: gr.Request = None) -> Iterator[tuple]:
         """Stream both panes: (left text, right text, left stats, right stats, stats JSON, comparison id).
-        In blind mode the sides are shuffled and the models named only after a vote."""
+        In blind mode the sides are shuffled and the models named only after a vote. ``race``: auto
+        (each model alone: in turn on one device, at once on two GPUs) or shared (both at once)."""
         settings, preset, blind = self._checked(prompt, max_new_tokens, do_sample, temperature, top_p, top_k,
-                                                repetition_penalty, seed, fixed_length, preset, blind)
+                                                repetition_penalty, seed, fixed_length, preset, blind, race)
         session = _session_id(request)
         self._rate_check(session)
         swap = blind and random.random() < 0.5
@@ -114,9 +119,9 @@ class CompareService:
             models = swap_sides(models)
         comparison_id = self._record_start(prompt, preset, models, settings, blind)
         if self.gpu_stream is not None:  # ZeroGPU: one GPU task for both models, stopped by cancellation
-            stream = self.gpu_stream(prompt, settings.to_dict(), preset, swap, blind)
+            stream = self.gpu_stream(prompt, settings.to_dict(), preset, swap, blind, race)
         else:
-            run = PairRun(models, prompt, settings)
+            run = PairRun(models, prompt, settings, mode=race)
             self._register(session, run)
             stream = local_stream(run, blind, pane_outputs)
         last = None
@@ -196,7 +201,13 @@ class CompareService:
 
 
 COMPARE_INPUTS = ("prompt", "max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "repetition_penalty",
-                  "seed", "fixed_length", "preset", "blind")
+                  "seed", "fixed_length", "preset", "blind", "race")
+
+
+def _check_race(race) -> None:
+    if race not in race_modes.REQUESTS:
+        raise gr.Error(f"race must be one of {', '.join(race_modes.REQUESTS)} (auto: each model alone), "
+                       f"got {str(race)[:40]!r}.")
 
 
 def _failing_input(message: str) -> int:
@@ -239,11 +250,11 @@ def pane_outputs(panes: dict[str, PaneState], blind: bool = False) -> tuple:
 
 
 def _stats_md(pane: PaneState) -> str:
-    status = pane.status if pane.error is None else f"error — {pane.error}"
+    status = progress_line(pane) if pane.error is None else f"error — {pane.error}"
     warning = f"\n\n⚠️ {pane.warning}" if pane.warning else ""
     return format_stats_markdown(pane.stats, status) + warning
 
 
 def _pane_json(pane: PaneState) -> dict:
     return {"model_id": pane.model_id, "status": pane.status, "error": pane.error, "warning": pane.warning,
-            "prompt_tokens": pane.prompt_tokens, **pane.stats.to_dict()}
+            "prompt_tokens": pane.prompt_tokens, "mode": pane.label, **pane.stats.to_dict()}

@@ -42,14 +42,16 @@ def install(pool, duration_s: int = DEFAULT_DURATION_S) -> Callable | None:
     return spaces.GPU(duration=duration_s)(stream_outputs)
 
 
-def stream_outputs(prompt: str, settings: dict, preset: str, swap: bool, blind: bool) -> Iterator[tuple]:
-    """Both models of ``preset`` on one prompt; yields (left text, right text, left stats, right stats, JSON)."""
+def stream_outputs(prompt: str, settings: dict, preset: str, swap: bool, blind: bool,
+                   race: str = "auto") -> Iterator[tuple]:
+    """Both models of ``preset`` on one prompt, in race mode ``race``; yields (left text, right text,
+    left stats, right stats, JSON)."""
     from comparer.ui.handlers import pane_outputs
 
     models = _POOL.pair(preset)
     if swap:
         models = swap_sides(models)
-    yield from local_stream(PairRun(models, prompt, GenerationSettings(**settings)), blind, pane_outputs)
+    yield from local_stream(PairRun(models, prompt, GenerationSettings(**settings), mode=race), blind, pane_outputs)
 
 
 def local_stream(run: PairRun, blind: bool, to_outputs) -> Iterator[tuple]:
