@@ -1,17 +1,18 @@
 """One comparison: both models on one prompt, in the race mode that ``comparer.race`` resolves.
 
-Producers run in threads and push (side, kind, payload) events into one queue; the consumer applies
-whatever has arrived and yields a snapshot at most every ``refresh_s``.
+Producers run on long-lived lanes (``comparer.lanes``: per-thread CUDA state is made once, at load)
+and push (side, kind, payload) events into one queue; the consumer applies whatever has arrived and
+yields a snapshot every ``refresh_s``.
 
-- ``per-gpu`` / ``shared``: one thread per side, both at once; neither waits for the other (no
+- ``per-gpu`` / ``shared``: one lane per side, both at once; neither waits for the other (no
   round-robin ``next()`` over two generators).
-- ``alone``: one thread runs the sides in turn, so two models never compute at once. The first
+- ``alone``: one lane runs the sides in turn, so two models never compute at once. The first
   side's pane shows its progress while it is measured; from the moment the second side starts, the
   first side's tokens are shown at the offsets at which they were made (``race.shifted``) while the
   second streams live, so both panes run on one clock from one start.
 
 Stop, a closed consumer (client disconnect) or a stalled producer sets the shared stop event; the
-replay freezes where it is, and the threads are joined before the generator returns.
+replay freezes where it is, and the producers' tasks are waited for before the generator returns.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field, replace
 from typing import Iterator
 
 import torch
 
-from comparer import memory, race
+from comparer import lanes, memory, race
 from comparer.live import PaneMemory, PaneStats, pane_stats
 from comparer.loading import LoadedModel
 from comparer.settings import GenerationSettings
@@ -93,7 +96,7 @@ class PairRun:
                                      for side, m in models.items()})
         self._weights_b = {side: m.engine.weight_bytes() for side, m in models.items()}
         self._events: queue.Queue = queue.Queue()
-        self._threads: list[threading.Thread] = []
+        self._tasks: list[Future] = []
         self._frozen_s: float | None = None
 
     def stop(self) -> None:
@@ -105,25 +108,20 @@ class PairRun:
             yield from self._consume()
         finally:
             self.stop_event.set()
-            for thread in self._threads:
-                thread.join(timeout=JOIN_TIMEOUT_S)
+            wait_for(self._tasks, timeout=JOIN_TIMEOUT_S)
 
     @property
     def threads_alive(self) -> int:
-        return sum(t.is_alive() for t in self._threads)
+        """This comparison's producer tasks still running (0 once it has ended)."""
+        return sum(not task.done() for task in self._tasks)
 
     # ---- producers ----------------------------------------------------------------------------
     def _start_producers(self) -> None:
         if self.mode == race.ALONE:
-            self._spawn("comparer-race", self._produce_in_turn)
+            self._tasks.append(lanes.submit(lanes.TURNS, self._produce_in_turn))
             return
         for side in self.models:
-            self._spawn(f"comparer-{side}", self._produce, side)
-
-    def _spawn(self, name: str, target, *args) -> None:
-        thread = threading.Thread(target=target, args=args, daemon=True, name=name)
-        self._threads.append(thread)
-        thread.start()
+            self._tasks.append(lanes.submit(side, self._produce, side))
 
     def _produce_in_turn(self) -> None:
         """Alone mode: the side expected to finish first, then the other; never both at once."""
@@ -134,7 +132,7 @@ class PairRun:
                 self._produce(side)
 
     def _produce(self, side: str) -> None:
-        """Runs in a producer thread; always ends with an 'end' event, even after an error."""
+        """Runs on a lane; always ends with an 'end' event, even after an error."""
         model = self.models[side]
         try:
             _use_device(model.card.device)
@@ -323,7 +321,7 @@ def _memory_kind(device: str, mode: str) -> str:
 
 
 def _use_device(device: str) -> None:
-    """A producer thread computes on its model's GPU (the current device is per thread)."""
+    """A lane computes on its model's GPU (the current device is per thread)."""
     if memory.is_cuda(device):
         torch.cuda.set_device(torch.device(device))
 

@@ -14,6 +14,7 @@ import threading
 
 import torch
 
+from comparer import lanes, memory
 from comparer.loading import LoadedModel, ModelSpec, load_model
 from comparer.pair import SIDES
 from comparer.presets import Preset, get_preset
@@ -62,8 +63,15 @@ WARMUP_PROMPT_TOKENS, WARMUP_NEW_TOKENS = 16, 4
 
 
 def warm_up(model: LoadedModel) -> None:
-    """One short generation at load: lazy initialisation (allocator, first kernels) is paid here,
-    not by the first visitor's figures; its pace is the first hint for the race order."""
+    """A short generation at load on every lane that may run the model (``comparer.lanes``): lazy
+    initialisation (allocator, first kernels, per-thread CUDA handles) is paid here, not by the
+    first visitor's figures; its pace is the first hint for the race order."""
+    lanes.run_on_every_lane(_warm_once, model)
+
+
+def _warm_once(model: LoadedModel) -> None:
+    if memory.is_cuda(model.card.device):
+        torch.cuda.set_device(torch.device(model.card.device))
     ids = list(range(1, WARMUP_PROMPT_TOKENS + 1))  # ids below 17 exist in every vocabulary
     result = model.engine.generate(ids, GenerationSettings(max_new_tokens=WARMUP_NEW_TOKENS, fixed_length=True))
     model.pace = pace_of(result.t_start_s, result.token_times_s)

@@ -82,7 +82,7 @@ def test_no_generation_thread_is_left_running_after_comparisons(app_url):
     client = gradio_client.Client(app_url, verbose=False)
     client.predict("moon", max_new_tokens=8, api_name="/compare")
     time.sleep(0.2)
-    assert not [t for t in threading.enumerate() if t.name.startswith("comparer-")]
+    assert not _generation_threads()
 
 
 def test_scaling_live_sweep_through_the_api_returns_a_record_and_csv(app_url):
@@ -116,7 +116,10 @@ def test_a_client_that_cancels_like_a_closed_tab_stops_both_generations(app_url)
 
 
 def _generation_threads():
-    return [t for t in threading.enumerate() if t.name.startswith("comparer-")]
+    """Generations still running on the lanes (comparer.lanes: long-lived, one task at a time)."""
+    from comparer import lanes
+
+    return lanes.running()
 
 
 def test_ten_blind_comparisons_voted_tallied_and_exported_in_three_formats(app_url):

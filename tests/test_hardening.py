@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from comparer import lanes
 from comparer.presets import get_preset
 from comparer.validation import InputError, check_prompt, prompt_token_limit, trim_prompt_ids
 from tests.test_app_api import _free_port, start_streaming
@@ -137,10 +138,9 @@ def test_fifty_cancels_leave_no_generation_thread_behind(app):
     for i in range(50):
         _submit_and_cancel(client, i)
     deadline = time.time() + 15
-    while time.time() < deadline and ([t for t in threading.enumerate() if t.name.startswith("comparer-")]
-                                       or app.comparer.service.active_runs()):
+    while time.time() < deadline and (lanes.running() or app.comparer.service.active_runs()):
         time.sleep(0.1)
-    assert not [t for t in threading.enumerate() if t.name.startswith("comparer-")]
+    assert lanes.running() == 0 and len([t for t in threading.enumerate() if t.name.startswith("lane-")]) <= 3
     assert app.comparer.service.active_runs() == 0
     assert threading.active_count() <= baseline + 4  # client/server worker pools may grow a little
 
