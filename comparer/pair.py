@@ -34,6 +34,7 @@ from comparer.settings import GenerationSettings
 from comparer.validation import prompt_token_limit, trim_prompt_ids
 
 REFRESH_S = 0.05
+MEASURING_REFRESH_S = 0.25
 STALL_TIMEOUT_S = 120.0
 JOIN_TIMEOUT_S = 5.0
 SIDES = ("left", "right")
@@ -95,6 +96,7 @@ class PairRun:
         self.order = race.run_order({side: race.expected_run_s(m.pace, m.engine.weight_bytes(), settings.max_new_tokens)
                                      for side, m in models.items()})
         self._weights_b = {side: m.engine.weight_bytes() for side, m in models.items()}
+        self._cache_b = {side: m.engine.cache_bytes() for side, m in models.items()}  # preallocated: fixed
         self._events: queue.Queue = queue.Queue()
         self._tasks: list[Future] = []
         self._frozen_s: float | None = None
@@ -189,10 +191,17 @@ class PairRun:
                 self._frozen_s = now_s
             finished = not (open_sides or self._replaying(now_s))
             if now_s >= next_yield_s or finished:
-                next_yield_s = now_s + self.refresh_s
+                next_yield_s = now_s + self._refresh_now_s()
                 yield self._snapshot(now_s)
             if finished:
                 return
+
+    def _refresh_now_s(self) -> float:
+        """While no pane is shown yet (the first model measured alone, only its progress on screen),
+        snapshots come less often: each wake-up takes the GIL from a prefill that launches kernels
+        from Python (Mamba-2.8B's on an H200 is host-bound) and showed in its TTFT."""
+        shown = any(p.shift_s is not None for p in self.panes.values())
+        return self.refresh_s if shown else max(self.refresh_s, MEASURING_REFRESH_S)
 
     def _replaying(self, now_s: float) -> bool:
         """A pane still has tokens due later on the shared clock (and nobody pressed Stop)."""
@@ -303,7 +312,7 @@ class PairRun:
         if self._weights_b[side] is None:
             return None
         shown = pane.cache_bytes[:pane.visible_tokens]
-        cache_b = shown[-1] if shown and shown[-1] is not None else model.engine.cache_bytes()
+        cache_b = shown[-1] if shown and shown[-1] is not None else self._cache_b[side]
         kind = _memory_kind(model.card.device, self.mode)
         if cache_b is None:  # the engine reports none: the card's formula, said so
             context = pane.prompt_tokens + pane.visible_tokens
