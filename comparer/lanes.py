@@ -13,6 +13,7 @@ run one side each when both models run at once (per-gpu and shared modes).
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -22,6 +23,18 @@ ROLES = (TURNS, LEFT, RIGHT)
 _LANES: dict[str, ThreadPoolExecutor] = {}
 _RUNNING: set[Future] = set()
 _LOCK = threading.Lock()
+
+
+def _forget_lanes_in_a_forked_child() -> None:
+    """A forked child (ZeroGPU runs the GPU function in one) has none of the parent's threads: an
+    executor inherited from the parent would queue tasks that no thread ever runs."""
+    global _LOCK
+    _LANES.clear()
+    _RUNNING.clear()
+    _LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_lanes_in_a_forked_child)
 
 
 def submit(role: str, fn, *args) -> Future:

@@ -254,7 +254,7 @@ def init_notes(spec: ModelSpec, config) -> list[str]:
     if not spec.random_weights:
         return []
     return [f"random weights: normal with std {config.initializer_range}"
-            + (" (set for this run; the config says otherwise)" if spec.init_std is not None else " (the config's)")]
+            + (" (set for this run)" if spec.init_std is not None else " (the config's)")]
 
 
 def training_notes(spec: ModelSpec) -> list[str]:

@@ -3,7 +3,7 @@
 run, each model alone through ``comparer.measure.measure_point`` at the same prompt length, then
 writes a record (JSON) and prints the table of pane / alone ratios.
 
-    python scripts/race_fidelity.py --preset offline --device cpu --out assets/benchmarks/cpu-race-fidelity.json
+    python scripts/race_fidelity.py --preset offline --device cpu --out assets/benchmarks/race/cpu-race-fidelity.json
     python3 scripts/race_fidelity.py --preset paper --random-weights --init-std 0.02 --device cuda \\
         --out $OUT/h200-race-fidelity.json
 
@@ -113,7 +113,7 @@ def main(argv=None) -> None:
     settings = GenerationSettings(max_new_tokens=args.new_tokens, fixed_length=True)
     record = {"script": "scripts/race_fidelity.py", "argv": sys.argv[1:], "commit": _commit(),
               "environment": asdict(measure.environment(models["left"].card.device)),
-              "weights": "random, " + models["left"].card.notes[-1] if args.random_weights else "trained",
+              "weights": _weights_note(models["left"].card) if args.random_weights else "trained",
               "cards": {side: m.card.to_dict() for side, m in models.items()}, "rows": [], "races": []}
     for tokens in (int(t) for t in args.prompts.split(",")):
         prompt = prompt_of(models["left"].tokenizer, tokens)
@@ -144,6 +144,10 @@ def _print_rows(rows: list[dict]) -> None:
         floor_s = sum(r["alone_ttft_s"] + (r["tokens"] - 1) / r["alone_decode_tok_per_s"] for r in rows if r["requested"] == "shared")
         print(f"       the two runs alone, back to back (floor of any schedule that never overlaps them): "
               f"{floor_s:.2f} s = {floor_s / walls['shared']:.3f}x both at once")
+
+
+def _weights_note(card) -> str:
+    return "random (untrained): " + next((n for n in card.notes if n.startswith("random weights")), "config's std")
 
 
 def _commit() -> str | None:

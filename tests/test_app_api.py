@@ -38,11 +38,24 @@ def test_compare_endpoint_returns_two_non_empty_texts_and_stats(app_url):
     left, right, left_md, right_md, stats, comparison_id = client.predict(
         "How far away is the moon?", max_new_tokens=12, fixed_length=True, api_name="/compare")
     assert left.strip() and right.strip()
-    assert "time to first token" in left_md and "decode" in right_md
+    assert "TTFT" in left_md and "decode" in right_md and "alone, shown on one clock" in left_md
     assert stats["left"]["model_id"] == "demo-mamba" and stats["right"]["model_id"] == "demo-llama"
+    assert stats["left"]["mode"] == stats["right"]["mode"] == "alone, shown on one clock"
+    assert stats["left"]["weights_bytes"] > 0 and stats["right"]["cache_bytes"] > 0
     assert stats["left"]["tokens"] == stats["right"]["tokens"] == 12
     assert stats["left"]["status"] == stats["right"]["status"] == "done"
     assert len(comparison_id) == 32
+
+
+def test_compare_both_at_once_is_an_explicit_option_named_in_every_pane(app_url):
+    client = gradio_client.Client(app_url, verbose=False)
+    *_, stats, _ = client.predict("How far away is the moon?", max_new_tokens=8, fixed_length=True, race="shared",
+                                  api_name="/compare")
+    assert stats["left"]["mode"] == stats["right"]["mode"] == "both at once, sharing one device"
+    with pytest.raises(Exception):  # not one of the radio's choices: refused before it is queued
+        client.predict("How far away is the moon?", max_new_tokens=8, race="fastest", api_name="/compare")
+    *_, stats, _ = client.predict("How far away is the moon?", max_new_tokens=4, api_name="/compare")
+    assert stats["left"]["status"] == "done"  # and the app keeps serving
 
 
 def test_compare_streams_intermediate_updates(app_url):

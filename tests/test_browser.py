@@ -41,20 +41,45 @@ def test_compare_fills_both_panes_with_stats_then_stop_halts_updates(page, tmp_p
                            "document.querySelector('#right-stats').innerText.includes('done')", timeout=60_000)
     assert _text(page, "left-text") and _text(page, "right-text")
     stats = page.locator("#left-stats").inner_text()
-    assert "time to first token" in stats and "tok/s" in stats
+    assert "TTFT" in stats and "tok/s" in stats and "alone, shown on one clock" in stats
 
     page.get_by_text("Decoding settings").click()
     page.get_by_label("fixed length (min = max new tokens), for speed comparisons").check()
     page.locator("input[aria-label='number input for max new tokens']").fill("1024")
     page.locator("input[aria-label='number input for max new tokens']").press("Enter")
     page.locator("#compare-btn").click()
-    page.wait_for_function("document.querySelector('#left-stats').innerText.includes('generating')", timeout=60_000)
+    page.wait_for_function("document.querySelector('#left-stats').innerText.includes('measuring alone') || "
+                           "document.querySelector('#right-stats').innerText.includes('measuring alone')",
+                           timeout=60_000)
     page.locator("#stop-btn").click()
     page.wait_for_timeout(1000)
     after_stop = (_text(page, "left-text"), _text(page, "right-text"))
     page.wait_for_timeout(1500)
     assert (_text(page, "left-text"), _text(page, "right-text")) == after_stop
     _screenshot(page, tmp_path, "compare.png")
+
+
+def test_both_panes_grow_together_on_one_clock(page, tmp_path):
+    """The fair race: one model is measured alone first (its strip says so), then both panes fill at
+    the same time, each at its own model's pace."""
+    page.get_by_label("fixed length (min = max new tokens), for speed comparisons").uncheck()
+    page.locator("input[aria-label='number input for max new tokens']").fill("160")
+    page.locator("input[aria-label='number input for max new tokens']").press("Enter")
+    page.locator("#prompt textarea").fill("The lighthouse keeper climbed the stairs and")
+    page.locator("#compare-btn").click()
+    samples, saw_measuring = [], False
+    for _ in range(400):
+        strips = page.locator("#left-stats").inner_text() + page.locator("#right-stats").inner_text()
+        saw_measuring |= "measuring alone" in strips
+        samples.append((len(_text(page, "left-text")), len(_text(page, "right-text"))))
+        if strips.count("done") == 2:
+            break
+        page.wait_for_timeout(50)
+    final = samples[-1]
+    both_partial = [s for s in samples if 0 < s[0] < final[0] and 0 < s[1] < final[1]]
+    assert saw_measuring and final[0] > 0 and final[1] > 0
+    assert len(both_partial) >= 2, samples  # both texts were growing at the same moments
+    _screenshot(page, tmp_path, "race.png")
 
 
 def test_scaling_plot_renders_the_stored_h200_runs(page, tmp_path):
