@@ -93,9 +93,9 @@ class PairRun:
         self.stop_event = stop_event or threading.Event()
         self.panes = {side: PaneState(side, m.spec.model_id, race.mode_label(self.mode, self.placements[side]),
                                       settings.max_new_tokens) for side, m in models.items()}
-        self.order = race.run_order({side: race.expected_run_s(m.pace, m.engine.weight_bytes(), settings.max_new_tokens)
-                                     for side, m in models.items()})
         self._weights_b = {side: m.engine.weight_bytes() for side, m in models.items()}
+        self.order = race.run_order({side: race.expected_run_s(m.pace, self._weights_b[side], settings.max_new_tokens)
+                                     for side, m in models.items()})
         self._cache_b = {side: m.engine.cache_bytes() for side, m in models.items()}  # preallocated: fixed
         self._events: queue.Queue = queue.Queue()
         self._tasks: list[Future] = []

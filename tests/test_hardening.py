@@ -85,6 +85,9 @@ class BrokenEngine:
     def release(self):
         self.released += 1
 
+    def __getattr__(self, name):  # everything else (weights and cache bytes, model) is the real engine's
+        return getattr(self.inner, name)
+
 
 def test_a_failure_in_one_engine_shows_in_its_pane_and_the_other_finishes(app):
     models = app.comparer.pool.pair("offline")

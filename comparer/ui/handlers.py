@@ -257,4 +257,5 @@ def _stats_md(pane: PaneState) -> str:
 
 def _pane_json(pane: PaneState) -> dict:
     return {"model_id": pane.model_id, "status": pane.status, "error": pane.error, "warning": pane.warning,
-            "prompt_tokens": pane.prompt_tokens, "mode": pane.label, **pane.stats.to_dict()}
+            "prompt_tokens": pane.prompt_tokens, "mode": pane.label, "produced_tokens": len(pane.token_ids),
+            **pane.stats.to_dict()}
