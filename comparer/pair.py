@@ -8,7 +8,7 @@ yields a snapshot every ``refresh_s``.
   round-robin ``next()`` over two generators).
 - ``alone``: one lane runs the sides in turn, so two models never compute at once. The first
   side's pane shows its progress while it is measured; from the moment the second side starts, the
-  first side's tokens are shown at the offsets at which they were made (``race.shifted``) while the
+  first side's tokens are shown at the offsets at which they were made (``PaneState.token_times_s``) while the
   second streams live, so both panes run on one clock from one start.
 
 Stop, a closed consumer (client disconnect) or a stalled producer sets the shared stop event; the

@@ -19,7 +19,6 @@ Everything here is pure (no threads, no torch): the pair code in ``comparer.pair
 from __future__ import annotations
 
 import bisect
-import json
 from dataclasses import dataclass
 
 ALONE, PER_GPU, SHARED = "alone", "per-gpu", "shared"
@@ -101,16 +100,10 @@ def pace_of(t_start_s: float, token_times_s: list[float]) -> Pace | None:
     return Pace(token_times_s[0] - t_start_s, span_s / (len(token_times_s) - 1))
 
 
-def shifted(token_times_s: list[float], t_start_s: float, t_origin_s: float) -> list[float]:
-    """Token times of a run that started at ``t_start_s``, moved onto a clock starting at ``t_origin_s``:
-    each token keeps its offset from its own run's start exactly."""
-    return [t_origin_s + (t - t_start_s) for t in token_times_s]
-
-
 def visible(token_times_s: list[float], now_s: float) -> int:
     """How many tokens are due on the shared clock at ``now_s`` (the list is in order)."""
     return bisect.bisect_right(token_times_s, now_s)
 
 
 def placement_of(card) -> Placement:
-    return Placement.of(card.device, card.device_map if isinstance(card.device_map, str) else json.dumps(card.device_map))
+    return Placement.of(card.device, card.device_map)
