@@ -26,6 +26,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preset", required=True, help="offline, small, paper or seed")
     parser.add_argument("--random-weights", action="store_true",
                         help="exact configs from assets/configs with random weights (no download)")
+    parser.add_argument("--init-std", type=float, default=0.02,
+                        help="std of the random weights (0.02: a random fp16 Mamba stays finite; the configs' 0.1 "
+                             "overflows); named on each card")
     parser.add_argument("--contexts", default="512,2048", help="comma-separated prompt lengths in tokens")
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
@@ -55,11 +58,12 @@ def weights_label(preset: Preset, random_weights: bool) -> str:
 
 def run_bench(preset_name: str, contexts: list[int], new_tokens: int, repeats: int, random_weights: bool,
               device: str | None = None, sides: tuple[str, ...] = ("left", "right"),
-              progress: Callable[[int, int, str], None] | None = None, engine: str = "hf") -> BenchRecord:
+              progress: Callable[[int, int, str], None] | None = None, engine: str = "hf",
+              init_std: float | None = None) -> BenchRecord:
     """Measure each chosen model of the preset alone, freeing it before loading the next."""
     device = device or default_device()
     preset = get_preset(preset_name)
-    specs = dict(zip(("left", "right"), preset_specs(preset, random_weights)))
+    specs = dict(zip(("left", "right"), preset_specs(preset, random_weights, init_std)))
     record = new_record(preset_name, weights_label(preset, random_weights), device, contexts, new_tokens, repeats)
     counter = PointCounter(len(sides) * len(contexts), progress)
     for side in sides:
@@ -96,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         record = run_bench(args.preset, contexts, args.new_tokens, args.repeats, args.random_weights,
-                           args.device, sides, progress, engine=args.engine)
+                           args.device, sides, progress, engine=args.engine,
+                           init_std=args.init_std if args.random_weights else None)
     except (ModelLoadError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -84,8 +84,8 @@ def load_model(spec: ModelSpec, device: str | None = None, dtype: torch.dtype | 
 
     ``engine``: 'hf' = transformers generate (the default: the verified reference); 'fast' =
     comparer's engines (Mamba-1, GPT-NeoX, Llama: preallocated state, CUDA graphs on CUDA);
-    'auto' = fast where its kernels exist (CUDA with mamba-ssm for Mamba, with Triton for
-    Transformers; on the CPU the compiled C scan for Mamba), else hf. ``max_context_tokens`` sizes
+    'auto' = fast where its kernels exist (CUDA with mamba-ssm's or else comparer's Triton kernels for
+    Mamba, with Triton for Transformers; on the CPU the compiled C scan for Mamba), else hf. ``max_context_tokens`` sizes
     the fast Transformer's KV cache.
     ``max_memory`` (accelerate's per-device caps, e.g. {0: "70GiB", 1: "70GiB"}) splits a model that
     does not fit one GPU; the fast Transformer engine runs split layers eagerly on each GPU, and falls

@@ -5,7 +5,7 @@ exact configs, fp16, batch 1 (speed does not depend on weight values).
 
     python scripts/tune_mamba_kernels.py --configs mamba-2.8b,mamba-130m
     python scripts/tune_mamba_kernels.py --configs mamba-2.8b --tiles
-    python scripts/tune_mamba_kernels.py --configs mamba-2.8b --scan   # prefill: Triton scan vs mamba-ssm's
+    python scripts/tune_mamba_kernels.py --configs mamba-2.8b --scan   # prefill: Triton ops vs mamba-ssm's
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from comparer.engines import mamba_carry, mamba_decode, mamba_scan
 from comparer.engines.mamba_fast import MambaFastEngine
-from comparer.engines.mamba_ops import KernelOps
+from comparer.engines.mamba_ops import KernelOps, TritonOps
 from comparer.loading import load_bundled_config
 
 # module settings of mamba_decode to try, each on top of the defaults
@@ -132,28 +132,48 @@ def tiles_round_two(model, name: str) -> None:
 
 
 # --scan: (channels per program, time steps per tile, warps) of the Triton prefill scan
-SCAN_BLOCKS = [(4, 64, 4), (2, 64, 4), (8, 64, 8), (4, 32, 4), (4, 128, 8), (2, 128, 4), (8, 32, 4), (4, 64, 8),
-               (1, 128, 4), (2, 32, 2)]
+SCAN_BLOCKS = [(4, 256, 4), (2, 256, 2), (1, 256, 1), (4, 128, 4), (8, 128, 8), (2, 128, 2), (1, 128, 1),
+               (8, 256, 8), (2, 512, 2), (4, 512, 4), (1, 512, 1), (16, 64, 8)]
+
+
+def scan_call_ms(d: int, n: int, cols: int, rank: int = 160, repeats: int = 20) -> float:
+    """Milliseconds per call of the Triton scan alone on one prefill chunk at the engine's layout."""
+    g = torch.Generator(device="cuda").manual_seed(0)
+    xz = torch.randn(2 * d, cols, device="cuda", generator=g, dtype=torch.float16)
+    xdbl = torch.randn(rank + 2 * n, cols, device="cuda", generator=g, dtype=torch.float16)
+    dt = torch.randn(d, cols, device="cuda", generator=g, dtype=torch.float16) - 2
+    A, D, bias = -torch.rand(d, n, device="cuda") - 0.1, torch.ones(d, device="cuda"), torch.zeros(d, device="cuda")
+    state = torch.zeros(d, n, device="cuda")
+    args = (xz[:d], dt, A, xdbl[rank:rank + n], xdbl[rank + n:], D, xz[d:], bias, state)
+    mamba_scan.scan(*args, seq=cols - 5)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        mamba_scan.scan(*args, seq=cols - 5)
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / repeats * 1e3
 
 
 def scan_sweep(model, name: str, context: int) -> None:
-    """Prefill seconds and extra peak at ``context`` tokens: mamba-ssm's scan + the carry kernel, then the
-    Triton scan at each block setting; a kernel profile of the best."""
+    """Prefill seconds and extra peak at ``context`` tokens: mamba-ssm's scan + the carry kernel (the kit),
+    then comparer's Triton ops (no mamba-ssm) at each scan block setting; a kernel profile of the best."""
     ids = [int(i) for i in torch.randint(0, 50000, (context,))]
-    engine = MambaFastEngine(model, None, KernelOps(triton_scan=False), cuda_graph=False)
+    cfg = model.config
+    engine = MambaFastEngine(model, None, KernelOps(), cuda_graph=False)
     seconds, extra_gib = prefill_s(engine, ids)
     print(f"{name} prefill {context}: mamba-ssm scan + carry: {seconds:.3f} s, extra peak {extra_gib:.2f} GiB", flush=True)
     defaults, best = (mamba_scan.BLOCK_D, mamba_scan.BLOCK_T, mamba_scan.WARPS), (float("inf"), None)
     for blocks in SCAN_BLOCKS:
         mamba_scan.BLOCK_D, mamba_scan.BLOCK_T, mamba_scan.WARPS = blocks
-        engine = MambaFastEngine(model, None, KernelOps(triton_scan=True), cuda_graph=False)
+        call_ms = scan_call_ms(cfg.intermediate_size, cfg.state_size, min(context, 8192), int(cfg.time_step_rank))
+        engine = MambaFastEngine(model, None, TritonOps(), cuda_graph=False)
         seconds, extra_gib = prefill_s(engine, ids)
-        print(f"{name} prefill {context}: Triton scan, channels x steps x warps {blocks}: {seconds:.3f} s, "
-              f"extra peak {extra_gib:.2f} GiB", flush=True)
+        print(f"{name} prefill {context}: Triton ops, scan channels x steps x warps {blocks}: {seconds:.3f} s "
+              f"(scan {call_ms:.3f} ms per chunk and layer), extra peak {extra_gib:.2f} GiB", flush=True)
         best = min(best, (seconds, blocks))
     print(f"{name} best Triton scan setting: {best[1]} ({best[0]:.3f} s)", flush=True)
     mamba_scan.BLOCK_D, mamba_scan.BLOCK_T, mamba_scan.WARPS = best[1]
-    engine = MambaFastEngine(model, None, KernelOps(triton_scan=True), cuda_graph=False)
+    engine = MambaFastEngine(model, None, TritonOps(), cuda_graph=False)
     engine.prefill(ids)
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         engine.prefill(ids)

@@ -242,9 +242,10 @@ class CScanOps(TorchOps):
             raise RuntimeError(f"the CPU scan could not be compiled: {_MODULE['error']}")
         self.compile_s = _MODULE["compile_s"]
 
-    def chunk_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int):
+    def chunk_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int, valid: int | None = None):
         """One Mamba mixer over a prefill chunk. normed: (1, seq, hidden); conv_state (1, d, width) and
-        ssm_state (1, d, n) are updated in place. Tensors not in fp32 take the PyTorch path."""
+        ssm_state (1, d, n) are updated in place. Tensors not in fp32 take the PyTorch path. ``valid``:
+        always the whole chunk here (pad_to 1)."""
         if any(t.dtype != torch.float32 for t in (normed, layer.in_proj, conv_state)):
             return super().chunk_mixer(layer, normed, conv_state, ssm_state, time_step_rank)
         seq, d = normed.shape[1], layer.A.shape[0]

@@ -92,6 +92,11 @@ if triton is not None:
         cols = tl.arange(0, BLOCK)
         live = cols < N
         w = tl.load(w_ptr + cols, mask=live, other=0.0)
+        row = tl.program_id(0).to(tl.int64) * N  # one program per row (a prefill chunk; decode has one)
+        delta_ptr += row
+        res_in_ptr += row
+        res_out_ptr += row
+        y_ptr += row
         _after_previous(PDL)
         if Z > 0:
             tl.store(zero_ptr + tl.arange(0, BZ), tl.zeros([BZ], dtype=tl.int64), mask=tl.arange(0, BZ) < Z)
@@ -315,6 +320,22 @@ def add_rms(delta, residual, weight, eps: float, residual_in_fp32: bool, zero=No
                           BLOCK=triton.next_power_of_2(n), Z=z, BZ=triton.next_power_of_2(max(z, 1)),
                           PARTS=parts, FINAL=final, num_warps=ADD_RMS_WARPS if n >= 2048 else 4,
                           **_launch(delta))
+    return y, res_out
+
+
+def add_rms_rows(delta, residual, weight, eps: float, residual_in_fp32: bool):
+    """add_rms for a prefill chunk: delta (1, rows, hidden) contiguous, residual likewise or None; one
+    program per row, in the dtypes of TorchOps.add_norm (mamba-ssm's fused norm where it is installed)."""
+    rows, n = delta.shape[-2], delta.shape[-1]
+    res_dtype = torch.float32 if residual_in_fp32 else weight.dtype
+    if residual is None and delta.dtype == res_dtype:
+        res_out = delta  # the first layer: the residual is the embedding itself, as in TorchOps
+    else:
+        res_out = torch.empty(delta.shape, dtype=res_dtype, device=delta.device)
+    y = torch.empty(delta.shape, dtype=weight.dtype, device=delta.device)
+    _add_rms_kernel[(rows,)](delta, residual if residual is not None else delta, res_out, weight, y, res_out, N=n,
+                             eps=eps, HAS_RES=residual is not None, BLOCK=triton.next_power_of_2(n), Z=0, BZ=1,
+                             PARTS=0, FINAL=False, num_warps=ADD_RMS_WARPS if n >= 2048 else 4, PDL=False)
     return y, res_out
 
 

@@ -65,7 +65,7 @@ class MambaFastEngine(Engine):
         self.layers = [_Layer.from_block(b) for b in backbone.layers]
         with torch.inference_mode():
             self._alloc_state(int(cfg.intermediate_size), int(cfg.conv_kernel))
-            ops.prepare(self.dtype, self.d_state)
+            ops.prepare(self.dtype, self.d_state, layer=self.layers[0])
         self.graph, self.capture_s = None, 0.0
         if cuda_graph:
             self._capture()
@@ -108,11 +108,16 @@ class MambaFastEngine(Engine):
         self._reset_state()
         ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.device)  # (1, seq)
         for start in range(0, ids.shape[1], self.chunk_tokens):
-            delta, residual = F.embedding(ids[:, start:start + self.chunk_tokens], self.embed), None
+            chunk = ids[:, start:start + self.chunk_tokens]
+            valid = chunk.shape[1]
+            # padding at the end changes nothing before it (causal); the ops carry the states from `valid`
+            chunk = F.pad(chunk, (0, -valid % self.ops.pad_to))
+            delta, residual = F.embedding(chunk, self.embed), None
             for i, layer in enumerate(self.layers):
                 normed, residual = self.ops.add_norm(delta, residual, layer.norm_w, self.eps, self.residual_in_fp32)
-                delta = self.ops.chunk_mixer(layer, normed, self.conv_state[i], self.ssm_state[i], self.time_step_rank)
-        return self._logits(delta[:, -1], residual[:, -1])
+                delta = self.ops.chunk_mixer(layer, normed, self.conv_state[i], self.ssm_state[i], self.time_step_rank,
+                                             valid)
+        return self._logits(delta[:, valid - 1], residual[:, valid - 1])
 
     # ---- decode ------------------------------------------------------------------------------
     def _step(self) -> None:

@@ -26,9 +26,12 @@ class TorchOps:
     # copy of x @ W^T (measured on the CPU, where this class is the fallback without a C compiler).
     channel_major_in_proj = True
 
-    def chunk_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int):
+    pad_to = 1  # prefill chunks are padded to a multiple of this many tokens (TritonOps: aligned rows)
+
+    def chunk_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int, valid: int | None = None):
         """One Mamba mixer over a prefill chunk, channel-major as the CUDA kernels want it.
-        normed: (1, seq, hidden); conv_state (1, d, width) and ssm_state (1, d, n) are updated in place."""
+        normed: (1, seq, hidden); conv_state (1, d, width) and ssm_state (1, d, n) are updated in place.
+        ``valid``: the chunk's real tokens (the rest is padding), always all of them with pad_to 1."""
         if self.channel_major_in_proj:  # (1, 2*d_inner, seq) computed as W @ x^T: no transposed copy
             xz = torch.mm(layer.in_proj, normed[0].t()).unsqueeze(0)
         else:
@@ -49,8 +52,9 @@ class TorchOps:
         ssm_state.copy_(new_ssm_state)
         return F.linear(y.transpose(1, 2), layer.out_proj)
 
-    def prepare(self, dtype: torch.dtype, d_state: int) -> None:
-        """Compile what the model's dtype needs, at load (nothing to compile here)."""
+    def prepare(self, dtype: torch.dtype, d_state: int, layer=None) -> None:
+        """Compile what the model's dtype needs, at load (nothing to compile here). ``layer``: the
+        first layer, whose conv width and bias the kernels are compiled for."""
 
     def decode_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool, zero=None):
         """``zero``: scratch the fused kernels clear here (unused by this class)."""
@@ -181,24 +185,19 @@ class FusedDecodeMixin:
 
 class KernelOps(FusedDecodeMixin, TorchOps):
     """mamba-ssm's selective scan (from a zero state, then the carry kernel) and causal-conv1d's conv for
-    the prefill (CUDA only; with ``triton_scan=True`` comparer's Triton scan from the carried state, which
-    needs no carry but measured 2.5x slower, see mamba_scan); the decode step through comparer's Triton
-    kernels, or mamba-ssm's state update with ``fused_decode=False``."""
+    the prefill (CUDA only); the decode step through comparer's Triton kernels, or mamba-ssm's state
+    update with ``fused_decode=False``. (TritonOps below needs neither package.)"""
 
     name = "mamba-ssm + causal-conv1d kernels"
-    triton_scan = False
     # W @ x^T here too: Mamba-2.8B's 32K prefill 0.98 -> 0.86 s and 0.08 GiB less peak on the H200
     # (assets/benchmarks/h200-mamba-prefill-tuning.txt)
     channel_major_in_proj = True
     compiled_what = "Triton chunk-carry kernel"
 
-    def __init__(self, fused_decode: bool = True, triton_scan: bool = False):
+    def __init__(self, fused_decode: bool = True):
         from comparer.engines.decode_attention import triton_available
 
         self.fused_decode = fused_decode and triton_available()  # else mamba-ssm's state update
-        self.triton_scan = triton_scan and triton_available()  # else mamba-ssm's scan + the carry kernel
-        if self.triton_scan:
-            self.name, self.compiled_what = "causal-conv1d + Triton selective scan", "Triton selective-scan kernel"
         from causal_conv1d import causal_conv1d_fn, causal_conv1d_update
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
         from mamba_ssm.ops.triton.selective_state_update import selective_state_update
@@ -208,14 +207,14 @@ class KernelOps(FusedDecodeMixin, TorchOps):
         self.compile_s = None
         self.fused_norm = self._check_fused_norm()
 
-    def prepare(self, dtype: torch.dtype, d_state: int) -> None:
+    def prepare(self, dtype: torch.dtype, d_state: int, layer=None) -> None:
         """Compile the prefill's Triton kernel for this dtype now, not inside the first long prefill."""
         import time
 
-        from comparer.engines import mamba_carry, mamba_scan
+        from comparer.engines import mamba_carry
 
         t0 = time.perf_counter()
-        (mamba_scan if self.triton_scan else mamba_carry).warm_up(dtype, d_state)
+        mamba_carry.warm_up(dtype, d_state)
         torch.cuda.synchronize()
         self.compile_s = time.perf_counter() - t0
 
@@ -258,10 +257,6 @@ class KernelOps(FusedDecodeMixin, TorchOps):
         return self._conv_update(x, conv_state, weight, bias, activation="silu")
 
     def scan(self, u, dt, A, B, C, D, z, dt_bias, h0, block: int = 32):
-        if self.triton_scan:
-            from comparer.engines import mamba_scan
-
-            return mamba_scan.scan_batch(u, dt, A, B, C, D, z, dt_bias, h0)
         u, dt, B, C, z = (t.contiguous() for t in (u, dt, B, C, z))
         y, last = self._scan_fn(u, dt, A, B, C, D, z, dt_bias, delta_softplus=True, return_last_state=True)
         if h0 is None or not bool(h0.any()):
@@ -272,3 +267,66 @@ class KernelOps(FusedDecodeMixin, TorchOps):
 
     def step(self, state, x, dt, A, B, C, D, z, dt_bias):
         return self._state_update(state, x, dt, A, B, C, D, z=z, dt_bias=dt_bias, dt_softplus=True)
+
+
+class TritonOps(FusedDecodeMixin, TorchOps):
+    """Mamba-1 on any CUDA GPU with Triton alone (it ships with torch): comparer's selective scan from
+    the carried state (mamba_scan), causal conv (mamba_conv) and row-wise add+RMSNorm for the prefill,
+    the fused decode step of KernelOps. Why: mamba-ssm and causal-conv1d need a CUDA compiler or a
+    wheel built for the exact torch, CUDA and Python (ZeroGPU has neither), and without them Mamba fell
+    back to a path ten times slower than the Transformer's Triton engine beside it.
+
+    The prefill works on chunks padded to a multiple of PAD tokens (the engine pads, see pad_to), so
+    every row the kernels read is 16-byte aligned: vectorised loads whatever the prompt length."""
+
+    name = "Triton selective scan + causal conv (no mamba-ssm)"
+    compiled_what = "Triton prefill kernels (scan, conv, norm)"
+    fused_norm = True
+    channel_major_in_proj = True
+
+    def __init__(self, fused_decode: bool = True):
+        from comparer.engines import mamba_scan
+        from comparer.engines.decode_attention import triton_available
+
+        if not triton_available():
+            raise RuntimeError("Triton is not installed")
+        self.fused_decode = fused_decode
+        self.pad_to = mamba_scan.PAD
+        self.compile_s = None
+
+    def prepare(self, dtype: torch.dtype, d_state: int, layer=None) -> None:
+        """Compile the prefill's kernels for this dtype now, not inside the first prefill."""
+        import time
+
+        from comparer.engines import mamba_conv, mamba_decode, mamba_scan
+
+        device = layer.A.device if layer is not None else torch.device("cuda")
+        t0 = time.perf_counter()
+        mamba_scan.warm_up(dtype, d_state, device)
+        width, bias = (layer.conv_w.shape[-1], layer.conv_b is not None) if layer is not None else (4, True)
+        mamba_conv.warm_up(dtype, width, bias, device)
+        rows = torch.zeros(1, 2, 64, dtype=dtype, device=device)
+        mamba_decode.add_rms_rows(rows, None, torch.ones(64, dtype=dtype, device=device), 1e-5, True)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        self.compile_s = time.perf_counter() - t0
+
+    def add_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool):
+        from comparer.engines import mamba_decode
+
+        return mamba_decode.add_rms_rows(delta, residual, weight, eps, residual_in_fp32)
+
+    def chunk_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int, valid: int | None = None):
+        """As TorchOps.chunk_mixer, every product written channel-major ((rows, cols) with cols a
+        multiple of PAD), the conv and the scan run to step ``valid`` and carry the states from there."""
+        from comparer.engines import mamba_conv, mamba_scan
+
+        xz = torch.mm(layer.in_proj, normed[0].t())  # (2 * d_inner, cols)
+        d, n = layer.A.shape
+        u, last = mamba_conv.conv(xz[:d], conv_state[0], layer.conv_w, layer.conv_b, valid)
+        conv_state[0].copy_(last)
+        xdbl = torch.mm(layer.x_proj, u)  # (dt_rank + 2n, cols)
+        dt = torch.mm(layer.dt_proj, xdbl[:time_step_rank])  # (d_inner, cols)
+        y = mamba_scan.scan(u, dt, layer.A, xdbl[time_step_rank:time_step_rank + n], xdbl[time_step_rank + n:],
+                            layer.D, xz[d:], layer.dt_bias, ssm_state[0], valid)
+        return F.linear(y.t(), layer.out_proj)[None]  # (1, cols, hidden)

@@ -1,22 +1,23 @@
 """Mamba-1's selective scan over a prefill chunk in one Triton kernel that starts from a given state.
 
-Why: mamba-ssm's scan kernel has no initial-state input, so every prefill chunk after the first
-needed a second kernel to add the carried state's contribution (mamba_carry), and its inputs had to
-be made contiguous first. On the H200 at 32K tokens (Mamba-2.8B) the scan took 0.22 s, the carry
-~0.12 s and the copies around them ~0.1 s of a 0.81 s prefill, while the arithmetic floor (one exp per
-channel, state and token: 2.7 G per layer) is ~0.04 s. Here one program per block of channels walks
-the chunk tile by tile: softplus(dt + bias), exp(delta * A), a parallel first-order scan along each
-tile (tl.associative_scan), the C contraction, the D skip and the SiLU gate, and it carries the state
-from tile to tile in registers; it reads u and z in place (row strides given) and updates the state
-tensor in place. Same math and dtypes as mamba-ssm's kernel (fp32 inside, one rounding of y).
+Why: without mamba-ssm (no CUDA compiler on ZeroGPU, no prebuilt wheel for most torch / CUDA /
+Python combinations) Mamba fell back to transformers' per-token Python scan, 250x slower to start
+than with the kernels, while the Transformer beside it kept its Triton engine: the race measured
+the install, not the architecture. Triton ships with torch, so this kernel runs wherever the GPU
+Transformer engine does. It also starts from the carried state, which mamba-ssm's scan cannot
+(comparer added a second kernel for the carry there).
 
-Status: correct (interpreter test; on the H200 the engine with it gave transformers' 64 greedy fp32 tokens,
-assets/benchmarks/h200-gpu-tests-scan.log) but 2.5x slower than mamba-ssm's scan (2.19 ms per 8K-token chunk
-and layer of Mamba-2.8B at the best setting swept, 0.56 s for 32K), so it is off by default
-(KernelOps(triton_scan=True) turns it on). A faster version needs the time axis laid out within threads
-rather than the associative scan across them. (That measurement also wrote in_proj's output after halo
-columns for the conv, whose unaligned leading dimension sent cuBLAS to a slow kernel; the prefill now
-reaches the scan without that layout or any copy, so the option was not re-measured since.)
+Layout (the reason a first version, with (channels, states, steps) tiles, ran 2.5x slower than
+mamba-ssm): one program per block of ``BD`` channels walks the chunk in tiles of ``BT`` steps;
+per tile it computes softplus(dt + bias) and delta * u once, then for each of the N states (an
+unrolled loop) exp(delta * A), a first-order scan along time (tl.associative_scan: eight steps per
+thread in registers, then warp shuffles), the C contraction into y and the carry of that state's
+last value. Every tensor is (channels, steps), so no layout conversions happen inside the loop.
+The loads must be vectorised for this layout: the engine pads each chunk to a multiple of 16
+columns (``PAD``), so every row starts 16-byte aligned whatever the prompt length. ``seq`` (the
+valid steps) is the only unspecialised argument: past it delta is 0 (decay 1, drive 0), so the
+state carried out is the last valid step's. Same math and dtypes as mamba-ssm's kernel (fp32
+inside, one rounding of y).
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ import torch.nn.functional as F
 
 from comparer.engines.decode_attention import triton
 
-# the fastest of the H200 sweep (scripts/tune_mamba_kernels.py --scan)
-BLOCK_D = 2  # channels per program
-BLOCK_T = 32  # time steps per tile
-WARPS = 2
+PAD = 16  # columns every prefill row is padded to a multiple of (aligned, vectorised loads)
+# channels per program, steps per tile, warps (one channel per warp); tuned on the H200
+# (scripts/tune_mamba_kernels.py --scan, assets/benchmarks/h200-mamba-scan-tuning.txt)
+BLOCK_D = 4
+BLOCK_T = 256
+WARPS = 4
 
 if triton is not None:
     import triton.language as tl
@@ -39,93 +42,98 @@ if triton is not None:
         """h -> a2 * (a1 * h + b1) + b2: two steps of h_t = a_t h_{t-1} + b_t as one."""
         return a1 * a2, a2 * b1 + b2
 
-    # z starts d rows and B, C dt_rank rows into their tensors: their alignment, like the strides, can follow
-    # the chunk length, so none may pick a compiled variant (one binary for any prompt length)
-    @triton.jit(do_not_specialize=["u_ptr", "b_ptr", "c_ptr", "z_ptr", "seq", "u_stride", "dt_stride", "bc_stride",
-                                   "z_stride"])
-    def _scan_kernel(u_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, d_ptr, z_ptr, dtb_ptr, h_ptr, y_ptr, seq, u_stride,
+    @triton.jit(do_not_specialize=["seq"])
+    def _scan_kernel(u_ptr, dt_ptr, a_ptr, b_ptr, c_ptr, d_ptr, z_ptr, dtb_ptr, h_ptr, y_ptr, seq, cols, u_stride,
                      dt_stride, bc_stride, z_stride, DIM: tl.constexpr, N: tl.constexpr, BD: tl.constexpr,
                      BT: tl.constexpr):
         ch = (tl.program_id(0) * BD + tl.arange(0, BD)).to(tl.int64)  # ch * stride may pass 2^31
         cm = ch < DIM
-        n = tl.arange(0, N)
-        state_at = ch[:, None] * N + n[None, :]
-        a = tl.load(a_ptr + state_at, mask=cm[:, None], other=0.0) * 1.4426950408889634  # exp(x) = exp2(x log2 e)
-        h = tl.load(h_ptr + state_at, mask=cm[:, None], other=0.0)
+        ns = tl.arange(0, N)
+        h = tl.load(h_ptr + ch[:, None] * N + ns[None, :], mask=cm[:, None], other=0.0)  # (BD, N) fp32
         d_skip = tl.load(d_ptr + ch, mask=cm, other=0.0)
         bias = tl.load(dtb_ptr + ch, mask=cm, other=0.0)
         steps = tl.arange(0, BT)
         t0 = 0
-        while t0 < seq:  # (a while loop: Triton's interpreter cannot range() over a runtime int with numpy 2)
-            t = t0 + steps
-            tm = t < seq
+        while t0 < cols:  # (a while loop: Triton's interpreter cannot range() over a runtime int with numpy 2)
+            t = tl.multiple_of(t0, BT) + steps
+            tm = t < cols  # cols is a multiple of 16: whole vectors are in or out
             live = cm[:, None] & tm[None, :]
             delta = tl.load(dt_ptr + ch[:, None] * dt_stride + t[None, :], mask=live, other=0.0).to(tl.float32)
             delta += bias[:, None]
-            delta = tl.where(live, tl.where(delta <= 20.0, tl.log(tl.exp(delta) + 1.0), delta), 0.0)
+            delta = tl.where(delta <= 20.0, tl.log(tl.exp(delta) + 1.0), delta)
+            delta = tl.where(live & (t[None, :] < seq), delta, 0.0)
             u = tl.load(u_ptr + ch[:, None] * u_stride + t[None, :], mask=live, other=0.0).to(tl.float32)
-            b = tl.load(b_ptr + n[:, None] * bc_stride + t[None, :], mask=tm[None, :], other=0.0).to(tl.float32)
-            c = tl.load(c_ptr + n[:, None] * bc_stride + t[None, :], mask=tm[None, :], other=0.0).to(tl.float32)
-            # past the end delta = 0: decay 1, drive 0, so the state at the tile's last column is the last step's
-            decay = tl.exp2(delta[:, None, :] * a[:, :, None])  # (BD, N, BT)
-            drive = (delta * u)[:, None, :] * b[None, :, :]
-            decay, drive = tl.associative_scan((decay, drive), axis=2, combine_fn=_first_order)
-            states = decay * h[:, :, None] + drive
-            y = tl.sum(states * c[None, :, :], axis=1) + d_skip[:, None] * u
+            du = delta * u
+            y = d_skip[:, None] * u
+            for i in tl.static_range(N):
+                a_i = tl.load(a_ptr + ch * N + i, mask=cm, other=0.0) * 1.4426950408889634  # exp(x) = exp2(x log2 e)
+                b_i = tl.load(b_ptr + i * bc_stride + t, mask=tm, other=0.0).to(tl.float32)
+                c_i = tl.load(c_ptr + i * bc_stride + t, mask=tm, other=0.0).to(tl.float32)
+                decay, drive = tl.associative_scan((tl.exp2(delta * a_i[:, None]), du * b_i[None, :]), axis=1,
+                                                   combine_fn=_first_order)
+                h_i = tl.sum(tl.where(ns[None, :] == i, h, 0.0), axis=1)
+                states = decay * h_i[:, None] + drive
+                y += states * c_i[None, :]
+                last = tl.sum(tl.where(steps[None, :] == BT - 1, states, 0.0), axis=1)
+                h = tl.where(ns[None, :] == i, last[:, None], h)
             z = tl.load(z_ptr + ch[:, None] * z_stride + t[None, :], mask=live, other=0.0).to(tl.float32)
             y = y * (z * tl.sigmoid(z))
-            tl.store(y_ptr + ch[:, None] * seq + t[None, :], y.to(y_ptr.dtype.element_ty), mask=live)
-            h = tl.sum(tl.where(steps[None, None, :] == BT - 1, states, 0.0), axis=2)
+            tl.store(y_ptr + ch[:, None] * cols + t[None, :], y.to(y_ptr.dtype.element_ty), mask=live)
             t0 += BT
-        tl.store(h_ptr + state_at, h, mask=cm[:, None])
+        tl.store(h_ptr + ch[:, None] * N + ns[None, :], h, mask=cm[:, None])
 
 
 def _row_major(t: torch.Tensor) -> bool:
-    """A (d, seq) view whose rows are contiguous (any row stride), as the kernel reads it."""
+    """A (rows, cols) view whose rows are contiguous (any row stride), as the kernel reads it."""
     return t.dim() == 2 and t.stride(1) == 1
 
 
-def scan(u, dt, A, B, C, D, z, dt_bias, state):
-    """y (d, seq) in u's dtype for u, dt, z (d, seq) with contiguous rows, B and C (n, seq) likewise,
+def scan(u, dt, A, B, C, D, z, dt_bias, state, seq: int | None = None):
+    """y (d, cols) in u's dtype for u, dt, z (d, cols) with contiguous rows, B and C (n, cols) likewise,
     A (d, n), D and dt_bias (d,) fp32, starting from ``state`` (d, n) fp32, which becomes the state
-    after the last step (in place). delta = softplus(dt + dt_bias), as mamba-ssm with delta_softplus."""
+    after step ``seq`` (default: all columns; in place). delta = softplus(dt + dt_bias), as mamba-ssm
+    with delta_softplus. Columns past ``seq`` are padding: their y is computed but means nothing."""
     if not all(_row_major(t) for t in (u, dt, z, B, C)) or B.stride(0) != C.stride(0):
         raise ValueError("the scan kernel takes (rows, seq) tensors with contiguous rows; B and C with one stride")
     if not (state.is_contiguous() and A.is_contiguous()):
         raise ValueError("the scan kernel takes a contiguous state and A")
     d, n = A.shape
-    seq = u.shape[1]
-    y = torch.empty(d, seq, dtype=u.dtype, device=u.device)
-    _scan_kernel[(triton.cdiv(d, BLOCK_D),)](u, dt, A, B, C, D, z, dt_bias, state, y, seq, u.stride(0), dt.stride(0),
-                                            B.stride(0), z.stride(0), DIM=d, N=n, BD=BLOCK_D, BT=BLOCK_T,
-                                            num_warps=WARPS)
+    cols = u.shape[1]
+    y = torch.empty(d, cols, dtype=u.dtype, device=u.device)
+    _scan_kernel[(triton.cdiv(d, BLOCK_D),)](u, dt, A, B, C, D, z, dt_bias, state, y, cols if seq is None else seq,
+                                            cols, u.stride(0), dt.stride(0), B.stride(0), z.stride(0), DIM=d, N=n,
+                                            BD=BLOCK_D, BT=BLOCK_T, num_warps=WARPS)
     return y
 
 
-def scan_batch(u, dt, A, B, C, D, z, dt_bias, h0):
-    """TorchOps.scan's interface, batch 1: u, dt, z (1, d, seq); B, C (1, n, seq); h0 (1, d, n) or None.
-    Returns (y (1, d, seq), last state (1, d, n) fp32)."""
+def scan_batch(u, dt, A, B, C, D, z, dt_bias, h0, seq: int | None = None):
+    """TorchOps.scan's interface, batch 1: u, dt, z (1, d, cols); B, C (1, n, cols); h0 (1, d, n) or None.
+    Returns (y (1, d, cols), the state after step ``seq`` (1, d, n) fp32)."""
     state = (h0[0] if h0 is not None else torch.zeros_like(A)).float().contiguous().clone()
-    return scan(u[0], dt[0], A, B[0], C[0], D, z[0], dt_bias, state)[None], state[None]
+    return scan(u[0], dt[0], A, B[0], C[0], D, z[0], dt_bias, state, seq)[None], state[None]
 
 
-def scan_reference(u, dt, A, B, C, D, z, dt_bias, state):
-    """The same recurrence step by step in PyTorch (tests); updates ``state`` in place."""
-    delta = F.softplus(dt.float() + dt_bias[:, None])  # (d, seq)
+def scan_reference(u, dt, A, B, C, D, z, dt_bias, state, seq: int | None = None):
+    """The same recurrence step by step in PyTorch (tests); updates ``state`` in place to step ``seq``."""
+    delta = F.softplus(dt.float() + dt_bias[:, None])  # (d, cols)
     h, ys = state.clone(), []
     for t in range(u.shape[1]):
         h = torch.exp(delta[:, t, None] * A) * h + (delta[:, t] * u[:, t].float())[:, None] * B[None, :, t].float()
         ys.append((h * C[None, :, t].float()).sum(-1) + D * u[:, t].float())
-    state.copy_(h)
+        if t + 1 == seq:
+            state.copy_(h)
+    if seq is None or seq >= u.shape[1]:
+        state.copy_(h)
     return (torch.stack(ys, 1) * F.silu(z.float())).to(u.dtype)
 
 
 def warm_up(dtype: torch.dtype, n: int, device: str = "cuda") -> None:
     """Compile the kernel at load for the model's dtype and state size, with the prefill's layout (z the
-    second half of in_proj's rows, B and C rows of x_proj's output), so no prefill pays for it."""
-    d, seq = BLOCK_D, 2 * BLOCK_T + 3
-    xz = torch.zeros(2 * d, seq, dtype=dtype, device=device)
-    xdbl = torch.zeros(8 + 2 * n, seq, dtype=dtype, device=device)
-    scan(xz[:d], torch.zeros(d, seq, dtype=dtype, device=device), -torch.ones(d, n, device=device), xdbl[8:8 + n],
-         xdbl[8 + n:], torch.zeros(d, device=device), xz[d:], torch.zeros(d, device=device),
-         torch.zeros(d, n, device=device))
+    second half of in_proj's rows, B and C rows of x_proj's output, rows a multiple of PAD long), so no
+    prefill pays for it."""
+    d, cols, rank = BLOCK_D, 2 * PAD, PAD
+    xz = torch.zeros(2 * d, cols, dtype=dtype, device=device)
+    xdbl = torch.zeros(rank + 2 * n, cols, dtype=dtype, device=device)
+    scan(xz[:d], torch.zeros(d, cols, dtype=dtype, device=device), -torch.ones(d, n, device=device),
+         xdbl[rank:rank + n], xdbl[rank + n:], torch.zeros(d, device=device), xz[d:], torch.zeros(d, device=device),
+         torch.zeros(d, n, device=device), seq=cols - 3)

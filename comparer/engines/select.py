@@ -16,16 +16,17 @@ def fast_mamba_applies(model) -> bool:
 
 def make_engine(model, card: ArchitectureCard, choice: str = "auto", max_context_tokens: int | None = None) -> Engine:
     """'hf': transformers generate. 'fast': comparer's engines (Mamba-1; GPT-NeoX and Llama Transformers).
-    'auto': fast where its kernels exist (CUDA with mamba-ssm for Mamba, CUDA with Triton for
-    Transformers, and for Mamba on the CPU the compiled C scan), else hf. A model the fast path
-    cannot run falls back to hf with a card note."""
+    'auto': fast where its kernels exist (on CUDA: mamba-ssm's kernels for Mamba where installed, else
+    comparer's Triton ones, and Triton for Transformers; for Mamba on the CPU the compiled C scan), else
+    hf. A model the fast path cannot run falls back to hf with a card note."""
     from comparer.engines.hf import TransformersEngine
 
     if choice not in ("auto", "hf", "fast"):
         raise ValueError(f"Unknown engine '{choice}'; use auto, hf or fast.")
     on_cuda = torch.device(card.device).type == "cuda"
     if fast_mamba_applies(model):
-        if choice == "fast" or (choice == "auto" and on_cuda and mamba_kernels_available()):
+        if choice == "fast" or (choice == "auto" and on_cuda and (mamba_kernels_available() or
+                                                                   module_available("triton"))):
             return _fast_mamba(model, card, _mamba_ops(on_cuda))
         if choice == "auto" and not on_cuda:
             from comparer.engines.cpu_scan import CScanOps
@@ -70,12 +71,15 @@ def _fast_transformer(model, card: ArchitectureCard, max_context_tokens: int | N
 
 
 def _mamba_ops(on_cuda: bool):
-    """mamba-ssm's kernels on CUDA where installed, else PyTorch ops; on the CPU the compiled C scan
-    where a compiler works, else the PyTorch blocked scan."""
-    from comparer.engines.mamba_ops import KernelOps, TorchOps
+    """On CUDA mamba-ssm's kernels where installed, else comparer's Triton kernels (Triton ships with
+    torch), else PyTorch ops; on the CPU the compiled C scan where a compiler works, else the PyTorch
+    blocked scan."""
+    from comparer.engines.mamba_ops import KernelOps, TorchOps, TritonOps
 
     if on_cuda:
-        return KernelOps() if mamba_kernels_available() else TorchOps()
+        if mamba_kernels_available():
+            return KernelOps()
+        return TritonOps() if module_available("triton") else TorchOps()
     from comparer.engines.cpu_scan import CScanOps
 
     try:
