@@ -162,9 +162,10 @@ def scan_sweep(model, name: str, context: int) -> None:
     engine = MambaFastEngine(model, None, KernelOps(), cuda_graph=False)
     seconds, extra_gib = prefill_s(engine, ids)
     print(f"{name} prefill {context}: mamba-ssm scan + carry: {seconds:.3f} s, extra peak {extra_gib:.2f} GiB", flush=True)
-    defaults, best = (mamba_scan.BLOCK_D, mamba_scan.BLOCK_T, mamba_scan.WARPS), (float("inf"), None)
+    capability = torch.cuda.get_device_capability()
+    defaults, best = dict(mamba_scan.SETTINGS), (float("inf"), None)
     for blocks in SCAN_BLOCKS:
-        mamba_scan.BLOCK_D, mamba_scan.BLOCK_T, mamba_scan.WARPS = blocks
+        mamba_scan.SETTINGS[capability] = blocks
         call_ms = scan_call_ms(cfg.intermediate_size, cfg.state_size, min(context, 8192), int(cfg.time_step_rank))
         engine = MambaFastEngine(model, None, TritonOps(), cuda_graph=False)
         seconds, extra_gib = prefill_s(engine, ids)
@@ -172,14 +173,15 @@ def scan_sweep(model, name: str, context: int) -> None:
               f"(scan {call_ms:.3f} ms per chunk and layer), extra peak {extra_gib:.2f} GiB", flush=True)
         best = min(best, (seconds, blocks))
     print(f"{name} best Triton scan setting: {best[1]} ({best[0]:.3f} s)", flush=True)
-    mamba_scan.BLOCK_D, mamba_scan.BLOCK_T, mamba_scan.WARPS = best[1]
+    mamba_scan.SETTINGS[capability] = best[1]
     engine = MambaFastEngine(model, None, TritonOps(), cuda_graph=False)
     engine.prefill(ids)
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         engine.prefill(ids)
         torch.cuda.synchronize()
     print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=12, max_name_column_width=60), flush=True)
-    mamba_scan.BLOCK_D, mamba_scan.BLOCK_T, mamba_scan.WARPS = defaults
+    mamba_scan.SETTINGS.clear()
+    mamba_scan.SETTINGS.update(defaults)
 
 
 def main() -> None:

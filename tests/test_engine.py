@@ -255,55 +255,68 @@ def test_fused_triton_mamba_decode_matches_the_pytorch_step_and_generate_under_t
 
 SCAN = """
 import torch
+import torch.nn.functional as F
 from transformers import AutoModelForCausalLM
-from comparer.engines import mamba_scan
+from comparer.engines import mamba_conv, mamba_scan
 from comparer.engines.mamba_fast import MambaFastEngine
-from comparer.engines.mamba_ops import TorchOps
+from comparer.engines.mamba_ops import TorchOps, TritonOps
 g = torch.Generator().manual_seed(1)
-# the kernel alone: u and z rows after halo columns, B and C rows of one tensor, a nonzero start state,
-# a partial last tile, a chunk shorter than a tile
-for d, n, seq, halo in ((10, 16, 150, 3), (6, 16, 5, 2)):
-    xz = torch.randn(2 * d, seq + halo, generator=g)
-    xdbl = torch.randn(2 * n + 3, seq, generator=g)
-    args = (xz[:d, halo:], torch.randn(d, seq, generator=g) - 1, -torch.rand(d, n, generator=g) * 3, xdbl[3:3 + n],
-            xdbl[3 + n:], torch.randn(d, generator=g), xz[d:, halo:], torch.randn(d, generator=g) * 0.5)
+# the scan kernel alone, in the engine's padded layout: u and z halves of one (2d, cols) tensor, B and C rows
+# of another, a nonzero start state, `seq` valid steps of `cols` (the state carried out is step seq's), a
+# partial last tile, a chunk shorter than a tile, a tile count above one
+for d, n, cols, seq, rank in ((10, 16, 272, 260, 3), (6, 16, 16, 5, 2), (5, 8, 512, 512, 4)):
+    xz = torch.randn(2 * d, cols, generator=g)
+    xdbl = torch.randn(2 * n + rank, cols, generator=g)
+    args = (xz[:d], torch.randn(d, cols, generator=g) - 1, -torch.rand(d, n, generator=g) * 3, xdbl[rank:rank + n],
+            xdbl[rank + n:], torch.randn(d, generator=g), xz[d:], torch.randn(d, generator=g) * 0.5)
     h0 = torch.randn(d, n, generator=g)
     got_state, want_state = h0.clone(), h0.clone()
-    got, want = mamba_scan.scan(*args, got_state), mamba_scan.scan_reference(*args, want_state)
-    assert torch.allclose(got, want, rtol=1e-4, atol=1e-4), (d, n, seq, (got - want).abs().max())
+    got = mamba_scan.scan(*args, got_state, seq=seq)
+    want = mamba_scan.scan_reference(*args, want_state, seq=seq)
+    assert torch.allclose(got[:, :seq], want[:, :seq], rtol=1e-4, atol=1e-4), (d, n, seq, (got - want).abs().max())
     assert torch.allclose(got_state, want_state, rtol=1e-4, atol=1e-4)
-    print("ok kernel", d, n, seq)
+    print("ok scan", d, n, seq)
+# the conv kernel against PyTorch's conv from the carried inputs (bias or not, a chunk shorter than the width)
+for d, cols, seq, width, bias in ((20, 272, 260, 4, True), (6, 16, 2, 4, False), (5, 32, 32, 3, True)):
+    xz = torch.randn(2 * d, cols, generator=g)
+    w, b = torch.randn(d, width, generator=g), (torch.randn(d, generator=g) if bias else None)
+    state = torch.randn(d, width, generator=g)
+    got, last = mamba_conv.conv(xz[:d], state, w, b, seq=seq)
+    want, want_last = TorchOps().conv(xz[None, :d, :seq], state[None], w, b)
+    assert torch.allclose(got[:, :seq], want[0], atol=1e-5) and torch.equal(last, want_last[0]), (d, seq)
+    print("ok conv", d, seq)
 
-# the scan's adapter inside the engine (KernelOps.scan with triton_scan: u and z read in place, the state
-# carried) on the trained demo Mamba, chunks of 16 tokens (the state carried twice); the scan as the
-# step-by-step reference, checked against the kernel above (the interpreter runs the kernel's scan element
-# by element: minutes at this size; the GPU tests run the kernel in the engine)
-class TritonScanOps(TorchOps):  # KernelOps' branch, which needs the CUDA kernels to construct
-    def scan(self, u, dt, A, B, C, D, z, dt_bias, h0, block=32):
-        return mamba_scan.scan_batch(u, dt, A, B, C, D, z, dt_bias, h0)
-
+# TritonOps inside the engine on the trained demo Mamba: chunks of 16 tokens and a padded last chunk (35
+# tokens), the conv and row norm kernels and the fused decode as written, the scan as the step-by-step
+# reference checked above (the interpreter runs the kernel's scan element by element: minutes at this size;
+# the GPU tests run it in the engine). Logits, both states and three decode steps as the PyTorch mixer.
 mamba_scan.scan = mamba_scan.scan_reference
 model = AutoModelForCausalLM.from_pretrained("assets/models/demo-mamba", dtype=torch.float32).eval()
 prompt = list(range(40, 75))
-fused = MambaFastEngine(model, None, TritonScanOps(), cuda_graph=False, chunk_tokens=16)
+fused = MambaFastEngine(model, None, TritonOps(), cuda_graph=False, chunk_tokens=16)
 plain = MambaFastEngine(model, None, TorchOps(), cuda_graph=False, chunk_tokens=16)
 a, b = fused.prefill(prompt), plain.prefill(prompt)
 assert torch.allclose(a, b, rtol=1e-4, atol=1e-4), (a - b).abs().max()
 assert torch.allclose(fused.ssm_state, plain.ssm_state, rtol=1e-4, atol=1e-5)
 assert torch.allclose(fused.conv_state, plain.conv_state, rtol=1e-4, atol=1e-5)  # fp32 GEMM order differs
+for _ in range(3):
+    token = b.argmax(-1)
+    a, b = fused.decode_step(token), plain.decode_step(token)
+    assert torch.allclose(a, b, rtol=1e-4, atol=1e-4), (a - b).abs().max()
 print("ok engine")
 """
 
 
 @pytest.mark.skipif(not module_available("triton"), reason="needs triton (requirements-dev.txt)")
-def test_triton_selective_scan_from_a_carried_state_matches_the_step_by_step_recurrence_under_the_interpreter():
-    """The prefill scan kernel against the recurrence step by step (strided rows, nonzero start state,
-    partial tiles), and inside the engine on the trained demo Mamba in 16-token chunks: the same prompt
-    logits and states as the PyTorch mixer (the GPU tests compare greedy tokens with transformers)."""
+def test_triton_mamba_ops_match_the_step_by_step_recurrence_and_the_pytorch_mixer_under_the_interpreter():
+    """The Triton-only Mamba path (no mamba-ssm): the scan kernel against the recurrence step by step
+    (padded rows, nonzero start state, partial tiles), the conv kernel against PyTorch's, and TritonOps in
+    the engine on the trained demo Mamba in 16-token chunks with a padded last chunk: the same logits,
+    states and decode steps as the PyTorch mixer (the GPU tests compare greedy tokens with transformers)."""
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.getcwd()}
     done = subprocess.run([sys.executable, "-c", SCAN], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("ok kernel") == 2 and "ok engine" in done.stdout
+    assert done.stdout.count("ok scan") == 3 and done.stdout.count("ok conv") == 3 and "ok engine" in done.stdout
 
 
 CARRY = """
@@ -409,3 +422,37 @@ def test_kernel_conv_without_concatenation_equals_the_carried_window_conv():
         want, want_state = TorchOps().conv(x, state, weight, bias)
         assert got.shape == want.shape and torch.allclose(got, want, atol=1e-6), seq
         assert torch.equal(got_state, want_state), seq
+
+
+@pytest.mark.skipif(not module_available("triton"), reason="needs triton (requirements-dev.txt)")
+@pytest.mark.parametrize("capability", [(12, 0), (9, 0), (8, 9), (8, 0)])
+def test_triton_mamba_prefill_kernels_build_for_each_gpu_with_its_launch_setting(capability):
+    """Triton compiles for a GPU this machine lacks: the scan with the setting comparer picks for that
+    architecture (the H200-tuned one on sm_90, elsewhere one ptxas builds without spills) and the conv,
+    in the prefill's aligned layout, fit the architecture's shared memory and, off sm_90, spill nothing.
+    (The GPU tests build every kernel a real run compiled, for sm_120.)"""
+    from comparer.engines import cross_compile, mamba_conv, mamba_scan
+
+    channels, steps, warps = mamba_scan.SETTINGS.get(capability, mamba_scan.DEFAULT_SETTING)
+    ptr = lambda dtype: f"*{dtype}"  # noqa: E731
+    scan_sig = {"u_ptr": ptr("fp16"), "dt_ptr": ptr("fp16"), "a_ptr": ptr("fp32"), "b_ptr": ptr("fp16"),
+                "c_ptr": ptr("fp16"), "d_ptr": ptr("fp32"), "z_ptr": ptr("fp16"), "dtb_ptr": ptr("fp32"),
+                "h_ptr": ptr("fp32"), "y_ptr": ptr("fp16"), "seq": "i32", "cols": "i32", "u_stride": "i32",
+                "dt_stride": "i32", "bc_stride": "i32", "z_stride": "i32", "DIM": "constexpr", "N": "constexpr",
+                "BD": "constexpr", "BT": "constexpr"}
+    conv_sig = {"x_ptr": ptr("fp16"), "state_ptr": ptr("fp16"), "w_ptr": ptr("fp16"), "b_ptr": ptr("fp16"),
+                "out_ptr": ptr("fp16"), "x_stride": "i32", "cols": "i32", "DIM": "constexpr", "W": "constexpr",
+                "HAS_BIAS": "constexpr", "BD": "constexpr", "BT": "constexpr"}
+    cases = [(mamba_scan._scan_kernel, scan_sig, {"DIM": 5120, "N": 16, "BD": channels, "BT": steps}, warps),
+             (mamba_conv._conv_kernel, conv_sig, {"DIM": 5120, "W": 4, "HAS_BIAS": True, "BD": mamba_conv.BLOCK_D,
+                                                  "BT": mamba_conv.BLOCK_T}, mamba_conv.WARPS)]
+    for kernel, signature, constants, num_warps in cases:
+        aligned = {(kernel.arg_names.index(k),): [["tt.divisibility", 16]] for k, v in signature.items()
+                   if v != "constexpr" and k != "seq"}  # the engine pads every row to a multiple of 16
+        launch = cross_compile.Launch(kernel, signature, constants, aligned, num_warps, 1)
+        for built in cross_compile.build(launch, capability):
+            print(capability, vars(built))
+            assert built.shared_bytes <= cross_compile.SHARED_LIMIT_BYTES[capability]
+            assert built.registers is not None and built.registers <= 255
+            if capability != (9, 0):
+                assert built.spilled_bytes == 0, built

@@ -89,7 +89,7 @@ def test_triton_prefill_equals_mamba_ssm_kernels_in_fp32_at_an_unaligned_length(
 
 CROSS = """
 import json, torch
-from comparer.engines import cross_compile
+from comparer.engines import cross_compile, mamba_scan
 from comparer.engines.mamba_fast import MambaFastEngine
 from comparer.engines.mamba_ops import TritonOps
 from comparer.engines.transformer_fast import TransformerFastEngine
@@ -105,6 +105,7 @@ def random(name):
         return AutoModelForCausalLM.from_config(config, dtype=torch.float16).eval()
 
 settings = GenerationSettings(max_new_tokens=8, fixed_length=True)
+mamba_scan._capability = lambda index: (12, 0)  # the launch settings comparer picks on the Space's GPU
 with cross_compile.recording() as launches:
     mamba = MambaFastEngine(random("mamba-130m"), None, TritonOps(), cuda_graph=True)
     mamba.generate(list(range(100, 1100)), settings)
@@ -113,17 +114,19 @@ with cross_compile.recording() as launches:
 names = sorted({l.name for l in launches})
 rows = []
 for launch in launches:
-    for capability in ((12, 0), (9, 0)):
+    for capability in ((12, 0),):
         for built in cross_compile.build(launch, capability):
-            rows.append(vars(built) | {"limit": cross_compile.SHARED_LIMIT_BYTES[capability]})
+            rows.append(vars(built) | {"limit": cross_compile.SHARED_LIMIT_BYTES[capability],
+                                       "warps": launch.num_warps, "stages": launch.num_stages})
 print(json.dumps({"kernels": names, "rows": rows}))
 """
 
 
 def test_every_triton_kernel_that_ran_builds_for_the_space_gpu_sm_120_and_fits_its_shared_memory():
-    """The Mamba (Triton ops, graph decode) and Transformer engines run on this GPU; every specialisation
-    they compiled is built again for sm_120 (RTX Pro 6000 Blackwell, ZeroGPU) with and without PDL:
-    it compiles, fits 99 KB of shared memory per block, and spills nothing."""
+    """The Mamba (Triton ops, graph decode) and Transformer engines run on this GPU with the launch
+    settings comparer picks for sm_120; every specialisation they compiled is built again for sm_120 (RTX
+    Pro 6000 Blackwell, ZeroGPU) with and without PDL: it compiles, fits 99 KB of shared memory per
+    block, and ptxas spills nothing."""
     done = subprocess.run([sys.executable, "-c", CROSS], env={**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), os.environ.get("PYTHONPATH", "")])}, cwd=ROOT, capture_output=True, text=True, timeout=540)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -132,7 +135,7 @@ def test_every_triton_kernel_that_ran_builds_for_the_space_gpu_sm_120_and_fits_i
         print(row)
     assert {"_scan_kernel", "_conv_kernel", "_add_rms_kernel", "_ssm_step_kernel"} <= set(result["kernels"])
     assert len(result["kernels"]) >= 8, result["kernels"]
-    assert {r["target"] for r in result["rows"]} == {"sm_120", "sm_90"}
+    assert {r["target"] for r in result["rows"]} == {"sm_120"}
     for row in result["rows"]:
         assert row["shared_bytes"] <= row["limit"], row
-        assert row["spilled_bytes"] in (0, None), row
+        assert row["spilled_bytes"] == 0 and row["registers"] is not None, row

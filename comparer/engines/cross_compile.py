@@ -43,7 +43,7 @@ class Built:
     target: str
     shared_bytes: int
     registers: int | None
-    spilled_bytes: int | None
+    spilled_bytes: int | None  # spill stores, as ptxas -v reports them
 
 
 @contextlib.contextmanager
@@ -83,7 +83,7 @@ def build(launch: Launch, capability: tuple[int, int]) -> list[Built]:
         src = ASTSource(launch.fn, launch.signature, constants, launch.attrs)
         kernel = triton.compile(src, target=target, options={"num_warps": launch.num_warps,
                                                              "num_stages": launch.num_stages, **extra})
-        registers, spilled = _resources(kernel.asm["cubin"])
+        registers, spilled = _resources(kernel.asm["ptx"], target.arch)
         label = launch.name + (" (PDL)" if extra else "")
         out.append(Built(label, f"sm_{target.arch}", kernel.metadata.shared, registers, spilled))
     return out
@@ -94,19 +94,21 @@ def _constant_key(launch: Launch, name: str):
     return next((k for k in launch.constants if k == (index,)), None)
 
 
-def _resources(cubin: bytes) -> tuple[int | None, int | None]:
-    """Registers per thread and spill stores (bytes) from cuobjdump, which ships with Triton."""
-    import triton
+def _resources(ptx: str, arch: int) -> tuple[int | None, int | None]:
+    """Registers per thread and spill stores (bytes), from the ptxas Triton uses for ``arch``, run with -v."""
+    import re
 
-    tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-        f.write(cubin)
+    from triton.backends.nvidia.compiler import get_ptxas
+
+    target = next((line.split()[1] for line in ptx.splitlines() if line.startswith(".target")), f"sm_{arch}")
+    with tempfile.NamedTemporaryFile("w", suffix=".ptx") as f:
+        f.write(ptx)
         f.flush()
         try:
-            text = subprocess.run([tool, "-res-usage", f.name], capture_output=True, text=True, timeout=60).stdout
+            done = subprocess.run([get_ptxas(arch).path, "-v", f"--gpu-name={target}", f.name, "-o", os.devnull],
+                                  capture_output=True, text=True, timeout=120)
         except OSError:
             return None, None
-    fields = dict(part.split(":", 1) for line in text.splitlines() if "REG:" in line
-                  for part in line.split() if ":" in part)
-    to_int = lambda key: int(fields[key]) if fields.get(key, "").isdigit() else None  # noqa: E731
-    return to_int("REG"), to_int("LOCAL")
+    registers = re.search(r"Used (\d+) registers", done.stderr)
+    spills = re.search(r"(\d+) bytes spill stores", done.stderr)
+    return (int(registers.group(1)) if registers else None), (int(spills.group(1)) if spills else None)

@@ -22,17 +22,21 @@ inside, one rounding of y).
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
 from comparer.engines.decode_attention import triton
 
 PAD = 16  # columns every prefill row is padded to a multiple of (aligned, vectorised loads)
-# channels per program, steps per tile, warps (one channel per warp); tuned on the H200
-# (scripts/tune_mamba_kernels.py --scan, assets/benchmarks/h200-mamba-scan-tuning.txt)
-BLOCK_D = 4
-BLOCK_T = 256
-WARPS = 4
+# (channels per program, steps per tile, warps) by compute capability. sm_90: the H200 sweep's fastest,
+# (1, 512, 1): 32K-token prefill of Mamba-2.8B 0.498 s against 0.619 s for (1, 256, 1) and 0.628 s with
+# mamba-ssm (assets/benchmarks/h200-mamba-scan-tuning.txt), though ptxas spills 84 bytes there. Elsewhere
+# (no such GPU was at hand to tune on): the fastest setting of that sweep that ptxas builds without spills
+# for sm_80, sm_89 and sm_120 (the ZeroGPU card), (4, 256, 4) at 0.665 s on the H200.
+SETTINGS = {(9, 0): (1, 512, 1)}
+DEFAULT_SETTING = (4, 256, 4)
 
 if triton is not None:
     import triton.language as tl
@@ -83,6 +87,18 @@ if triton is not None:
         tl.store(h_ptr + ch[:, None] * N + ns[None, :], h, mask=cm[:, None])
 
 
+@functools.lru_cache(maxsize=None)
+def _capability(device_index: int) -> tuple[int, int]:
+    return torch.cuda.get_device_capability(device_index)
+
+
+def launch_setting(device: torch.device) -> tuple[int, int, int]:
+    """The (channels, steps, warps) for ``device``'s architecture (the default off CUDA: the interpreter)."""
+    if device.type != "cuda":
+        return DEFAULT_SETTING
+    return SETTINGS.get(_capability(device.index or 0), DEFAULT_SETTING)
+
+
 def _row_major(t: torch.Tensor) -> bool:
     """A (rows, cols) view whose rows are contiguous (any row stride), as the kernel reads it."""
     return t.dim() == 2 and t.stride(1) == 1
@@ -99,10 +115,11 @@ def scan(u, dt, A, B, C, D, z, dt_bias, state, seq: int | None = None):
         raise ValueError("the scan kernel takes a contiguous state and A")
     d, n = A.shape
     cols = u.shape[1]
+    channels, steps, warps = launch_setting(u.device)
     y = torch.empty(d, cols, dtype=u.dtype, device=u.device)
-    _scan_kernel[(triton.cdiv(d, BLOCK_D),)](u, dt, A, B, C, D, z, dt_bias, state, y, cols if seq is None else seq,
-                                            cols, u.stride(0), dt.stride(0), B.stride(0), z.stride(0), DIM=d, N=n,
-                                            BD=BLOCK_D, BT=BLOCK_T, num_warps=WARPS)
+    _scan_kernel[(triton.cdiv(d, channels),)](u, dt, A, B, C, D, z, dt_bias, state, y, cols if seq is None else seq,
+                                             cols, u.stride(0), dt.stride(0), B.stride(0), z.stride(0), DIM=d, N=n,
+                                             BD=channels, BT=steps, num_warps=warps)
     return y
 
 
@@ -131,7 +148,7 @@ def warm_up(dtype: torch.dtype, n: int, device: str = "cuda") -> None:
     """Compile the kernel at load for the model's dtype and state size, with the prefill's layout (z the
     second half of in_proj's rows, B and C rows of x_proj's output, rows a multiple of PAD long), so no
     prefill pays for it."""
-    d, cols, rank = BLOCK_D, 2 * PAD, PAD
+    d, cols, rank = 4, 2 * PAD, PAD
     xz = torch.zeros(2 * d, cols, dtype=dtype, device=device)
     xdbl = torch.zeros(rank + 2 * n, cols, dtype=dtype, device=device)
     scan(xz[:d], torch.zeros(d, cols, dtype=dtype, device=device), -torch.ones(d, n, device=device),
