@@ -16,8 +16,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dtype", default=os.environ.get("COMPARER_DTYPE"), choices=["float16", "bfloat16", "float32"],
                         help="weights dtype (default: float16 on CUDA, float32 on the CPU)")
     parser.add_argument("--engine", default=os.environ.get("COMPARER_ENGINE", "auto"), choices=["hf", "fast", "auto"],
-                        help="auto (default): comparer's fast engines on CUDA for both sides (Mamba with the "
-                             "mamba-ssm kernels, GPT-NeoX/Llama with Triton; CUDA graphs); on the CPU the compiled "
+                        help="auto (default): comparer's fast engines on CUDA for both sides (Triton kernels, no "
+                             "mamba-ssm needed; CUDA graphs); on the CPU the compiled "
                              "C scan for Mamba and transformers for Transformers; "
                              "hf: transformers generate everywhere; fast: comparer's engines everywhere")
     parser.add_argument("--free-model-entry", action="store_true",
@@ -29,8 +29,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                           else "127.0.0.1"),
                         help="127.0.0.1 unless told otherwise (0.0.0.0 on a Hugging Face Space)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("COMPARER_PORT", "7860")))
-    parser.add_argument("--queue-size", type=int, default=int(os.environ.get("COMPARER_QUEUE_MAX", "16")),
-                        help="requests waiting beyond this are told the queue is full")
+    parser.add_argument("--queue-size", type=int, default=int(os.environ.get("COMPARER_QUEUE_MAX", "0")) or None,
+                        help="requests waiting beyond this are told the queue is full (default 16; on ZeroGPU 8, "
+                             "since each comparison holds the GPU for its whole duration)")
     return parser.parse_args(argv)
 
 
@@ -42,9 +43,15 @@ def main(argv: list[str] | None = None) -> None:
 
     demo = create_app(args.preset, args.presets, args.device, args.random_weights, dtype=args.dtype,
                       engine=args.engine, free_entry=args.free_model_entry)
-    demo.queue(max_size=args.queue_size).launch(
+    demo.queue(max_size=args.queue_size or _default_queue_size()).launch(
         server_name=args.host, server_port=args.port, ssr_mode=False, show_error=False, run_history=False,
         footer_links=["api"])
+
+
+def _default_queue_size() -> int:
+    from comparer.ui import zerogpu
+
+    return zerogpu.QUEUE_SIZE if zerogpu.wanted() else 16
 
 
 def _import_spaces_first() -> None:

@@ -112,6 +112,9 @@ class ArchitectureCard:
     kernel_path: str
     weights: str  # "trained" or "random (untrained)"
     max_positions: int | None = None
+    # which engine runs, for comparing the two sides: "comparer fast", "transformers generate" or
+    # "transformers generate, reference scan" (a Mamba without fused kernels); set by engines.select
+    engine: str = ""
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 

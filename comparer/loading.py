@@ -79,17 +79,18 @@ ENGINES = ("auto", "hf", "fast")
 
 def load_model(spec: ModelSpec, device: str | None = None, dtype: torch.dtype | None = None,
                engine: str = "hf", max_context_tokens: int | None = None,
-               max_memory: dict | None = None) -> LoadedModel:
+               max_memory: dict | None = None, defer_engine: bool = False) -> LoadedModel:
     """Load ``spec`` and wrap it in an engine, timing the load (graph capture included).
 
     ``engine``: 'hf' = transformers generate (the default: the verified reference); 'fast' =
     comparer's engines (Mamba-1, GPT-NeoX, Llama: preallocated state, CUDA graphs on CUDA);
-    'auto' = fast where its kernels exist (CUDA with mamba-ssm's or else comparer's Triton kernels for
-    Mamba, with Triton for Transformers; on the CPU the compiled C scan for Mamba), else hf. ``max_context_tokens`` sizes
+    'auto' = fast where its kernels exist (CUDA with Triton, or mamba-ssm's kernels for Mamba; on the CPU
+    the compiled C scan for Mamba), else hf. ``max_context_tokens`` sizes
     the fast Transformer's KV cache.
     ``max_memory`` (accelerate's per-device caps, e.g. {0: "70GiB", 1: "70GiB"}) splits a model that
     does not fit one GPU; the fast Transformer engine runs split layers eagerly on each GPU, and falls
     back to transformers when layers land on the CPU.
+    ``defer_engine``: build the engine on first use in each process (ZeroGPU, see engines/deferred.py).
     """
     from comparer.engines.select import make_engine
 
@@ -101,7 +102,13 @@ def load_model(spec: ModelSpec, device: str | None = None, dtype: torch.dtype | 
     else:
         model, tokenizer = _pretrained_model(spec, device, dtype, max_memory), _tokenizer(spec)
     card = _card_for(spec, model, device, dtype)
-    return LoadedModel(spec, make_engine(model, card, engine, max_context_tokens), tokenizer, time.perf_counter() - t0_s)
+    if defer_engine:
+        from comparer.engines.deferred import DeferredEngine
+
+        built = DeferredEngine(model, card, engine, max_context_tokens)
+    else:
+        built = make_engine(model, card, engine, max_context_tokens)
+    return LoadedModel(spec, built, tokenizer, time.perf_counter() - t0_s)
 
 
 def bundled_config_path(config_name: str) -> Path:

@@ -140,6 +140,17 @@ def _version(dist: str) -> str | None:
     return None
 
 
+def this_device_name() -> str:
+    """The GPU this process computes on, else the CPU (as records name them). On ZeroGPU's main process,
+    where no GPU is attached, whatever torch reports, or 'a GPU not attached yet'."""
+    try:
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name()
+    except Exception:  # noqa: BLE001 (ZeroGPU: CUDA is emulated outside a GPU task)
+        return "a GPU not attached yet"
+    return _cpu_name()
+
+
 def _cpu_name() -> str:
     try:
         with open("/proc/cpuinfo") as f:

@@ -63,6 +63,7 @@ class PaneState:
     status: str = "waiting"
     error: str | None = None
     warning: str | None = None
+    notice: str | None = None  # said above the text for the whole run (race.path_notice)
     stats: PaneStats = field(default_factory=PaneStats)
 
     @property
@@ -93,6 +94,9 @@ class PairRun:
         self.stop_event = stop_event or threading.Event()
         self.panes = {side: PaneState(side, m.spec.model_id, race.mode_label(self.mode, self.placements[side]),
                                       settings.max_new_tokens) for side, m in models.items()}
+        notice = race.path_notice({side: m.card.engine for side, m in models.items()})
+        for pane in self.panes.values():
+            pane.notice = notice
         self._weights_b = {side: m.engine.weight_bytes() for side, m in models.items()}
         self.order = race.run_order({side: race.expected_run_s(m.pace, self._weights_b[side], settings.max_new_tokens)
                                      for side, m in models.items()})

@@ -24,8 +24,11 @@ from comparer.settings import GenerationSettings
 
 class ModelPool:
     def __init__(self, device: str | None = None, random_weights: bool = False, dtype: str | None = None,
-                 engine: str = "auto", init_std: float | None = None):
+                 engine: str = "auto", init_std: float | None = None, defer_engines: bool = False):
+        """``defer_engines``: build each engine in the process that generates (ZeroGPU's GPU task), see
+        ``ready`` and engines/deferred.py."""
         self.device, self.random_weights, self.init_std = device, random_weights, init_std
+        self.defer_engines = defer_engines
         self.dtype = getattr(torch, dtype) if dtype else None
         self.engine = engine
         self._lock = threading.Lock()
@@ -40,11 +43,24 @@ class ModelPool:
             self._unload()
             specs = preset_specs(preset or get_preset(preset_name), self.random_weights, self.init_std)
             devices = side_devices(self.device, torch.cuda.device_count() if torch.cuda.is_available() else 0)
-            models = {side: load_model(spec, devices[side], self.dtype, self.engine) for side, spec in zip(SIDES, specs)}
-            for model in models.values():
-                warm_up(model)
+            models = {side: load_model(spec, devices[side], self.dtype, self.engine, defer_engine=self.defer_engines)
+                      for side, spec in zip(SIDES, specs)}
+            if not self.defer_engines:
+                for model in models.values():
+                    warm_up(model)
             self._loaded = (key, models)
             return models
+
+    def ready(self, models: dict[str, LoadedModel]) -> None:
+        """Build and warm up, in this process, every deferred engine not built here yet (inside ZeroGPU's
+        GPU task, before the race starts; a no-op for engines built at load)."""
+        from comparer.engines.deferred import DeferredEngine
+
+        with self._lock:
+            for model in models.values():
+                if isinstance(model.engine, DeferredEngine) and not model.engine.is_built():
+                    model.engine.built()
+                    warm_up(model)
 
     def _unload(self) -> None:
         self._loaded = None

@@ -107,3 +107,13 @@ def visible(token_times_s: list[float], now_s: float) -> int:
 
 def placement_of(card) -> Placement:
     return Placement.of(card.device, card.device_map)
+
+
+def path_notice(engines: dict[str, str]) -> str | None:
+    """A warning for both panes when the two sides run different kinds of engine (``card.engine`` per side):
+    their speeds then compare the code paths as much as the models. Names no model (blind mode)."""
+    left, right = engines.get("left", ""), engines.get("right", "")
+    if left == right:
+        return None
+    return (f"unequal paths: left runs {left or 'an unknown engine'}, right {right or 'an unknown engine'}; "
+            "the speeds compare the code paths, not only the models")

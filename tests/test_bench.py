@@ -119,3 +119,14 @@ def test_cpu_peak_rss_sees_a_transient_allocation_freed_before_the_read():
     time.sleep(0.05)
     peak = memory.peak_bytes("cpu")["rss_bytes"]
     assert peak - before > 48 * 2**20
+
+
+def test_a_stored_record_says_whose_figures_it_shows_when_shown_elsewhere():
+    """On a Space (or any machine) the H200 records are labelled as the H200's, not this machine's GPU."""
+    from comparer.records import BenchRecord
+    from comparer.ui.scaling import provenance_line
+
+    record = BenchRecord.load("assets/benchmarks/h200-paper-mamba-triton.json")
+    elsewhere = provenance_line(record, "NVIDIA RTX PRO 6000 Blackwell")
+    assert "NVIDIA H200" in elsewhere and "not of this one" in elsewhere and "RTX PRO 6000" in elsewhere
+    assert "this machine" in provenance_line(record, record.environment.device_name)

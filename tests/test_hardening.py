@@ -212,6 +212,7 @@ def test_zerogpu_path_imports_and_runs_on_the_cpu_when_spaces_is_present(offline
     import pickle
 
     pytest.importorskip("spaces")
+    from comparer.engines import deferred
     from comparer.ui import zerogpu
     from comparer.ui.app import create_app
 
@@ -219,10 +220,28 @@ def test_zerogpu_path_imports_and_runs_on_the_cpu_when_spaces_is_present(offline
     demo = create_app("offline", "offline", "cpu", db_path=tmp_path / "z.db")
     service = demo.comparer.service
     assert service.gpu_stream is not None
+    # weights loaded at start, engines not built: ZeroGPU allows no GPU work outside the task
+    models = demo.comparer.pool.pair("offline")
+    assert all(not m.engine.is_built() and deferred.NOTE in m.card.notes for m in models.values())
     args = ("moon", {"max_new_tokens": 6, "fixed_length": True}, "offline", False, False)
     pickle.dumps(args)
     outputs = list(zerogpu.stream_outputs(*args))
+    assert all(m.engine.is_built() and m.card.kernel_path.startswith(("comparer fast", "transformers"))
+               for m in models.values())
     pickle.dumps(outputs)
     assert outputs[-1][4]["left"]["tokens"] == outputs[-1][4]["right"]["tokens"] == 6
     *_, stats, cid = list(service.compare("moon", max_new_tokens=6, fixed_length=True))[-1]
     assert stats["left"]["status"] == "done" and demo.comparer.store.get(cid)["status"] == "done"
+
+
+def test_zerogpu_asks_for_the_gpu_time_a_comparison_needs_within_bounds():
+    """The duration callable grows with the prompt and max new tokens, stays within ZeroGPU's bounds, and
+    covers both models running in turn at the deliberately slow rates (the fair race runs them alone)."""
+    from comparer.ui import zerogpu
+
+    short = zerogpu.duration_s("Once upon a time", {"max_new_tokens": 64})
+    default = zerogpu.duration_s("Once upon a time", {"max_new_tokens": 256})
+    long = zerogpu.duration_s("x" * 100000, {"max_new_tokens": 1024})
+    assert zerogpu.MIN_DURATION_S <= short <= default < long <= zerogpu.MAX_DURATION_S
+    assert default >= zerogpu.SETUP_S + 2 * 256 / zerogpu.DECODE_TOK_PER_S - 1
+    assert long == zerogpu.MAX_DURATION_S

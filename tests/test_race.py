@@ -203,3 +203,23 @@ def test_labels_say_how_each_figure_was_made():
     assert race.mode_label("alone", race.Placement("cpu", None)) == "alone, shown on one clock"
     assert race.mode_label("per-gpu", race.Placement("cuda:1", 1)) == "alone on GPU 1"
     assert race.mode_label("shared", race.Placement("cuda:0", 0)) == "both at once, sharing one device"
+
+
+def test_unequal_engines_are_said_above_both_panes_and_equal_ones_are_not():
+    """A Mamba on transformers' reference scan beside a Transformer on comparer's engine: both panes carry
+    the notice (in the stats strip and the API JSON), naming the engines but no model (blind mode)."""
+    from comparer.ui.handlers import pane_outputs
+
+    log = []
+    for left_engine, right_engine, expect in (("comparer fast", "transformers generate, reference scan", True),
+                                              ("comparer fast", "comparer fast", False)):
+        _, models = paced_pair(log, n=3)
+        models["left"].card.engine, models["right"].card.engine = left_engine, right_engine
+        run = PairRun(models, MAIA, GenerationSettings(max_new_tokens=3), refresh_s=0.01)
+        *_, panes = list(run)
+        _, _, left_md, right_md, stats = pane_outputs(panes, blind=True)
+        if expect:
+            assert "unequal paths" in left_md and "unequal paths" in right_md
+            assert "reference scan" in stats["left"]["notice"] and "left" not in stats["left"]["model_id"]
+        else:
+            assert stats["left"]["notice"] is None and "unequal" not in left_md

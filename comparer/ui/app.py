@@ -22,7 +22,7 @@ def create_app(preset: str = "offline", presets: str = "", device: str | None = 
                dtype: str | None = None, engine: str = "auto", db_path=None, limits: Limits | None = None,
                free_entry: bool = False) -> gr.Blocks:
     names = _preset_names(preset, presets)
-    pool = ModelPool(device, random_weights, dtype, engine)
+    pool = ModelPool(device, random_weights, dtype, engine, defer_engines=zerogpu.wanted())
     if preload:
         pool.pair(preset)
     store = ReviewStore(db_path)

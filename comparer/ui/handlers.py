@@ -252,10 +252,12 @@ def pane_outputs(panes: dict[str, PaneState], blind: bool = False) -> tuple:
 def _stats_md(pane: PaneState) -> str:
     status = progress_line(pane) if pane.error is None else f"error — {pane.error}"
     warning = f"\n\n⚠️ {pane.warning}" if pane.warning else ""
-    return format_stats_markdown(pane.stats, status) + warning
+    notice = f"⚠️ **{pane.notice}**\n\n" if pane.notice else ""
+    return notice + format_stats_markdown(pane.stats, status) + warning
 
 
 def _pane_json(pane: PaneState) -> dict:
     return {"model_id": pane.model_id, "status": pane.status, "error": pane.error, "warning": pane.warning,
             "prompt_tokens": pane.prompt_tokens, "mode": pane.label, "produced_tokens": len(pane.token_ids),
+            "notice": pane.notice,
             **pane.stats.to_dict()}

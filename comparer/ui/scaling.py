@@ -9,7 +9,7 @@ import gradio as gr
 
 from comparer.bench import PointCounter, new_record, summary_table, weights_label
 from comparer.loading import ASSETS_DIR
-from comparer.measure import sweep
+from comparer.measure import sweep, this_device_name
 from comparer.memory import is_cuda
 from comparer.plots import scaling_figure
 from comparer.pool import ModelPool
@@ -70,8 +70,19 @@ class ScalingService:
         csv_path = self.live_dir / (json_path.stem + ".csv")
         csv_path.parent.mkdir(parents=True, exist_ok=True)
         csv_path.write_text(to_csv(records))
-        table = "\n\n".join(f"```\n{summary_table(r)}\n```" for r in records)
+        provenance = "\n".join(f"- {provenance_line(r, this_device_name())}" for r in records)
+        table = provenance + "\n\n" + "\n\n".join(f"```\n{summary_table(r)}\n```" for r in records)
         return scaling_figure(records), table, str(json_path), str(csv_path)
+
+
+def provenance_line(record: BenchRecord, here: str) -> str:
+    """Where a record's figures were measured, said plainly when that is not the machine serving the page
+    (a Space shows H200 records: they are H200 figures, not its GPU's)."""
+    made = f"measured on {record.environment.device_name}, {record.created_at[:10]}"
+    if record.environment.device_name == here:
+        return f"**{made}** (this machine)."
+    return f"**{made}: figures of that machine, not of this one** ({here})."
+
 
 
 def parse_contexts(text: str, max_context: int) -> list[int]:

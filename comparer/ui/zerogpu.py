@@ -16,7 +16,15 @@ from comparer.pair import PairRun, swap_sides
 from comparer.settings import GenerationSettings
 
 _POOL = None  # set once by install(); see the module docstring for why this is module state
-DEFAULT_DURATION_S = 120
+# What one GPU task may ask for (seconds). ZeroGPU's default is 60 s; shorter requests are queued sooner and
+# draw less of a visitor's daily quota, so each task asks for what its prompt and max new tokens need.
+MIN_DURATION_S, MAX_DURATION_S = 20, 150
+# Deliberately slow rates for the Space's GPU (an RTX Pro 6000 Blackwell; no figure of ours was measured on
+# one): the H200 runs the paper pair at ~7,000+ prompt tok/s and 218-500 new tok/s per model.
+SETUP_S = 15.0  # both engines built and warmed up in the task (Triton kernels come from the disk cache)
+PREFILL_TOK_PER_S = 2000.0
+DECODE_TOK_PER_S = 25.0
+QUEUE_SIZE = 8  # visitors waiting beyond this are told the queue is full (each task holds the GPU ~20-150 s)
 
 
 def spaces_available() -> bool:
@@ -31,7 +39,16 @@ def wanted() -> bool:
     return spaces_available() and (forced or bool(os.environ.get("SPACE_ID")))
 
 
-def install(pool, duration_s: int = DEFAULT_DURATION_S) -> Callable | None:
+def duration_s(prompt: str, settings: dict, preset: str = "", swap: bool = False, blind: bool = False,
+               race: str = "auto") -> int:
+    """The GPU time to request for one comparison (ZeroGPU calls this with the task's own arguments): both
+    models in turn over the prompt (at most one token per character) and max new tokens, plus setup."""
+    new_tokens = int(settings.get("max_new_tokens", 128))
+    per_model_s = len(prompt) / PREFILL_TOK_PER_S + new_tokens / DECODE_TOK_PER_S
+    return int(min(MAX_DURATION_S, max(MIN_DURATION_S, SETUP_S + 2 * per_model_s)))
+
+
+def install(pool) -> Callable | None:
     """Return the @spaces.GPU-wrapped stream when wanted (see ``wanted``), else None."""
     global _POOL
     if not wanted():
@@ -49,6 +66,7 @@ def stream_outputs(prompt: str, settings: dict, preset: str, swap: bool, blind: 
     from comparer.ui.handlers import pane_outputs
 
     models = _POOL.pair(preset)
+    _POOL.ready(models)  # engines are built here, inside the GPU task (engines/deferred.py)
     if swap:
         models = swap_sides(models)
     yield from local_stream(PairRun(models, prompt, GenerationSettings(**settings), mode=race), blind, pane_outputs)
