@@ -115,5 +115,5 @@ def path_notice(engines: dict[str, str]) -> str | None:
     left, right = engines.get("left", ""), engines.get("right", "")
     if left == right:
         return None
-    return (f"unequal paths: left runs {left or 'an unknown engine'}, right {right or 'an unknown engine'}; "
-            "the speeds compare the code paths, not only the models")
+    return (f"unequal paths (left: {left or 'unknown'}, right: {right or 'unknown'}): "
+            "the speeds compare engines as well as models")

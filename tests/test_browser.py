@@ -88,3 +88,51 @@ def test_scaling_plot_renders_the_stored_h200_runs(page, tmp_path):
     assert "H200" in page.locator("#scaling-plot").inner_text()
     _screenshot(page, tmp_path, "scaling.png")
     page.get_by_role("tab", name="Compare").click()
+
+
+def _wait_done(page) -> None:
+    page.wait_for_function("document.querySelector('#left-stats').innerText.includes('done') && "
+                           "document.querySelector('#right-stats').innerText.includes('done')", timeout=60_000)
+
+
+def test_a_vote_belongs_to_the_comparison_on_screen_and_blind_buttons_name_a_and_b(page, app_url, tmp_path):
+    """Compare, vote with tags and a note, compare again (blind): the form is empty and its buttons read
+    'A is better' / 'B is better'; the blind comparison re-opened before its vote names no model; its
+    stored vote carries only its own verdict."""
+    from gradio_client import Client
+
+    page.goto(app_url)
+    page.wait_for_selector("#compare-btn")
+    page.locator("#prompt textarea").fill("Once upon a time, a little fox")
+    page.locator("#compare-btn").click()
+    _wait_done(page)
+    page.locator("#vote").get_by_label("Right is better").check()
+    page.locator("#tags").get_by_label("repetition").check()
+    page.locator("#tags").get_by_label("off-topic").check()
+    page.get_by_label("note (optional)").fill("Right is less repetitive")
+    page.locator("#vote-btn").click()
+    page.wait_for_function("document.querySelector('#reveal').innerText.includes('Vote recorded')", timeout=20_000)
+
+    page.locator("#blind").get_by_role("checkbox").check()
+    page.locator("#compare-btn").click()
+    _wait_done(page)
+    assert page.locator("#vote").get_by_label("A is better").count() == 1
+    assert page.locator("#vote").get_by_label("Left is better").count() == 0
+    assert page.evaluate("[...document.querySelectorAll('#vote input')].filter(i => i.checked).length") == 0
+    assert page.evaluate("[...document.querySelectorAll('#tags input')].filter(i => i.checked).length") == 0
+    assert page.get_by_label("note (optional)").input_value() == ""
+    assert "Vote recorded" not in page.locator("#reveal").inner_text()
+    _screenshot(page, tmp_path, "blind-fresh-form.png")
+    page.get_by_text("Raw live stats (JSON) and comparison id").click()
+    blind_id = page.locator("#comparison-id").get_by_role("textbox").input_value()
+
+    client = Client(app_url, verbose=False)
+    *_, header, _diff = client.predict(blind_id, api_name="/reopen")
+    assert "demo-mamba" not in header and "demo-llama" not in header and "hidden until a vote" in header
+    page.locator("#vote").get_by_label("A is better").check()
+    page.locator("#vote-btn").click()
+    page.wait_for_function("document.querySelector('#reveal').innerText.includes('Vote recorded')", timeout=20_000)
+    *_, header, _diff = client.predict(blind_id, api_name="/reopen")
+    assert "demo-mamba" in header and "demo-llama" in header
+    votes = header.split("Votes:")[1]
+    assert "left" in votes and "repetition" not in votes and "off-topic" not in votes and "less repetitive" not in votes

@@ -108,6 +108,9 @@ def _wire(demo: gr.Blocks, service: CompareService, ui: dict) -> None:
                ui["comparison_id"]]
     ui["compare"].click(service.pane_headers, inputs=[ui["preset"], ui["blind"]], outputs=load_outputs[:4] + [ui["reveal"]],
                         api_visibility="private", queue=False)
+    ui["compare"].click(ReviewService.fresh_form, inputs=[ui["blind"]],
+                        outputs=[ui["vote"], ui["tags"], ui["note"], ui["vote_tally"]], api_visibility="private",
+                        queue=False)
     compare = ui["compare"].click(service.compare, inputs=inputs, outputs=outputs, api_name="compare",
                                   concurrency_id="generation", concurrency_limit=1, show_progress="minimal",
                                   validator=service.validate, time_limit=int(service.limits.max_time_s) + 30)

@@ -252,7 +252,7 @@ def pane_outputs(panes: dict[str, PaneState], blind: bool = False) -> tuple:
 def _stats_md(pane: PaneState) -> str:
     status = progress_line(pane) if pane.error is None else f"error — {pane.error}"
     warning = f"\n\n⚠️ {pane.warning}" if pane.warning else ""
-    notice = f"⚠️ **{pane.notice}**\n\n" if pane.notice else ""
+    notice = f"⚠️ {pane.notice}\n\n" if pane.notice else ""
     return notice + format_stats_markdown(pane.stats, status) + warning
 
 

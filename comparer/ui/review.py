@@ -14,6 +14,9 @@ from comparer.reviews.tally import tally, tally_markdown
 from comparer.ui.cards import card_markdown
 
 VOTE_CHOICES = [("Left is better", "left"), ("Right is better", "right"), ("Tie", "tie"), ("Both bad", "both_bad")]
+# blind mode names the panes Model A (left) and Model B (right); the buttons follow
+BLIND_VOTE_CHOICES = [("A is better", "left"), ("B is better", "right"), ("Tie", "tie"), ("Both bad", "both_bad")]
+HIDDEN = "hidden until a vote"
 HISTORY_COLUMNS = ["when (UTC)", "preset", "left", "right", "blind", "vote", "prompt", "id"]
 EXPORT_SUFFIX = {"csv": ".csv", "jsonl": ".jsonl", "llm-comparator": ".json"}
 
@@ -35,6 +38,13 @@ class ReviewService:
                   f"Left was **{item['left_model']}**, right was **{item['right_model']}**.")
         return reveal, tally_markdown(tally(self.store.history(limit=100_000)))
 
+    @staticmethod
+    def fresh_form(blind: bool) -> tuple:
+        """An empty vote form for the comparison just started (a vote belongs to exactly the comparison on
+        screen: no verdict, tag or note carries over), its buttons named as the panes are."""
+        choices = BLIND_VOTE_CHOICES if blind else VOTE_CHOICES
+        return gr.Radio(choices=choices, value=None), gr.CheckboxGroup(value=[]), gr.Textbox(value=""), ""
+
     def reveal_panes(self, comparison_id: str) -> tuple:
         """After a vote: the real names on the panes and their cards."""
         item = self.store.get(str(comparison_id)) if comparison_id else None
@@ -47,9 +57,10 @@ class ReviewService:
         everything = self.store.history(limit=100_000)
         wanted = tuple(pair.split(" vs ")) if pair else None
         items = [i for i in everything if matches(i, wanted, preset or None, vote or None)]
+        shown = [hide_unvoted_blind(i) for i in items]
         rows = [[time.strftime("%Y-%m-%d %H:%M", time.gmtime(i["created_at"])), i["preset"], i["left_model"],
                  i["right_model"], i["blind"], i["votes"][-1]["vote"] if i["votes"] else "none",
-                 i["prompt"][:80], i["id"]] for i in items]
+                 i["prompt"][:80], i["id"]] for i in shown]
         pairs = sorted({" vs ".join(sorted((i["left_model"], i["right_model"]))) for i in everything})
         return rows, tally_markdown(tally(items)), gr.Dropdown(choices=[""] + pairs)
 
@@ -57,6 +68,7 @@ class ReviewService:
         item = self.store.get((comparison_id or "").strip())
         if item is None:
             raise gr.Error(f"No comparison with id {comparison_id!r}: copy an id from the history table.")
+        item = hide_unvoted_blind(item)
         votes = "\n".join(f"- {v['vote']} {', '.join(v['tags'])} {v['note']}" for v in item["votes"]) or "no votes"
         header = (f"**{item['left_model']}** (left) vs **{item['right_model']}** (right), preset {item['preset']}, "
                   f"status {item['status']}; word overlap {similarity(item['left_output'], item['right_output']):.0%}"
@@ -74,8 +86,20 @@ class ReviewService:
             raise gr.Error(f"Choose an export format: {', '.join(FORMATS)}.")
         self.export_dir.mkdir(parents=True, exist_ok=True)
         path = self.export_dir / f"comparer-reviews-{time.strftime('%Y%m%d-%H%M%S')}{EXPORT_SUFFIX[fmt]}"
-        path.write_text(export(self.store.history(limit=1_000_000), fmt))
+        path.write_text(export([hide_unvoted_blind(i) for i in self.store.history(limit=1_000_000)], fmt))
         return str(path)
+
+
+def hide_unvoted_blind(item: dict) -> dict:
+    """A blind comparison nobody has voted on yet, with both models' names and cards hidden (history, re-open,
+    exports): blind hides identity everywhere until the vote."""
+    if not item.get("blind") or item.get("votes"):
+        return item
+    hidden = dict(item, left_model=f"Model A ({HIDDEN})", right_model=f"Model B ({HIDDEN})", left_card=None,
+                  right_card=None, preset=HIDDEN)
+    for side in ("left", "right"):
+        hidden[f"{side}_stats"] = {k: v for k, v in (item.get(f"{side}_stats") or {}).items() if k != "model_id"}
+    return hidden
 
 
 def card_markdown_from_dict(card: dict | None) -> str:
