@@ -219,3 +219,35 @@ def test_history_filters_before_it_limits(tmp_path):
         store.add_vote(_comparison(store, "c", "d"), "left")
     assert [i["id"] for i in store.history(vote="tie", limit=1)] == [old]
     assert [i["id"] for i in store.history(pair=("b", "a"), limit=1)] == [old]
+
+
+def test_a_note_with_html_or_markdown_links_is_shown_as_text_in_the_review_tab(tmp_path):
+    """<img>, <a> and Markdown links in a note come back escaped: the browser fetches nothing."""
+    from comparer.ui.review import ReviewService
+
+    store = ReviewStore(tmp_path / "r.sqlite")
+    cid = _comparison(store)
+    note = '<img src="http://attacker.example/x.png"> <a href="http://e.example">x</a> [y](http://f.example) ![z](http://g.example/i.png)'
+    store.add_vote(cid, "left", ["fluent"], note)
+    *_, header, _diff = ReviewService(store, tmp_path / "exports").reopen(cid)
+    assert "<img" not in header and "<a " not in header and "](http" not in header
+    assert "&lt;img" in header and "attacker" in header
+
+
+def test_a_blind_comparison_names_no_model_anywhere_until_its_vote(tmp_path):
+    """History rows, re-open and exports of an unvoted blind comparison hide both models; a vote reveals."""
+    from comparer.ui.review import ReviewService
+
+    store = ReviewStore(tmp_path / "r.sqlite")
+    cid = store.start_comparison(NewComparison("moon?", "mamba-x", "pythia-y", {"max_new_tokens": 8}, preset="small",
+                                               blind=True))
+    store.finish_comparison(cid, "a says", "b says", {"ttft_s": 0.1, "model_id": "mamba-x"}, {"ttft_s": 0.2}, "done")
+    service = ReviewService(store, tmp_path / "exports")
+    rows, _tally, _pairs = service.history()
+    *_, header, _diff = service.reopen(cid)
+    exported = open(service.export_file("jsonl")).read() + open(service.export_file("csv")).read()
+    for shown in (str(rows), header, exported):
+        assert "mamba-x" not in shown and "pythia-y" not in shown, shown[:300]
+    store.add_vote(cid, "right", [], "")
+    *_, header, _diff = service.reopen(cid)
+    assert "mamba-x" in header and "pythia-y" in header

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from pathlib import Path
 
@@ -69,8 +71,10 @@ class ReviewService:
         if item is None:
             raise gr.Error(f"No comparison with id {comparison_id!r}: copy an id from the history table.")
         item = hide_unvoted_blind(item)
-        votes = "\n".join(f"- {v['vote']} {', '.join(v['tags'])} {v['note']}" for v in item["votes"]) or "no votes"
-        header = (f"**{item['left_model']}** (left) vs **{item['right_model']}** (right), preset {item['preset']}, "
+        votes = "\n".join(f"- {v['vote']} {as_text(', '.join(v['tags']))} {as_text(v['note'])}"
+                          for v in item["votes"]) or "no votes"
+        header = (f"**{as_text(item['left_model'])}** (left) vs **{as_text(item['right_model'])}** (right), "
+                  f"preset {as_text(item['preset'] or 'custom')}, "
                   f"status {item['status']}; word overlap {similarity(item['left_output'], item['right_output']):.0%}"
                   f"\n\nVotes:\n{votes}")
         return item["prompt"], item["left_output"], item["right_output"], header, diff_html(item["left_output"],
@@ -88,6 +92,13 @@ class ReviewService:
         path = self.export_dir / f"comparer-reviews-{time.strftime('%Y%m%d-%H%M%S')}{EXPORT_SUFFIX[fmt]}"
         path.write_text(export([hide_unvoted_blind(i) for i in self.store.history(limit=1_000_000)], fmt))
         return str(path)
+
+
+def as_text(text: str) -> str:
+    """What a user wrote, for a Markdown component: HTML escaped and Markdown's markup characters
+    backslash-escaped, so a note with <img src=...> or [a](http://...) shows as typed and fetches nothing."""
+    escaped = html.escape(str(text), quote=True)
+    return re.sub(r"([\\`*_\[\]()!|~])", r"\\\1", escaped)
 
 
 def hide_unvoted_blind(item: dict) -> dict:
