@@ -251,3 +251,32 @@ def test_a_blind_comparison_names_no_model_anywhere_until_its_vote(tmp_path):
     store.add_vote(cid, "right", [], "")
     *_, header, _diff = service.reopen(cid)
     assert "mamba-x" in header and "pythia-y" in header
+
+
+def test_a_revote_moves_the_tally_and_filters_and_a_version_2_store_keeps_its_latest_votes(tmp_path):
+    """The latest vote lives on its comparison (indexed queries, no re-read of the history): a second vote
+    replaces the first in the tally and in the 'latest vote' filter; an older file is migrated with its
+    votes' latest values; tags are capped per vote."""
+    from comparer.reviews.store import MAX_TAGS
+    from comparer.reviews.tally import tally_counts
+
+    path = tmp_path / "v2.sqlite"
+    conn = sqlite3.connect(path)
+    conn.executescript(f"{MIGRATIONS[0]} {MIGRATIONS[1]} PRAGMA user_version = 2;")
+    conn.execute("INSERT INTO comparisons (id, created_at, prompt, left_model, right_model, settings) "
+                 "VALUES ('old', 1.0, 'p', 'a', 'b', '{}')")
+    conn.execute("INSERT INTO votes (comparison_id, created_at, vote) VALUES ('old', 1.0, 'tie')")
+    conn.execute("INSERT INTO votes (comparison_id, created_at, vote) VALUES ('old', 2.0, 'left')")
+    conn.commit()
+    conn.close()
+    store = ReviewStore(path)
+    assert [i["id"] for i in store.history(vote="left")] == ["old"] and not store.history(vote="tie")
+    assert tally_counts(store.latest_votes())[0].a_wins == 1
+    store.add_vote("old", "right")
+    assert [i["id"] for i in store.history(vote="right")] == ["old"] and not store.history(vote="left")
+    t = tally_counts(store.latest_votes(pair=("b", "a")))[0]
+    assert (t.a_wins, t.b_wins) == (0, 1)
+    cids = [_comparison(store, prompt=f"p{i}") for i in range(5)]
+    assert [i["id"] for i in store.history(limit=2, offset=1)] == cids[::-1][1:3]
+    with pytest.raises(ReviewError, match="at most"):
+        store.add_vote(cids[0], "left", [f"t{i}" for i in range(MAX_TAGS + 1)])

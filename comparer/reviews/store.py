@@ -7,7 +7,6 @@ row. The schema version lives in ``PRAGMA user_version`` and ``MIGRATIONS`` brin
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import sqlite3
@@ -42,7 +41,17 @@ MIGRATIONS = [
     """,
     # 2: filter history by pair quickly
     "CREATE INDEX comparisons_by_pair ON comparisons(left_model, right_model);",
+    # 3: the latest vote kept on its comparison (set in the vote's transaction), so a vote, a tally and a
+    # history page are indexed queries instead of a read of every comparison and vote
+    """
+    ALTER TABLE comparisons ADD COLUMN latest_vote TEXT;
+    UPDATE comparisons SET latest_vote = (SELECT vote FROM votes WHERE votes.comparison_id = comparisons.id
+                                          ORDER BY votes.id DESC LIMIT 1);
+    CREATE INDEX comparisons_by_time ON comparisons(created_at);
+    CREATE INDEX comparisons_tally ON comparisons(left_model, right_model, latest_vote, preset);
+    """,
 ]
+MAX_TAGS = 8
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -134,12 +143,24 @@ class ReviewStore:
         tags = list(tags or [])
         if not all(isinstance(t, str) and 0 < len(t) <= 40 for t in tags):
             raise ReviewError("tags must be short strings (1 to 40 characters).")
+        if len(tags) > MAX_TAGS:
+            raise ReviewError(f"at most {MAX_TAGS} tags per vote; got {len(tags)}.")
         if not isinstance(note, str) or len(note) > 5000:
             raise ReviewError("note must be text of at most 5,000 characters.")
-        if self.get(comparison_id) is None:
-            raise ReviewError(f"No comparison with id {comparison_id!r}: run /compare first and use the id it returns.")
-        cursor = self._write("INSERT INTO votes (comparison_id, created_at, vote, tags, note, reviewer) "
-                             "VALUES (?, ?, ?, ?, ?, ?)", (comparison_id, time.time(), vote, _dumps(tags), note, reviewer))
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("SELECT 1 FROM comparisons WHERE id=?", (comparison_id,)).fetchone() is None:
+                raise ReviewError(f"No comparison with id {comparison_id!r}: run /compare first and use the id it "
+                                  "returns.")
+            cursor = conn.execute("INSERT INTO votes (comparison_id, created_at, vote, tags, note, reviewer) "
+                                  "VALUES (?, ?, ?, ?, ?, ?)",
+                                  (comparison_id, time.time(), vote, _dumps(tags), note, reviewer))
+            conn.execute("UPDATE comparisons SET latest_vote=? WHERE id=?", (vote, comparison_id))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
         return cursor.lastrowid
 
     # ---- reads --------------------------------------------------------------------------------
@@ -152,22 +173,58 @@ class ReviewStore:
         return [{**dict(r), "tags": json.loads(r["tags"])} for r in rows]
 
     def history(self, pair: tuple[str, str] | None = None, preset: str | None = None, vote: str | None = None,
-                limit: int = 500) -> list[dict]:
-        """Newest first, at most ``limit`` matches; ``vote`` filters on the latest vote ('none' for unvoted).
-        Filters apply before the limit, so an old matching comparison is never cut off by newer others."""
-        rows = self._conn().execute("SELECT * FROM comparisons ORDER BY created_at DESC")
-        items = (_comparison(r, self._votes(r["id"])) for r in rows)
-        return list(itertools.islice((c for c in items if matches(c, pair, preset, vote)), limit))
+                limit: int = 500, offset: int = 0) -> list[dict]:
+        """Newest first, one page of at most ``limit`` matches after ``offset``; ``vote`` filters on the latest
+        vote ('none' for unvoted). The filters are in the query, so an old match is never cut off by newer
+        others and a page costs the same at any store size."""
+        where, params = _filters(pair, preset, vote)
+        rows = self._conn().execute(f"SELECT * FROM comparisons {where} ORDER BY created_at DESC LIMIT ? OFFSET ?",
+                                    (*params, int(limit), int(offset))).fetchall()
+        votes = self._votes_of([r["id"] for r in rows])
+        return [_comparison(r, votes.get(r["id"], [])) for r in rows]
+
+    def _votes_of(self, ids: list[str]) -> dict[str, list[dict]]:
+        found: dict[str, list[dict]] = {}
+        for start in range(0, len(ids), 500):  # SQLite's bound-parameter limit
+            chunk = ids[start:start + 500]
+            rows = self._conn().execute(f"SELECT * FROM votes WHERE comparison_id IN ({','.join('?' * len(chunk))}) "
+                                        "ORDER BY id", chunk)
+            for r in rows:
+                found.setdefault(r["comparison_id"], []).append({**dict(r), "tags": json.loads(r["tags"])})
+        return found
+
+    def latest_votes(self, pair: tuple[str, str] | None = None, preset: str | None = None) -> list[tuple]:
+        """(left model, right model, latest vote, count) over voted comparisons: what a tally needs, grouped
+        in SQL on an index."""
+        where, params = _filters(pair, preset, None)
+        where = f"{where} {'AND' if where else 'WHERE'} latest_vote IS NOT NULL"
+        return [tuple(r) for r in self._conn().execute(
+            f"SELECT left_model, right_model, latest_vote, COUNT(*) FROM comparisons {where} "
+            "GROUP BY left_model, right_model, latest_vote", params)]
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return [tuple(r) for r in self._conn().execute("SELECT DISTINCT left_model, right_model FROM comparisons")]
+
+    def count(self) -> int:
+        return self._conn().execute("SELECT COUNT(*) FROM comparisons").fetchone()[0]
 
 
-def matches(item: dict, pair=None, preset=None, vote=None) -> bool:
-    """Does a stored comparison pass the Review tab's filters (pair in either order, preset, latest vote)?"""
-    if pair and {item["left_model"], item["right_model"]} != set(pair):
-        return False
-    if preset and item["preset"] != preset:
-        return False
-    latest = item["votes"][-1]["vote"] if item["votes"] else "none"
-    return not vote or latest == vote
+def _filters(pair, preset, vote) -> tuple[str, list]:
+    """The Review tab's filters as a WHERE clause (pair in either order, preset, latest vote)."""
+    clauses, params = [], []
+    if pair:
+        a, b = pair
+        clauses.append("((left_model=? AND right_model=?) OR (left_model=? AND right_model=?))")
+        params += [a, b, b, a]
+    if preset:
+        clauses.append("preset=?")
+        params.append(preset)
+    if vote == "none":
+        clauses.append("latest_vote IS NULL")
+    elif vote:
+        clauses.append("latest_vote=?")
+        params.append(vote)
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
 def _comparison(row: sqlite3.Row, votes: list[dict]) -> dict:
@@ -175,6 +232,7 @@ def _comparison(row: sqlite3.Row, votes: list[dict]) -> dict:
     for key in ("left_card", "right_card", "settings", "left_stats", "right_stats", "library_versions"):
         item[key] = json.loads(item[key]) if item[key] else None
     item["blind"] = bool(item["blind"])
+    item.pop("latest_vote", None)  # the same as votes[-1]; kept for the queries only
     item["votes"] = votes
     return item
 

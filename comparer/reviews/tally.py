@@ -39,23 +39,25 @@ def wilson(successes: int, trials: int, z: float = Z_95) -> tuple[float, float, 
 
 def tally(comparisons: list[dict]) -> list[PairTally]:
     """Latest vote of each comparison, credited to the model shown in the chosen pane."""
+    return tally_counts([(c["left_model"], c["right_model"], c["votes"][-1]["vote"], 1)
+                         for c in comparisons if c["votes"]])
+
+
+def tally_counts(rows: list[tuple]) -> list[PairTally]:
+    """``tally`` from (left model, right model, latest vote, count) rows (ReviewStore.latest_votes)."""
     pairs: dict[tuple[str, str], PairTally] = {}
-    for item in comparisons:
-        if not item["votes"]:
-            continue
-        a, b = sorted((item["left_model"], item["right_model"]))
+    for left, right, vote, n in rows:
+        a, b = sorted((left, right))
         t = pairs.setdefault((a, b), PairTally(a, b))
-        vote = item["votes"][-1]["vote"]
         if vote in ("left", "right"):
-            winner = item["left_model"] if vote == "left" else item["right_model"]
-            if winner == a:
-                t.a_wins += 1
+            if (left if vote == "left" else right) == a:
+                t.a_wins += n
             else:
-                t.b_wins += 1
+                t.b_wins += n
         elif vote == "tie":
-            t.ties += 1
+            t.ties += n
         else:
-            t.both_bad += 1
+            t.both_bad += n
     return sorted(pairs.values(), key=lambda t: -(t.decisive + t.ties + t.both_bad))
 
 

@@ -11,14 +11,15 @@ import gradio as gr
 
 from comparer.reviews.diff import diff_html, similarity
 from comparer.reviews.export import FORMATS, export
-from comparer.reviews.store import TAGS, VOTES, ReviewError, ReviewStore, matches
-from comparer.reviews.tally import tally, tally_markdown
+from comparer.reviews.store import TAGS, VOTES, ReviewError, ReviewStore
+from comparer.reviews.tally import tally_counts, tally_markdown
 from comparer.ui.cards import card_markdown
 
 VOTE_CHOICES = [("Left is better", "left"), ("Right is better", "right"), ("Tie", "tie"), ("Both bad", "both_bad")]
 # blind mode names the panes Model A (left) and Model B (right); the buttons follow
 BLIND_VOTE_CHOICES = [("A is better", "left"), ("B is better", "right"), ("Tie", "tie"), ("Both bad", "both_bad")]
 HIDDEN = "hidden until a vote"
+HISTORY_PAGE = 200  # newest matching comparisons shown; filters narrow it (the store pages in SQL)
 HISTORY_COLUMNS = ["when (UTC)", "preset", "left", "right", "blind", "vote", "prompt", "id"]
 EXPORT_SUFFIX = {"csv": ".csv", "jsonl": ".jsonl", "llm-comparator": ".json"}
 
@@ -36,9 +37,11 @@ class ReviewService:
         except ReviewError as err:
             raise gr.Error(str(err)) from err
         item = self.store.get(str(comparison_id))
-        reveal = (f"Vote recorded: **{dict((v, k) for k, v in VOTE_CHOICES)[vote]}**. "
-                  f"Left was **{item['left_model']}**, right was **{item['right_model']}**.")
-        return reveal, tally_markdown(tally(self.store.history(limit=100_000)))
+        labels = dict((v, k) for k, v in (BLIND_VOTE_CHOICES if item["blind"] else VOTE_CHOICES))
+        reveal = (f"Vote recorded: **{labels[vote]}**. "
+                  f"Left was **{as_text(item['left_model'])}**, right was **{as_text(item['right_model'])}**.")
+        pair = (item["left_model"], item["right_model"])
+        return reveal, tally_markdown(tally_counts(self.store.latest_votes(pair=pair)))
 
     @staticmethod
     def fresh_form(blind: bool) -> tuple:
@@ -56,15 +59,15 @@ class ReviewService:
         return (*cards, gr.Textbox(label=f"left: {item['left_model']}"), gr.Textbox(label=f"right: {item['right_model']}"))
 
     def history(self, pair: str | None = None, preset: str | None = None, vote: str | None = None) -> tuple:
-        everything = self.store.history(limit=100_000)
         wanted = tuple(pair.split(" vs ")) if pair else None
-        items = [i for i in everything if matches(i, wanted, preset or None, vote or None)]
+        items = self.store.history(wanted, preset or None, vote or None, limit=HISTORY_PAGE)
         shown = [hide_unvoted_blind(i) for i in items]
         rows = [[time.strftime("%Y-%m-%d %H:%M", time.gmtime(i["created_at"])), i["preset"], i["left_model"],
                  i["right_model"], i["blind"], i["votes"][-1]["vote"] if i["votes"] else "none",
                  i["prompt"][:80], i["id"]] for i in shown]
-        pairs = sorted({" vs ".join(sorted((i["left_model"], i["right_model"]))) for i in everything})
-        return rows, tally_markdown(tally(items)), gr.Dropdown(choices=[""] + pairs)
+        pairs = sorted({" vs ".join(sorted(p)) for p in self.store.pairs()})
+        tallies = tally_counts(self.store.latest_votes(wanted, preset or None))
+        return rows, tally_markdown(tallies), gr.Dropdown(choices=[""] + pairs)
 
     def reopen(self, comparison_id: str) -> tuple:
         item = self.store.get((comparison_id or "").strip())
