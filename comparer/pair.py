@@ -64,6 +64,7 @@ class PaneState:
     error: str | None = None
     warning: str | None = None
     notice: str | None = None  # said above the text for the whole run (race.path_notice)
+    time_limited: bool = False  # its run was cut by the time limit: stopped, not done
     stats: PaneStats = field(default_factory=PaneStats)
 
     @property
@@ -150,6 +151,10 @@ class PairRun:
             result = model.engine.generate(prompt_ids, self._run_settings(), stop=self.stop_event,
                                            on_token=on_token)
             self._events.put((side, "complete", (not result.stopped_early, result.t_start_s)))
+            if result.time_limited:
+                limit_s = self._run_settings().max_time_s
+                self._events.put((side, "time limit", f"stopped by the time limit ({limit_s:.0f} s for this "
+                                                      f"model) after {len(result.token_ids)} tokens"))
         except Exception as err:  # shown in this pane; the other pane carries on
             model.engine.release()
             self._events.put((side, "error", f"{type(err).__name__}: {err}"))
@@ -241,6 +246,9 @@ class PairRun:
             pane.workspace_bytes = payload
         elif kind == "warning":
             pane.warning = payload
+        elif kind == "time limit":
+            pane.time_limited = True
+            pane.warning = f"{pane.warning}; {payload}" if pane.warning else payload
         elif kind == "error":
             pane.error = payload
         elif kind == "complete":  # the engine's own start replaces the one taken just before the call
@@ -306,7 +314,8 @@ class PairRun:
         if pane.visible_tokens < len(pane.token_ids) and not self.stop_event.is_set():
             return "generating"
         if pane.ended:
-            return "done" if pane.complete and pane.visible_tokens == len(pane.token_ids) else "stopped"
+            done = pane.complete and not pane.time_limited and pane.visible_tokens == len(pane.token_ids)
+            return "done" if done else "stopped"
         return "stopped" if self._frozen_s is not None else "generating"
 
     def _memory(self, side: str, pane: PaneState) -> PaneMemory | None:

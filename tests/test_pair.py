@@ -141,3 +141,23 @@ def test_a_producer_that_never_sends_does_not_hang_the_consumer(mode):
     assert panes["left"].status == "done"
     assert panes["right"].status == "error" and "no token for" in panes["right"].error
     gate.set()
+
+
+def test_a_run_cut_by_the_time_limit_is_stopped_with_a_warning_not_done(offline_pair):
+    """Both engines (transformers generate and the fast Mamba's token loop) say when the time limit cut
+    them; the pane is 'stopped' and says why, and the stored status is 'stopped: time limit'."""
+    from comparer.loading import ModelSpec, load_model
+    from comparer.ui.handlers import pane_outputs
+
+    fast = load_model(ModelSpec("demo-mamba", local_dir=offline_pair["left"].spec.local_dir), "cpu", engine="auto")
+    settings = GenerationSettings(max_new_tokens=1024, fixed_length=True, max_time_s=0.3)
+    for engine in (fast.engine, offline_pair["right"].engine):
+        result = engine.generate(list(range(5, 20)), settings)
+        assert result.time_limited and len(result.token_ids) < 1024
+    assert not fast.engine.generate(list(range(5, 20)), GenerationSettings(max_new_tokens=4)).time_limited
+    run = PairRun(offline_pair, MAIA, settings, refresh_s=0.01)
+    *_, panes = list(run)
+    for pane in panes.values():
+        assert pane.status == "stopped" and "time limit" in pane.warning
+    *_, stats = pane_outputs(panes)
+    assert "time limit" in stats["left"]["warning"]

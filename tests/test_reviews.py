@@ -280,3 +280,11 @@ def test_a_revote_moves_the_tally_and_filters_and_a_version_2_store_keeps_its_la
     assert [i["id"] for i in store.history(limit=2, offset=1)] == cids[::-1][1:3]
     with pytest.raises(ReviewError, match="at most"):
         store.add_vote(cids[0], "left", [f"t{i}" for i in range(MAX_TAGS + 1)])
+
+
+def test_comparisons_left_running_by_a_dead_process_are_marked_interrupted_at_start(tmp_path):
+    store = ReviewStore(tmp_path / "r.sqlite")
+    running = store.start_comparison(NewComparison("p", "a", "b", {}))
+    finished = _comparison(store)
+    assert store.mark_interrupted() == 1
+    assert store.get(running)["status"] == "interrupted" and store.get(finished)["status"] == "done"

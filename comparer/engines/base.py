@@ -34,6 +34,7 @@ class GenerationResult:
     token_times_s: list[float]
     stopped_early: bool = False
     notes: list[str] = field(default_factory=list)
+    time_limited: bool = False  # cut by settings.max_time_s before its length or EOS
 
     @property
     def ttft_s(self) -> float | None:

@@ -43,7 +43,11 @@ class TransformersEngine(Engine):
                                 **({CACHE_KWARG: cache} if cache is not None else {}),
                                 stopping_criteria=StoppingCriteriaList([_StopOnEvent(stop)]),
                                 **_generate_kwargs(settings, self.model))
-        return GenerationResult(streamer.token_ids, t_start_s, streamer.times_s, stopped_early=stop.is_set())
+        ids, times = streamer.token_ids, streamer.times_s
+        # transformers' max_time ends generate silently: short of the length, past the limit, not stopped
+        time_limited = (settings.max_time_s is not None and not stop.is_set() and len(ids) < settings.max_new_tokens
+                        and bool(times) and times[-1] - t_start_s >= settings.max_time_s)
+        return GenerationResult(ids, t_start_s, times, stopped_early=stop.is_set(), time_limited=time_limited)
 
     def release(self) -> None:
         if is_cuda(self.device):

@@ -32,7 +32,7 @@ def run_steps(engine, prompt_ids: list[int], settings: GenerationSettings,
     logits = engine.prefill(prompt_ids, settings.max_new_tokens)
     reader = _TokenReader(engine.device)
     held_b = engine.cache_bytes()  # preallocated: the same after every token
-    ids, times = [], []
+    ids, times, time_limited = [], [], False
     while True:
         token = chooser.choose(logits, len(ids))  # (1,) on device
         last = len(ids) + 1 >= settings.max_new_tokens
@@ -47,10 +47,11 @@ def run_steps(engine, prompt_ids: list[int], settings: GenerationSettings,
         if last or stop.is_set() or chooser.is_final(token_id, len(ids)):
             break
         if deadline_s is not None and times[-1] > deadline_s:
+            time_limited = True
             break
         if not reader.overlaps:
             logits = engine.decode_step(token)
-    return GenerationResult(ids, t_start_s, times, stopped_early=stop.is_set())
+    return GenerationResult(ids, t_start_s, times, stopped_early=stop.is_set(), time_limited=time_limited)
 
 
 class _TokenReader:

@@ -118,6 +118,11 @@ class ReviewStore:
         return conn.execute("PRAGMA user_version").fetchone()[0]
 
     # ---- writes -------------------------------------------------------------------------------
+    def mark_interrupted(self) -> int:
+        """At start-up: comparisons left 'running' by a process that died are 'interrupted' (nothing runs
+        yet in this one). Returns how many."""
+        return self._write("UPDATE comparisons SET status='interrupted' WHERE status='running'").rowcount
+
     def start_comparison(self, new: NewComparison) -> str:
         self._write(
             "INSERT INTO comparisons (id, created_at, preset, prompt, left_model, right_model, left_revision, "

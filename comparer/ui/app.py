@@ -26,6 +26,7 @@ def create_app(preset: str = "offline", presets: str = "", device: str | None = 
     if preload:
         pool.pair(preset)
     store = ReviewStore(db_path)
+    store.mark_interrupted()  # no comparison of this process runs yet
     start_sync_from_env(store)
     service = CompareService(pool, names, store, limits, free_entry, gpu_stream=zerogpu.install(pool))
     demo = build_demo(service, ScalingService(pool), ReviewService(store), preset)

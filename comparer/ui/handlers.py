@@ -148,7 +148,8 @@ class CompareService:
         left_text, right_text, _, _, stats = outputs
         stats = {side: {k: v for k, v in stats[side].items() if k != "model_id"} for side in ("left", "right")}
         statuses = {stats[side]["status"] for side in ("left", "right")}
-        status = ("error" if "error" in statuses else
+        time_limited = any("time limit" in (stats[side].get("warning") or "") for side in ("left", "right"))
+        status = ("error" if "error" in statuses else "stopped: time limit" if time_limited else
                   "stopped" if statuses & {"stopped", "generating", "waiting"} else "done")
         self.store.finish_comparison(comparison_id, left_text, right_text, stats["left"], stats["right"], status)
 
