@@ -37,15 +37,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    # Gradio's file cache per instance (two apps on one machine shared /tmp/gradio), cleaned hourly
+    os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join("data", "gradio-cache", str(os.getpid())))
     _import_spaces_first()
     args = parse_args(argv)
-    from comparer.ui.app import create_app
+    from comparer.ui.app import create_app, launch_kwargs
 
     demo = create_app(args.preset, args.presets, args.device, args.random_weights, dtype=args.dtype,
                       engine=args.engine, free_entry=args.free_model_entry)
     demo.queue(max_size=args.queue_size or _default_queue_size()).launch(
         server_name=args.host, server_port=args.port, ssr_mode=False, show_error=False, run_history=False,
-        footer_links=["api"])
+        footer_links=["api"], **launch_kwargs())
 
 
 def _default_queue_size() -> int:

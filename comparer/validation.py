@@ -30,7 +30,17 @@ def check_prompt(prompt) -> str:
         if char not in ALLOWED_CONTROL and unicodedata.category(char) == "Cc":
             raise InputError(f"The prompt contains a control character (U+{ord(char):04X}) at position "
                              f"{position}; remove it (newlines and tabs are fine).")
+    check_encodable("The prompt", prompt)
     return prompt
+
+
+def check_encodable(what: str, text: str) -> None:
+    """Text that UTF-8 (and so SQLite, the tokenizers, the browser) can hold: a lone surrogate such as
+    U+D800, which JSON can carry, cannot be stored and used to crash the insert."""
+    for position, char in enumerate(text):
+        if 0xD800 <= ord(char) <= 0xDFFF:
+            raise InputError(f"{what} contains an unpaired surrogate (U+{ord(char):04X}) at position {position}, "
+                             "which is not valid text; remove it.")
 
 
 def check_flag(name: str, value) -> bool:

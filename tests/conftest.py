@@ -30,13 +30,13 @@ def offline_pair(offline_dirs):
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     """The app launched on a free loopback port with the offline pair and a fresh review database."""
-    from comparer.ui.app import create_app
+    from comparer.ui.app import create_app, launch_kwargs
     from tests.test_app_api import _free_port
 
     db = tmp_path_factory.mktemp("db") / "reviews.sqlite"
     demo = create_app("offline", "offline,small", "cpu", db_path=db)
     port = _free_port()
     demo.queue(max_size=16).launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
-                                   ssr_mode=False, quiet=True)
+                                   ssr_mode=False, quiet=True, **launch_kwargs())
     yield f"http://127.0.0.1:{port}/"
     demo.close()

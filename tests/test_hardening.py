@@ -19,13 +19,13 @@ QUEUE_MAX = 6
 
 @pytest.fixture(scope="module")
 def app(offline_dirs, tmp_path_factory):
-    from comparer.ui.app import create_app
+    from comparer.ui.app import create_app, launch_kwargs
     from comparer.ui.handlers import Limits
     demo = create_app("offline", "offline,small", "cpu", db_path=tmp_path_factory.mktemp("db") / "r.sqlite",
                       limits=Limits(max_time_s=60, per_session_per_min=10_000))
     port = _free_port()
     demo.queue(max_size=QUEUE_MAX).launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
-                                          ssr_mode=False, quiet=True)
+                                          ssr_mode=False, quiet=True, **launch_kwargs())
     demo.url = f"http://127.0.0.1:{port}/"
     yield demo
     demo.close()
@@ -46,7 +46,7 @@ HOSTILE = [
     dict(temperature=-1), dict(temperature=1e9), dict(temperature=math.nan), dict(top_p=0), dict(top_p=2),
     dict(top_k=-3), dict(top_k="k"), dict(repetition_penalty=0), dict(repetition_penalty=100), dict(seed=-1),
     dict(seed="s"), dict(do_sample="yes"), dict(fixed_length="no"), dict(preset="nope"),
-    dict(preset="../../etc/passwd"), dict(blind="maybe"), dict(top_p=math.inf),
+    dict(preset="../../etc/passwd"), dict(blind="maybe"), dict(top_p=math.inf), dict(race="sideways"),
 ]
 
 
@@ -245,3 +245,74 @@ def test_zerogpu_asks_for_the_gpu_time_a_comparison_needs_within_bounds():
     assert zerogpu.MIN_DURATION_S <= short <= default < long <= zerogpu.MAX_DURATION_S
     assert default >= zerogpu.SETUP_S + 2 * 256 / zerogpu.DECODE_TOK_PER_S - 1
     assert long == zerogpu.MAX_DURATION_S
+
+
+def test_every_response_carries_nosniff_and_a_frame_policy_that_lets_hugging_face_embed_it(app):
+    import urllib.request
+
+    with urllib.request.urlopen(app.url, timeout=30) as response:
+        headers = response.headers
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    policy = headers["Content-Security-Policy"]
+    assert "frame-ancestors" in policy and "'self'" in policy and "huggingface.co" in policy and ".hf.space" in policy
+
+
+def _post(url: str, body: bytes, chunked: bool = False) -> tuple[int, str]:
+    import http.client
+    from urllib.parse import urlparse
+
+    parts = urlparse(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    if chunked:
+        conn.putrequest("POST", parts.path)
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        try:
+            for start in range(0, len(body), 65536):
+                piece = body[start:start + 65536]
+                conn.send(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            conn.send(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+    else:
+        conn.request("POST", parts.path, body=body, headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    return response.status, response.read().decode()
+
+
+def test_an_oversized_body_is_refused_before_it_is_parsed_and_uploads_are_refused(app):
+    """A 50 MB /compare body gets 413 with a clear message and the server's memory barely moves (it used to
+    grow by 1 GB parsing 200 MB); a chunked one is cut as it passes the limit; uploads: 403."""
+    import psutil
+
+    rss_before = psutil.Process().memory_info().rss
+    huge = b'{"data": ["' + b"x" * 50_000_000 + b'"]}'
+    status, text = _post(app.url + "gradio_api/call/compare", huge)
+    assert status == 413 and "shorter prompt" in text
+    status, text = _post(app.url + "gradio_api/call/compare", huge[:5_000_000], chunked=True)
+    assert status == 413
+    assert psutil.Process().memory_info().rss - rss_before < 100 * 2**20
+    status, text = _post(app.url + "gradio_api/upload", b"--x\r\n\r\nfile\r\n--x--")
+    assert status == 403 and "no file uploads" in text
+    left, right, *_ = gradio_client.Client(app.url, verbose=False).predict("moon", max_new_tokens=2, api_name="/compare")
+    assert left and right  # still serving
+
+
+def test_a_lone_surrogate_in_raw_json_gets_a_clear_error_and_the_store_survives(app):
+    """JSON can carry "\\ud800" (no client library encodes it): the validator names it; nothing crashes."""
+    import urllib.error
+    import urllib.request
+
+    body = b'{"data": ["lone \\ud800 surrogate", 4, false, 1.0, 1.0, 0, 1.0, 0, false, "offline", false, "auto"]}'
+    request = urllib.request.Request(app.url + "gradio_api/call/compare", data=body,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        event_id = json.loads(urllib.request.urlopen(request, timeout=30).read())["event_id"]
+        answer = urllib.request.urlopen(f"{app.url}gradio_api/call/compare/{event_id}", timeout=60).read().decode()
+    except urllib.error.HTTPError as err:  # refused while parsing: fine if it says why
+        answer = err.read().decode()
+    print(answer[:400])
+    assert "surrogate" in answer.lower() and "generating" not in answer, answer[-500:]
+    assert gradio_client.Client(app.url, verbose=False).predict("ok", max_new_tokens=2,
+                                                                  api_name="/compare")[4]["left"]["status"] == "done"

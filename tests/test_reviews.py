@@ -288,3 +288,11 @@ def test_comparisons_left_running_by_a_dead_process_are_marked_interrupted_at_st
     finished = _comparison(store)
     assert store.mark_interrupted() == 1
     assert store.get(running)["status"] == "interrupted" and store.get(finished)["status"] == "done"
+
+
+def test_a_note_with_a_lone_surrogate_gets_a_clear_error_not_a_crash(tmp_path):
+    store = ReviewStore(tmp_path / "r.sqlite")
+    cid = _comparison(store)
+    with pytest.raises(ReviewError, match="surrogate"):
+        store.add_vote(cid, "left", [], "bad \ud800 note")
+    assert store.add_vote(cid, "left", [], "fine note") > 0

@@ -152,6 +152,8 @@ class ReviewStore:
             raise ReviewError(f"at most {MAX_TAGS} tags per vote; got {len(tags)}.")
         if not isinstance(note, str) or len(note) > 5000:
             raise ReviewError("note must be text of at most 5,000 characters.")
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in note + "".join(tags)):
+            raise ReviewError("note and tags must be valid text: remove the unpaired surrogate character.")
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:

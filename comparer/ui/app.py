@@ -34,6 +34,16 @@ def create_app(preset: str = "offline", presets: str = "", device: str | None = 
     return demo
 
 
+def launch_kwargs() -> dict:
+    """What every launch of the app passes to Gradio (app.py and the tests): the request guard (headers,
+    bounded bodies, no uploads) and no file uploads (the Blocks clean their temp cache hourly)."""
+    from starlette.middleware import Middleware
+
+    from comparer.ui.guard import Guard
+
+    return {"app_kwargs": {"middleware": [Middleware(Guard)]}, "max_file_size": "1kb"}
+
+
 def _preset_names(first: str, wanted: str) -> list[str]:
     known = list(load_presets())
     names = [n.strip() for n in wanted.split(",") if n.strip()] or known

@@ -21,7 +21,7 @@ card says what actually runs: the architecture comes from the model's config, ne
 
 def build_demo(service: CompareService, scaling: ScalingService, reviews: ReviewService,
                default_preset: str) -> gr.Blocks:
-    with gr.Blocks(title="comparer: Mamba vs Transformer", analytics_enabled=False) as demo:
+    with gr.Blocks(title="comparer: Mamba vs Transformer", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(INTRO)
         with gr.Tab("Compare"):
             ui = _compare_tab(service, default_preset)
