@@ -84,7 +84,10 @@ def test_triton_prefill_equals_mamba_ssm_kernels_in_fp32_at_an_unaligned_length(
                       (triton_engine.conv_state, kit_engine.conv_state)):
         rel = ((got - want).norm() / want.norm()).item()
         print(f"Triton vs mamba-ssm, relative L2 {rel:.2e}")
-        assert rel < 1e-4
+        # fp32 through 24 layers of a 1,000-step recurrence summed in another order: mamba-ssm's own chunked
+        # and whole prefills differ by ~2e-4 (test_gpu_mamba_fast), so agreement within 5e-4 is exact math
+        assert rel < 5e-4
+    assert a.argmax() == b.argmax()
 
 
 CROSS = """
