@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import threading
 import time
 from typing import Callable
 
@@ -33,16 +34,20 @@ def random_prompt_ids(vocab_size: int, context_tokens: int, seed: int = 0) -> li
     return torch.randint(0, vocab_size, (context_tokens,), generator=generator).tolist()
 
 
-def measure_point(engine: Engine, prompt_ids: list[int], new_tokens: int, repeats: int) -> Point:
-    """TTFT and decode rate of one model at one context, alone on the device."""
+def measure_point(engine: Engine, prompt_ids: list[int], new_tokens: int, repeats: int,
+                  stop: threading.Event | None = None) -> Point | None:
+    """TTFT and decode rate of one model at one context, alone on the device; None once ``stop`` is set
+    (the generation in flight ends at its next token, the point is not kept)."""
     context = len(prompt_ids)
     try:
-        _generate(engine, prompt_ids, WARMUP_NEW_TOKENS)  # warm-up, excluded
+        _generate(engine, prompt_ids, WARMUP_NEW_TOKENS, stop)  # warm-up, excluded
         baseline_b = memory.current_bytes(engine.device) if memory.is_cuda(engine.device) else None
         memory.reset_peak(engine.device)
-        ttfts = [_generate(engine, prompt_ids, 1).ttft_s for _ in range(repeats)]
-        decodes = [_decode_rate(_generate(engine, prompt_ids, new_tokens)) for _ in range(repeats)]
+        ttfts = [_generate(engine, prompt_ids, 1, stop).ttft_s for _ in range(repeats)]
+        decodes = [_decode_rate(_generate(engine, prompt_ids, new_tokens, stop)) for _ in range(repeats)]
         peak = memory.peak_bytes(engine.device)
+    except _Stopped:
+        return None
     except torch.OutOfMemoryError as err:
         _recover(engine)
         return Point(context, new_tokens, status="oom", error=str(err).splitlines()[0][:300])
@@ -50,9 +55,18 @@ def measure_point(engine: Engine, prompt_ids: list[int], new_tokens: int, repeat
                  peak.get("allocated_bytes"), peak.get("reserved_bytes"), peak.get("rss_bytes"), baseline_b)
 
 
-def _generate(engine: Engine, prompt_ids: list[int], new_tokens: int):
+class _Stopped(Exception):
+    """A sweep's Stop reached a generation: its point is dropped."""
+
+
+def _generate(engine: Engine, prompt_ids: list[int], new_tokens: int, stop: threading.Event | None = None):
     _sync(engine.device)
-    return engine.generate(prompt_ids, GenerationSettings(max_new_tokens=new_tokens, fixed_length=True))
+    if stop is not None and stop.is_set():
+        raise _Stopped
+    result = engine.generate(prompt_ids, GenerationSettings(max_new_tokens=new_tokens, fixed_length=True), stop=stop)
+    if stop is not None and stop.is_set():
+        raise _Stopped
+    return result
 
 
 def _decode_rate(result) -> float:
@@ -74,15 +88,22 @@ def _recover(engine: Engine) -> None:
 
 
 def sweep(model: LoadedModel, contexts: list[int], new_tokens: int, repeats: int,
-          on_point: Callable[[Point], None] | None = None) -> ModelRun:
-    """Measure one model at each context; the first warm-up (lazy init, compilation) is timed apart."""
+          on_point: Callable[[Point], None] | None = None, until: Callable[[], bool] | None = None,
+          stop: threading.Event | None = None) -> ModelRun:
+    """Measure one model at each context; the first warm-up (lazy init, compilation) is timed apart.
+    ``until``: checked before each point; once true the sweep ends with the points measured so far.
+    ``stop``: ends it at once, within the generation in flight."""
     vocab = int(model.engine.model.config.vocab_size)
     t0_s = time.perf_counter()
     _generate(model.engine, random_prompt_ids(vocab, min(contexts), seed=1), WARMUP_NEW_TOKENS)
     _sync(model.engine.device)
     run = ModelRun(model.spec.model_id, model.card.to_dict(), model.load_s, time.perf_counter() - t0_s)
     for context in contexts:
-        point = measure_point(model.engine, random_prompt_ids(vocab, context), new_tokens, repeats)
+        if until is not None and until():
+            break
+        point = measure_point(model.engine, random_prompt_ids(vocab, context), new_tokens, repeats, stop)
+        if point is None:
+            break
         run.points.append(point)
         if on_point is not None:
             on_point(point)

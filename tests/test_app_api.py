@@ -116,6 +116,48 @@ def test_scaling_live_sweep_rejects_bad_contexts_clearly(app_url):
         client.predict("offline", "8,abc", 4, 1, api_name="/sweep")
     with pytest.raises(Exception, match="1 to 4096"):
         client.predict("offline", "100000", 4, 1, api_name="/sweep")
+    with pytest.raises(Exception, match="at most 6 contexts"):  # the 4,096-context call that stalled the app
+        client.predict("offline", ",".join(str(c) for c in range(1, 4097)), 4, 1, api_name="/sweep")
+    with pytest.raises(Exception, match="at most 6 contexts"):
+        client.predict("offline", "1,2,3,4,5,6,7", 4, 1, api_name="/sweep")
+
+
+def test_a_live_sweep_ends_at_its_budget_or_on_stop_and_is_operator_only_when_public(offline_pair, tmp_path,
+                                                                                   monkeypatch):
+    """The sweep holds the generation slot, so it is bounded: past its time budget, or after Stop, it ends
+    with the points measured so far and says so; on a public deployment it is refused unless opened."""
+    import threading
+
+    import gradio as gr
+
+    from comparer.ui.app import _live_sweep_open
+    from comparer.ui.scaling import ScalingService
+
+    class Pool:
+        random_weights = False
+
+        def pair(self, preset):
+            return offline_pair
+
+    service = ScalingService(Pool(), tmp_path, budget_s=0.0)
+    _plot, table, json_path, _csv = service.run_live("offline", "8,16,32", 4, 1, progress=lambda *a, **k: None)
+    assert "ended early" in table and "budget" in table
+    service = ScalingService(Pool(), tmp_path, budget_s=600)
+    done = {}
+    worker = threading.Thread(target=lambda: done.update(out=service.run_live(
+        "offline", "1024,2048,4096", 64, 10, progress=lambda *a, **k: None)))
+    worker.start()
+    assert service.measuring.wait(60)
+    time.sleep(0.3)
+    service.stop_live()
+    worker.join(30)
+    assert not worker.is_alive() and "ended early by Stop" in done["out"][1]
+    with pytest.raises(gr.Error, match="operator-only"):
+        ScalingService(Pool(), tmp_path, live_sweep=False).run_live("offline", "8", 4, 1)
+    monkeypatch.setenv("COMPARER_PUBLIC", "1")
+    assert not _live_sweep_open()
+    monkeypatch.setenv("COMPARER_LIVE_SWEEP", "1")
+    assert _live_sweep_open()
 
 
 def test_a_client_that_cancels_like_a_closed_tab_stops_both_generations(app_url):

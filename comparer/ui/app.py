@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from types import SimpleNamespace
 
 import gradio as gr
@@ -20,7 +21,9 @@ from comparer.ui.scaling import ScalingService
 def create_app(preset: str = "offline", presets: str = "", device: str | None = None,
                random_weights: bool = False, preload: bool = True,
                dtype: str | None = None, engine: str = "auto", db_path=None, limits: Limits | None = None,
-               free_entry: bool = False) -> gr.Blocks:
+               free_entry: bool = False, live_sweep: bool | None = None) -> gr.Blocks:
+    """``live_sweep`` None: open unless the deployment is public (a Space, or COMPARER_PUBLIC=1) and the
+    operator has not set COMPARER_LIVE_SWEEP=1."""
     names = _preset_names(preset, presets)
     pool = ModelPool(device, random_weights, dtype, engine, defer_engines=zerogpu.wanted())
     if preload:
@@ -29,9 +32,19 @@ def create_app(preset: str = "offline", presets: str = "", device: str | None = 
     store.mark_interrupted()  # no comparison of this process runs yet
     start_sync_from_env(store)
     service = CompareService(pool, names, store, limits, free_entry, gpu_stream=zerogpu.install(pool))
-    demo = build_demo(service, ScalingService(pool), ReviewService(store), preset)
+    scaling = ScalingService(pool, live_sweep=live_sweep if live_sweep is not None else _live_sweep_open())
+    demo = build_demo(service, scaling, ReviewService(store), preset)
     demo.comparer = SimpleNamespace(pool=pool, service=service, store=store)  # for operators and tests
     return demo
+
+
+def is_public() -> bool:
+    """A deployment anyone may visit: on a Hugging Face Space, or declared with COMPARER_PUBLIC=1."""
+    return bool(os.environ.get("SPACE_ID")) or os.environ.get("COMPARER_PUBLIC") == "1"
+
+
+def _live_sweep_open() -> bool:
+    return not is_public() or os.environ.get("COMPARER_LIVE_SWEEP") == "1"
 
 
 def launch_kwargs() -> dict:

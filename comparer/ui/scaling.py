@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -21,11 +22,19 @@ STORED_DIR = ASSETS_DIR / "benchmarks"
 DEFAULT_RECORDS = ["h200-paper-random.json", "h200-paper-mamba-fast.json", "h200-paper-pythia-fast.json"]
 LIVE_DIR = Path("data") / "benchmarks"
 MAX_LIVE_CONTEXT = {"cpu": 4096, "cuda": 131072}
+# A live sweep holds the generation slot (so each point measures its model alone), so it is bounded: a few
+# contexts and a time budget, after which it ends with the points it has; a comparison waits at most that.
+MAX_LIVE_POINTS = 6
+SWEEP_BUDGET_S = 90.0
 
 
 class ScalingService:
-    def __init__(self, pool: ModelPool, live_dir: Path = LIVE_DIR):
-        self.pool, self.live_dir = pool, Path(live_dir)
+    def __init__(self, pool: ModelPool, live_dir: Path = LIVE_DIR, live_sweep: bool = True,
+                 budget_s: float = SWEEP_BUDGET_S):
+        """``live_sweep`` False: the operator has not opened live sweeps (public deployments, see app.py)."""
+        self.pool, self.live_dir, self.live_sweep, self.budget_s = pool, Path(live_dir), live_sweep, budget_s
+        self._stop = threading.Event()
+        self.measuring = threading.Event()  # set while a sweep's points are being measured
 
     def stored_records(self) -> list[str]:
         return sorted(p.name for p in STORED_DIR.glob("*.json"))
@@ -51,20 +60,39 @@ class ScalingService:
 
     def run_live(self, preset: str, contexts_text: str, new_tokens: float, repeats: float,
                  progress=gr.Progress()) -> tuple:
-        """Measure the loaded pair on this device, each model alone, and show the result."""
+        """Measure the loaded pair on this device, each model alone, and show the result; ends early at the
+        time budget or on Stop, with the points measured by then."""
+        if not self.live_sweep:
+            raise gr.Error("Live sweeps are operator-only on this deployment (they hold the GPU for everyone); "
+                           "the stored records above are the measured figures.")
         models = self.pool.pair(preset)
         device = models["left"].card.device
         contexts = parse_contexts(contexts_text, MAX_LIVE_CONTEXT["cuda" if is_cuda(device) else "cpu"])
         record = new_record(preset, weights_label(get_preset(preset), self.pool.random_weights), device,
                             contexts, int(new_tokens), int(repeats))
         counter = PointCounter(2 * len(contexts), lambda d, t, label: progress(d / t, desc=label))
-        for side in ("left", "right"):
-            model = models[side]
-            record.models.append(sweep(model, contexts, int(new_tokens), int(repeats),
-                                       counter.for_model(model.spec.model_id)))
+        self._stop.clear()
+        deadline_s = time.perf_counter() + self.budget_s
+        until = lambda: self._stop.is_set() or time.perf_counter() > deadline_s  # noqa: E731
+        self.measuring.set()
+        try:
+            for side in ("left", "right"):
+                model = models[side]
+                record.models.append(sweep(model, contexts, int(new_tokens), int(repeats),
+                                           counter.for_model(model.spec.model_id), until=until, stop=self._stop))
+        finally:
+            self.measuring.clear()
         path = self.live_dir / f"live-{preset}-{time.strftime('%Y%m%d-%H%M%S')}.json"
         record.save(path)
-        return self._render([record], path)
+        plot, table, *files = self._render([record], path)
+        if until():
+            why = "Stop" if self._stop.is_set() else f"the {self.budget_s:.0f} s budget"
+            table = f"**Sweep ended early by {why}**: the points measured by then are shown.\n\n{table}"
+        return (plot, table, *files)
+
+    def stop_live(self) -> None:
+        """Stop the running sweep after its current point."""
+        self._stop.set()
 
     def _render(self, records: list[BenchRecord], json_path: Path) -> tuple:
         csv_path = self.live_dir / (json_path.stem + ".csv")
@@ -87,12 +115,17 @@ def provenance_line(record: BenchRecord, here: str) -> str:
 
 def parse_contexts(text: str, max_context: int) -> list[int]:
     """'64, 256,1024' -> [64, 256, 1024], with a clear error for anything else."""
+    if len(str(text)) > 200:
+        raise gr.Error(f"Give at most {MAX_LIVE_POINTS} contexts, e.g. 64,256,1024.")
     try:
         contexts = sorted({int(part) for part in str(text).split(",") if part.strip()})
     except ValueError:
         raise gr.Error(f"Contexts must be whole numbers separated by commas, e.g. 64,256,1024; got {text!r}.")
     if not contexts or contexts[0] < 1 or contexts[-1] > max_context:
         raise gr.Error(f"Give 1 to {max_context} tokens per context on this device; got {text!r}.")
+    if len(contexts) > MAX_LIVE_POINTS:
+        raise gr.Error(f"Give at most {MAX_LIVE_POINTS} contexts (a live sweep holds the device for everyone); "
+                       f"got {len(contexts)}.")
     return contexts
 
 
@@ -114,9 +147,14 @@ def scaling_tab(service: ScalingService, preset: gr.Dropdown) -> tuple:
             contexts = gr.Textbox("64,256,1024", label="contexts (tokens)")
             new_tokens = gr.Slider(2, 256, value=16, step=1, label="new tokens")
             repeats = gr.Slider(1, 10, value=3, step=1, label="repeats")
-        run = gr.Button("Run sweep", elem_id="run-sweep")
+        with gr.Row():
+            run = gr.Button("Run sweep", elem_id="run-sweep", interactive=service.live_sweep)
+            stop = gr.Button("Stop sweep", elem_id="stop-sweep", variant="stop", interactive=service.live_sweep)
+        gr.Markdown(f"At most {MAX_LIVE_POINTS} contexts and {service.budget_s:.0f} s; comparisons wait meanwhile."
+                    + ("" if service.live_sweep else " **Operator-only on this deployment.**"))
     outputs = [plot, table, json_file, csv_file]
     choice.change(service.show, inputs=[choice], outputs=outputs, api_visibility="private")
-    run.click(service.run_live, inputs=[preset, contexts, new_tokens, repeats], outputs=outputs,
-              concurrency_id="generation", concurrency_limit=1, api_name="sweep")
+    sweeping = run.click(service.run_live, inputs=[preset, contexts, new_tokens, repeats], outputs=outputs,
+                         concurrency_id="generation", concurrency_limit=1, api_name="sweep")
+    stop.click(service.stop_live, inputs=None, outputs=None, cancels=[sweeping], api_name="stop_sweep", queue=False)
     return choice, outputs
