@@ -49,7 +49,7 @@ def front_matter(gradio_version: str, presets: str) -> str:
     lines = ["---", "title: comparer — Mamba vs Transformer", "emoji: 🐍", "colorFrom: red", "colorTo: blue",
              "sdk: gradio", f"sdk_version: {gradio_version}", f'python_version: "{SPACE_PYTHON}"', "app_file: app.py",
              "short_description: Mamba vs Transformer side by side, measured honestly",
-             "license: apache-2.0", "models:", *[f"  - {m}" for m in models], "pinned: false", "---"]
+             "license: apache-2.0", "hf_oauth: true", "models:", *[f"  - {m}" for m in models], "pinned: false", "---"]
     return "\n".join(lines) + "\n"
 
 

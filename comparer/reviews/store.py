@@ -50,6 +50,9 @@ MIGRATIONS = [
     CREATE INDEX comparisons_by_time ON comparisons(created_at);
     CREATE INDEX comparisons_tally ON comparisons(left_model, right_model, latest_vote, preset);
     """,
+    # 4: who started each comparison (the visitor's session), so a public deployment shows each visitor only
+    # their own
+    "ALTER TABLE comparisons ADD COLUMN owner TEXT; CREATE INDEX comparisons_by_owner ON comparisons(owner, created_at);",
 ]
 MAX_TAGS = 8
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -71,6 +74,7 @@ class NewComparison:
     right_revision: str | None = None
     left_card: dict | None = None
     right_card: dict | None = None
+    owner: str | None = None  # the session that started it
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
@@ -126,11 +130,11 @@ class ReviewStore:
     def start_comparison(self, new: NewComparison) -> str:
         self._write(
             "INSERT INTO comparisons (id, created_at, preset, prompt, left_model, right_model, left_revision, "
-            "right_revision, left_card, right_card, settings, blind, app_version, library_versions) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "right_revision, left_card, right_card, settings, blind, app_version, library_versions, owner) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (new.id, time.time(), new.preset, new.prompt, new.left_model, new.right_model, new.left_revision,
              new.right_revision, _dumps(new.left_card), _dumps(new.right_card), _dumps(new.settings),
-             int(new.blind), comparer.__version__, _dumps(library_versions())))
+             int(new.blind), comparer.__version__, _dumps(library_versions()), new.owner))
         return new.id
 
     def finish_comparison(self, comparison_id: str, left_output: str, right_output: str,
@@ -175,16 +179,20 @@ class ReviewStore:
         row = self._conn().execute("SELECT * FROM comparisons WHERE id=?", (comparison_id,)).fetchone()
         return _comparison(row, self._votes(comparison_id)) if row else None
 
+    def owner_of(self, comparison_id: str) -> str | None:
+        row = self._conn().execute("SELECT owner FROM comparisons WHERE id=?", (comparison_id,)).fetchone()
+        return row[0] if row else None
+
     def _votes(self, comparison_id: str) -> list[dict]:
         rows = self._conn().execute("SELECT * FROM votes WHERE comparison_id=? ORDER BY id", (comparison_id,))
         return [{**dict(r), "tags": json.loads(r["tags"])} for r in rows]
 
     def history(self, pair: tuple[str, str] | None = None, preset: str | None = None, vote: str | None = None,
-                limit: int = 500, offset: int = 0) -> list[dict]:
+                limit: int = 500, offset: int = 0, owner: str | None = None) -> list[dict]:
         """Newest first, one page of at most ``limit`` matches after ``offset``; ``vote`` filters on the latest
         vote ('none' for unvoted). The filters are in the query, so an old match is never cut off by newer
-        others and a page costs the same at any store size."""
-        where, params = _filters(pair, preset, vote)
+        others and a page costs the same at any store size. ``owner``: only that session's comparisons."""
+        where, params = _filters(pair, preset, vote, owner)
         rows = self._conn().execute(f"SELECT * FROM comparisons {where} ORDER BY created_at DESC LIMIT ? OFFSET ?",
                                     (*params, int(limit), int(offset))).fetchall()
         votes = self._votes_of([r["id"] for r in rows])
@@ -200,25 +208,31 @@ class ReviewStore:
                 found.setdefault(r["comparison_id"], []).append({**dict(r), "tags": json.loads(r["tags"])})
         return found
 
-    def latest_votes(self, pair: tuple[str, str] | None = None, preset: str | None = None) -> list[tuple]:
+    def latest_votes(self, pair: tuple[str, str] | None = None, preset: str | None = None,
+                     owner: str | None = None) -> list[tuple]:
         """(left model, right model, latest vote, count) over voted comparisons: what a tally needs, grouped
         in SQL on an index."""
-        where, params = _filters(pair, preset, None)
+        where, params = _filters(pair, preset, None, owner)
         where = f"{where} {'AND' if where else 'WHERE'} latest_vote IS NOT NULL"
         return [tuple(r) for r in self._conn().execute(
             f"SELECT left_model, right_model, latest_vote, COUNT(*) FROM comparisons {where} "
             "GROUP BY left_model, right_model, latest_vote", params)]
 
-    def pairs(self) -> list[tuple[str, str]]:
-        return [tuple(r) for r in self._conn().execute("SELECT DISTINCT left_model, right_model FROM comparisons")]
+    def pairs(self, owner: str | None = None) -> list[tuple[str, str]]:
+        where, params = _filters(None, None, None, owner)
+        return [tuple(r) for r in self._conn().execute(
+            f"SELECT DISTINCT left_model, right_model FROM comparisons {where}", params)]
 
     def count(self) -> int:
         return self._conn().execute("SELECT COUNT(*) FROM comparisons").fetchone()[0]
 
 
-def _filters(pair, preset, vote) -> tuple[str, list]:
-    """The Review tab's filters as a WHERE clause (pair in either order, preset, latest vote)."""
+def _filters(pair, preset, vote, owner=None) -> tuple[str, list]:
+    """The Review tab's filters as a WHERE clause (pair in either order, preset, latest vote, owner)."""
     clauses, params = [], []
+    if owner is not None:
+        clauses.append("owner=?")
+        params.append(owner)
     if pair:
         a, b = pair
         clauses.append("((left_model=? AND right_model=?) OR (left_model=? AND right_model=?))")
@@ -240,6 +254,7 @@ def _comparison(row: sqlite3.Row, votes: list[dict]) -> dict:
         item[key] = json.loads(item[key]) if item[key] else None
     item["blind"] = bool(item["blind"])
     item.pop("latest_vote", None)  # the same as votes[-1]; kept for the queries only
+    item.pop("owner", None)  # a session id: never shown nor exported
     item["votes"] = votes
     return item
 

@@ -13,6 +13,7 @@ from comparer.ui.blocks import build_demo
 from comparer.reviews.store import ReviewStore
 from comparer.reviews.sync import start_sync_from_env
 from comparer.ui import zerogpu
+from comparer.ui.access import Access, gradio_auth, is_public
 from comparer.ui.handlers import CompareService, Limits
 from comparer.ui.review import ReviewService
 from comparer.ui.scaling import ScalingService
@@ -33,14 +34,9 @@ def create_app(preset: str = "offline", presets: str = "", device: str | None = 
     start_sync_from_env(store)
     service = CompareService(pool, names, store, limits, free_entry, gpu_stream=zerogpu.install(pool))
     scaling = ScalingService(pool, live_sweep=live_sweep if live_sweep is not None else _live_sweep_open())
-    demo = build_demo(service, scaling, ReviewService(store), preset)
+    demo = build_demo(service, scaling, ReviewService(store, access=Access.from_env()), preset)
     demo.comparer = SimpleNamespace(pool=pool, service=service, store=store)  # for operators and tests
     return demo
-
-
-def is_public() -> bool:
-    """A deployment anyone may visit: on a Hugging Face Space, or declared with COMPARER_PUBLIC=1."""
-    return bool(os.environ.get("SPACE_ID")) or os.environ.get("COMPARER_PUBLIC") == "1"
 
 
 def _live_sweep_open() -> bool:
@@ -54,7 +50,7 @@ def launch_kwargs() -> dict:
 
     from comparer.ui.guard import Guard
 
-    return {"app_kwargs": {"middleware": [Middleware(Guard)]}, "max_file_size": "1kb"}
+    return {"app_kwargs": {"middleware": [Middleware(Guard)]}, "max_file_size": "1kb", "auth": gradio_auth()}
 
 
 def _preset_names(first: str, wanted: str) -> list[str]:

@@ -117,7 +117,7 @@ class CompareService:
         models = self._models(preset)
         if swap:
             models = swap_sides(models)
-        comparison_id = self._record_start(prompt, preset, models, settings, blind)
+        comparison_id = self._record_start(prompt, preset, models, settings, blind, session)
         if self.gpu_stream is not None:  # ZeroGPU: one GPU task for both models, stopped by cancellation
             stream = self.gpu_stream(prompt, settings.to_dict(), preset, swap, blind, race)
         else:
@@ -134,12 +134,12 @@ class CompareService:
                 self._unregister(session, run)
             self._record_finish(comparison_id, last)
 
-    def _record_start(self, prompt, preset, models, settings, blind) -> str:
+    def _record_start(self, prompt, preset, models, settings, blind, session: str) -> str:
         if self.store is None:
             return ""
         new = NewComparison(prompt, models["left"].spec.model_id, models["right"].spec.model_id, settings.to_dict(),
                             preset, blind, models["left"].spec.revision, models["right"].spec.revision,
-                            models["left"].card.to_dict(), models["right"].card.to_dict())
+                            models["left"].card.to_dict(), models["right"].card.to_dict(), owner=session)
         return self.store.start_comparison(new)
 
     def _record_finish(self, comparison_id: str, outputs: tuple | None) -> None:

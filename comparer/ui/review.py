@@ -13,6 +13,7 @@ from comparer.reviews.diff import diff_html, similarity
 from comparer.reviews.export import FORMATS, export
 from comparer.reviews.store import TAGS, VOTES, ReviewError, ReviewStore
 from comparer.reviews.tally import tally_counts, tally_markdown
+from comparer.ui.access import Access, oauth_on
 from comparer.ui.cards import card_markdown
 
 VOTE_CHOICES = [("Left is better", "left"), ("Right is better", "right"), ("Tie", "tie"), ("Both bad", "both_bad")]
@@ -25,13 +26,24 @@ EXPORT_SUFFIX = {"csv": ".csv", "jsonl": ".jsonl", "llm-comparator": ".json"}
 
 
 class ReviewService:
-    def __init__(self, store: ReviewStore, export_dir: Path = Path("data") / "exports"):
-        self.store, self.export_dir = store, Path(export_dir)
+    def __init__(self, store: ReviewStore, export_dir: Path = Path("data") / "exports", access: Access | None = None):
+        self.store, self.export_dir, self.access = store, Path(export_dir), access or Access()
 
-    def vote(self, comparison_id: str, vote: str, tags: list[str] | None = None, note: str = "") -> tuple:
+    def _visible(self, comparison_id: str, request, profile) -> dict | None:
+        """The comparison if this caller may see it (theirs, or any for a reviewer), else None."""
+        owner = self.access.owner(request, profile)
+        if owner is not None and self.store.owner_of(comparison_id) != owner:
+            return None
+        return self.store.get(comparison_id)
+
+    def vote(self, comparison_id: str, vote: str, tags: list[str] | None = None, note: str = "",
+             request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> tuple:
         """Record a vote (allowed while generating); reveal the models; return the new tally."""
         if not comparison_id:
             raise gr.Error("Nothing to vote on yet: press Compare first.")
+        if self._visible(str(comparison_id), request, profile) is None:
+            raise gr.Error(f"No comparison with id {str(comparison_id)[:40]!r} in your session: vote on the "
+                           "comparison on your screen.")
         try:
             self.store.add_vote(str(comparison_id), vote, list(tags or []), note or "")
         except ReviewError as err:
@@ -41,7 +53,8 @@ class ReviewService:
         reveal = (f"Vote recorded: **{labels[vote]}**. "
                   f"Left was **{as_text(item['left_model'])}**, right was **{as_text(item['right_model'])}**.")
         pair = (item["left_model"], item["right_model"])
-        return reveal, tally_markdown(tally_counts(self.store.latest_votes(pair=pair)))
+        owner = self.access.owner(request, profile)
+        return reveal, tally_markdown(tally_counts(self.store.latest_votes(pair=pair, owner=owner)))
 
     @staticmethod
     def fresh_form(blind: bool) -> tuple:
@@ -50,27 +63,31 @@ class ReviewService:
         choices = BLIND_VOTE_CHOICES if blind else VOTE_CHOICES
         return gr.Radio(choices=choices, value=None), gr.CheckboxGroup(value=[]), gr.Textbox(value=""), ""
 
-    def reveal_panes(self, comparison_id: str) -> tuple:
+    def reveal_panes(self, comparison_id: str, request: gr.Request = None,
+                     profile: gr.OAuthProfile | None = None) -> tuple:
         """After a vote: the real names on the panes and their cards."""
-        item = self.store.get(str(comparison_id)) if comparison_id else None
+        item = self._visible(str(comparison_id), request, profile) if comparison_id else None
         if item is None:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         cards = [card_markdown_from_dict(item[f"{side}_card"]) for side in ("left", "right")]
         return (*cards, gr.Textbox(label=f"left: {item['left_model']}"), gr.Textbox(label=f"right: {item['right_model']}"))
 
-    def history(self, pair: str | None = None, preset: str | None = None, vote: str | None = None) -> tuple:
+    def history(self, pair: str | None = None, preset: str | None = None, vote: str | None = None,
+                request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> tuple:
+        """The newest matching comparisons this caller may see (see comparer/ui/access.py)."""
         wanted = tuple(pair.split(" vs ")) if pair else None
-        items = self.store.history(wanted, preset or None, vote or None, limit=HISTORY_PAGE)
+        owner = self.access.owner(request, profile)
+        items = self.store.history(wanted, preset or None, vote or None, limit=HISTORY_PAGE, owner=owner)
         shown = [hide_unvoted_blind(i) for i in items]
         rows = [[time.strftime("%Y-%m-%d %H:%M", time.gmtime(i["created_at"])), i["preset"], i["left_model"],
                  i["right_model"], i["blind"], i["votes"][-1]["vote"] if i["votes"] else "none",
                  i["prompt"][:80], i["id"]] for i in shown]
-        pairs = sorted({" vs ".join(sorted(p)) for p in self.store.pairs()})
-        tallies = tally_counts(self.store.latest_votes(wanted, preset or None))
+        pairs = sorted({" vs ".join(sorted(p)) for p in self.store.pairs(owner)})
+        tallies = tally_counts(self.store.latest_votes(wanted, preset or None, owner))
         return rows, tally_markdown(tallies), gr.Dropdown(choices=[""] + pairs)
 
-    def reopen(self, comparison_id: str) -> tuple:
-        item = self.store.get((comparison_id or "").strip())
+    def reopen(self, comparison_id: str, request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> tuple:
+        item = self._visible((comparison_id or "").strip(), request, profile)
         if item is None:
             raise gr.Error(f"No comparison with id {comparison_id!r}: copy an id from the history table.")
         item = hide_unvoted_blind(item)
@@ -83,12 +100,14 @@ class ReviewService:
         return item["prompt"], item["left_output"], item["right_output"], header, diff_html(item["left_output"],
                                                                                            item["right_output"])
 
-    def reopen_selected(self, evt: gr.SelectData) -> tuple:
+    def reopen_selected(self, evt: gr.SelectData, request: gr.Request = None,
+                        profile: gr.OAuthProfile | None = None) -> tuple:
         """Clicking a history row re-opens that comparison (its id is the last column)."""
         comparison_id = str(evt.row_value[-1])
-        return (comparison_id, *self.reopen(comparison_id))
+        return (comparison_id, *self.reopen(comparison_id, request, profile))
 
-    def export_file(self, fmt: str) -> str:
+    def export_file(self, fmt: str, request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> str:
+        self.access.require_reviewer(request, profile, "Exporting reviews")
         if fmt not in FORMATS:
             raise gr.Error(f"Choose an export format: {', '.join(FORMATS)}.")
         self.export_dir.mkdir(parents=True, exist_ok=True)
@@ -137,6 +156,11 @@ def vote_panel() -> dict:
 
 
 def review_tab(service: ReviewService, preset_names: list[str]) -> None:
+    if service.access.public:
+        gr.Markdown("You see the comparisons of your own session. Reviewers named by the operator see all of "
+                    "them and can export" + (": sign in." if oauth_on() else "."))
+        if oauth_on():
+            gr.LoginButton()
     with gr.Row():
         pair = gr.Dropdown([""], value="", label="pair", allow_custom_value=True)
         preset = gr.Dropdown([""] + preset_names, value="", label="preset")
