@@ -22,7 +22,7 @@ def app(offline_dirs, tmp_path_factory):
     from comparer.ui.app import create_app, launch_kwargs
     from comparer.ui.handlers import Limits
     demo = create_app("offline", "offline,small", "cpu", db_path=tmp_path_factory.mktemp("db") / "r.sqlite",
-                      limits=Limits(max_time_s=60, per_session_per_min=10_000))
+                      limits=Limits(max_time_s=60, per_session_per_min=10_000, per_address_per_min=10_000))
     port = _free_port()
     demo.queue(max_size=QUEUE_MAX).launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True,
                                           ssr_mode=False, quiet=True, **launch_kwargs())
@@ -170,6 +170,27 @@ def test_session_rate_limit_tells_the_visitor_how_long_to_wait():
     with pytest.raises(gr.Error, match="Too many comparisons from this session"):
         service._rate_check("s1")
     service._rate_check("s2")  # other visitors are unaffected
+
+
+def test_new_sessions_from_one_address_do_not_escape_the_limit_and_forwarded_for_counts_only_when_trusted(app):
+    """Every raw HTTP call is a new session: the address limit still applies (35 of 35 got through before)."""
+    import gradio as gr
+
+    from comparer.ui.handlers import CompareService, Limits, _client_address
+
+    service = CompareService(pool=None, presets=["offline"], limits=Limits(per_session_per_min=30,
+                                                                           per_address_per_min=5))
+    for n in range(5):
+        service._rate_check(f"fresh-session-{n}", "203.0.113.7")
+    with pytest.raises(gr.Error, match="from your address"):
+        service._rate_check("yet-another-session", "203.0.113.7")
+    service._rate_check("other", "198.51.100.1")
+
+    class Request:
+        headers = {"x-forwarded-for": "203.0.113.9, 10.0.0.1"}
+        client = type("Client", (), {"host": "10.0.0.1"})()
+    assert _client_address(Request(), trust_proxy=True) == "203.0.113.9"
+    assert _client_address(Request(), trust_proxy=False) == "10.0.0.1"  # a forged header counts for nothing
 
 
 def test_prompt_checks_and_trimming_units():

@@ -31,6 +31,12 @@ class Limits:
     max_time_s: float = field(default_factory=lambda: float(os.environ.get("COMPARER_MAX_TIME_S", "120")))
     per_session_per_min: int = field(
         default_factory=lambda: int(os.environ.get("COMPARER_SESSION_RATE_PER_MIN", "30")))
+    # every raw HTTP call is a new session, so the client's address is limited too
+    per_address_per_min: int = field(
+        default_factory=lambda: int(os.environ.get("COMPARER_ADDRESS_RATE_PER_MIN", "60")))
+    # X-Forwarded-For names the client only behind a proxy the operator trusts (a Space's is)
+    trust_proxy: bool = field(default_factory=lambda: os.environ.get(
+        "COMPARER_TRUST_PROXY", "1" if os.environ.get("SPACE_ID") else "0") == "1")
 
 
 class CompareService:
@@ -75,16 +81,21 @@ class CompareService:
                              flags[1], self.limits.max_time_s)
         return settings, preset, flags[2]
 
-    def _rate_check(self, session: str) -> None:
-        """At most ``per_session_per_min`` comparisons a minute per session, so no visitor starves the rest."""
+    def _rate_check(self, session: str, address: str | None = None) -> None:
+        """At most ``per_session_per_min`` comparisons a minute per session and ``per_address_per_min`` per
+        client address, so no visitor starves the rest (new sessions do not reset the address's count)."""
         now = time.monotonic()
+        keys = [(f"session {session}", "this session", self.limits.per_session_per_min)]
+        if address:
+            keys.append((f"address {address}", "your address", self.limits.per_address_per_min))
         with self._lock:
-            recent = [t for t in self._starts.get(session, []) if now - t < 60]
-            if len(recent) >= self.limits.per_session_per_min:
-                wait_s = 60 - (now - recent[0])
-                raise gr.Error(f"Too many comparisons from this session ({len(recent)} in a minute); "
-                               f"wait {wait_s:.0f} s and try again.")
-            self._starts[session] = recent + [now]
+            for key, who, limit in keys:
+                recent = [t for t in self._starts.get(key, []) if now - t < 60]
+                if len(recent) >= limit:
+                    raise gr.Error(f"Too many comparisons from {who} ({len(recent)} in a minute); "
+                                   f"wait {60 - (now - recent[0]):.0f} s and try again.")
+            for key, _, _ in keys:
+                self._starts[key] = [t for t in self._starts.get(key, []) if now - t < 60] + [now]
 
     def load(self, preset: str) -> tuple:
         """Load a preset's pair; returns the two cards, the two pane labels and the preset's note."""
@@ -112,7 +123,7 @@ class CompareService:
         settings, preset, blind = self._checked(prompt, max_new_tokens, do_sample, temperature, top_p, top_k,
                                                 repetition_penalty, seed, fixed_length, preset, blind, race)
         session = _session_id(request)
-        self._rate_check(session)
+        self._rate_check(session, _client_address(request, self.limits.trust_proxy))
         swap = blind and random.random() < 0.5
         models = self._models(preset)
         if swap:
@@ -235,6 +246,18 @@ def _as_int(value, name: str):
     if value is None:
         raise gr.Error(f"{name} is missing: give a whole number.")
     return value
+
+
+def _client_address(request: gr.Request | None, trust_proxy: bool) -> str | None:
+    """The caller's address: the first X-Forwarded-For hop behind a trusted proxy, else the socket's peer."""
+    if request is None:
+        return None
+    if trust_proxy:
+        forwarded = (request.headers.get("x-forwarded-for") or "").split(",")[0].strip()
+        if forwarded:
+            return forwarded
+    client = getattr(request, "client", None)
+    return getattr(client, "host", None)
 
 
 def _session_id(request: gr.Request | None) -> str:
