@@ -15,7 +15,8 @@ import threading
 import torch
 
 from comparer import lanes, memory
-from comparer.loading import LoadedModel, ModelSpec, load_model
+from comparer.availability import why_not_loadable
+from comparer.loading import LoadedModel, ModelLoadError, ModelSpec, load_model
 from comparer.pair import SIDES
 from comparer.presets import Preset, get_preset
 from comparer.race import pace_of
@@ -40,8 +41,12 @@ class ModelPool:
         with self._lock:
             if self._loaded and self._loaded[0] == key:
                 return self._loaded[1]
-            self._unload()
             specs = preset_specs(preset or get_preset(preset_name), self.random_weights, self.init_std)
+            problems = [why for why in map(why_not_loadable, specs) if why]
+            if problems:  # refused at once, and the pair others are using stays loaded
+                raise ModelLoadError(f"The pair '{preset_name}' cannot load here: {'; '.join(problems)}. "
+                                     "Pick a pair that runs offline, such as 'offline'.")
+            self._unload()
             devices = side_devices(self.device, torch.cuda.device_count() if torch.cuda.is_available() else 0)
             models = {side: load_model(spec, devices[side], self.dtype, self.engine, defer_engine=self.defer_engines)
                       for side, spec in zip(SIDES, specs)}

@@ -337,3 +337,18 @@ def test_a_lone_surrogate_in_raw_json_gets_a_clear_error_and_the_store_survives(
     assert "surrogate" in answer.lower() and "generating" not in answer, answer[-500:]
     assert gradio_client.Client(app.url, verbose=False).predict("ok", max_new_tokens=2,
                                                                   api_name="/compare")[4]["left"]["status"] == "done"
+
+
+def test_a_pair_that_cannot_load_here_is_refused_at_once_and_the_loaded_pair_stays(app, monkeypatch):
+    """Offline, naming a Hub preset used to wait ~24 s for the download to fail after unloading the pair
+    everyone was using; now it is refused in well under a second and the loaded pair stays."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pool = app.comparer.pool
+    before = pool.pair("offline")
+    client = gradio_client.Client(app.url, verbose=False)
+    t0 = time.perf_counter()
+    with pytest.raises(Exception) as info:
+        client.predict("moon", max_new_tokens=2, preset="small", api_name="/compare")
+    assert time.perf_counter() - t0 < 5
+    assert "cannot load here" in _error_text(info.value) and "needs network" in _error_text(info.value)
+    assert pool.pair("offline") is before  # nothing was unloaded or reloaded
