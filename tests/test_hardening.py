@@ -352,3 +352,21 @@ def test_a_pair_that_cannot_load_here_is_refused_at_once_and_the_loaded_pair_sta
     assert time.perf_counter() - t0 < 5
     assert "cannot load here" in _error_text(info.value) and "needs network" in _error_text(info.value)
     assert pool.pair("offline") is before  # nothing was unloaded or reloaded
+
+
+def test_an_unexpected_server_failure_is_said_in_a_sentence_not_as_a_null_error(app, monkeypatch):
+    """A storage failure inside /vote (the kind that used to reach the client as {"error": null})."""
+    import sqlite3
+
+    client = gradio_client.Client(app.url, verbose=False)
+    *_, cid = client.predict("moon", max_new_tokens=2, api_name="/compare")
+
+    def broken(*args, **kwargs):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(app.comparer.store, "add_vote", broken)
+    with pytest.raises(Exception) as info:
+        client.predict(cid, "left", [], "", api_name="/vote")
+    message = _error_text(info.value)
+    assert "Recording the vote failed" in message and "OperationalError" in message and "keeps serving" in message
+    assert "disk I/O" not in message  # details stay in the log

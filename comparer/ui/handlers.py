@@ -20,6 +20,7 @@ from comparer.presets import CUSTOM, Preset, custom_preset, load_presets
 from comparer.reviews.store import NewComparison, ReviewStore
 from comparer.settings import GenerationSettings, SettingsError
 from comparer.ui.cards import card_markdown
+from comparer.ui.errors import clear_errors
 from comparer.ui.zerogpu import local_stream
 from comparer.validation import InputError, check_flag, check_prompt
 
@@ -112,6 +113,7 @@ class CompareService:
             return hidden, hidden, gr.Textbox(label="Model A"), gr.Textbox(label="Model B"), ""
         return (*self.load(preset)[:4], "")
 
+    @clear_errors("The comparison")
     def compare(self, prompt: str, max_new_tokens: int = 128, do_sample: bool = False,
                 temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0,
                 repetition_penalty: float = 1.0, seed: int = 0, fixed_length: bool = False,

@@ -14,6 +14,7 @@ from comparer.reviews.export import FORMATS, export
 from comparer.reviews.store import TAGS, VOTES, ReviewError, ReviewStore
 from comparer.reviews.tally import tally_counts, tally_markdown
 from comparer.ui.access import Access, oauth_on
+from comparer.ui.errors import clear_errors
 from comparer.ui.cards import card_markdown
 
 VOTE_CHOICES = [("Left is better", "left"), ("Right is better", "right"), ("Tie", "tie"), ("Both bad", "both_bad")]
@@ -36,6 +37,7 @@ class ReviewService:
             return None
         return self.store.get(comparison_id)
 
+    @clear_errors("Recording the vote")
     def vote(self, comparison_id: str, vote: str, tags: list[str] | None = None, note: str = "",
              request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> tuple:
         """Record a vote (allowed while generating); reveal the models; return the new tally."""
@@ -72,6 +74,7 @@ class ReviewService:
         cards = [card_markdown_from_dict(item[f"{side}_card"]) for side in ("left", "right")]
         return (*cards, gr.Textbox(label=f"left: {item['left_model']}"), gr.Textbox(label=f"right: {item['right_model']}"))
 
+    @clear_errors("Reading the history")
     def history(self, pair: str | None = None, preset: str | None = None, vote: str | None = None,
                 request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> tuple:
         """The newest matching comparisons this caller may see (see comparer/ui/access.py)."""
@@ -86,6 +89,7 @@ class ReviewService:
         tallies = tally_counts(self.store.latest_votes(wanted, preset or None, owner))
         return rows, tally_markdown(tallies), gr.Dropdown(choices=[""] + pairs)
 
+    @clear_errors("Re-opening")
     def reopen(self, comparison_id: str, request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> tuple:
         item = self._visible((comparison_id or "").strip(), request, profile)
         if item is None:
@@ -106,6 +110,7 @@ class ReviewService:
         comparison_id = str(evt.row_value[-1])
         return (comparison_id, *self.reopen(comparison_id, request, profile))
 
+    @clear_errors("The export")
     def export_file(self, fmt: str, request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> str:
         self.access.require_reviewer(request, profile, "Exporting reviews")
         if fmt not in FORMATS:

@@ -11,6 +11,7 @@ import gradio as gr
 from comparer.bench import PointCounter, new_record, summary_table, weights_label
 from comparer.loading import ASSETS_DIR
 from comparer.measure import sweep, this_device_name
+from comparer.ui.errors import clear_errors
 from comparer.memory import is_cuda
 from comparer.plots import scaling_figure
 from comparer.pool import ModelPool
@@ -58,6 +59,7 @@ class ScalingService:
         path.write_text("[\n" + ",\n".join(r.to_json() for r in records) + "\n]")
         return path
 
+    @clear_errors("The live sweep")
     def run_live(self, preset: str, contexts_text: str, new_tokens: float, repeats: float,
                  progress=gr.Progress()) -> tuple:
         """Measure the loaded pair on this device, each model alone, and show the result; ends early at the
