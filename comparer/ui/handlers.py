@@ -266,24 +266,32 @@ def _session_id(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "no-session"
 
 
+# In blind mode the engine names would say which side is which family (a CPU Mamba runs comparer's engine)
+BLIND_NOTICE = "unequal paths: the two sides run different engines (named after your vote)"
+
+
 def pane_outputs(panes: dict[str, PaneState], blind: bool = False) -> tuple:
     left, right = panes["left"], panes["right"]
-    stats = {side: _pane_json(pane) for side, pane in panes.items()}
+    stats = {side: _pane_json(pane, blind) for side, pane in panes.items()}
     if blind:
         for side, name in (("left", "Model A"), ("right", "Model B")):
             stats[side]["model_id"] = f"{name} (hidden until you vote)"
-    return (left.text, right.text, _stats_md(left), _stats_md(right), stats)
+    return (left.text, right.text, _stats_md(left, blind), _stats_md(right, blind), stats)
 
 
-def _stats_md(pane: PaneState) -> str:
+def _notice(pane: PaneState, blind: bool) -> str | None:
+    return BLIND_NOTICE if pane.notice and blind else pane.notice
+
+
+def _stats_md(pane: PaneState, blind: bool = False) -> str:
     status = progress_line(pane) if pane.error is None else f"error — {pane.error}"
     warning = f"\n\n⚠️ {pane.warning}" if pane.warning else ""
-    notice = f"⚠️ {pane.notice}\n\n" if pane.notice else ""
+    notice = f"⚠️ {_notice(pane, blind)}\n\n" if pane.notice else ""
     return notice + format_stats_markdown(pane.stats, status) + warning
 
 
-def _pane_json(pane: PaneState) -> dict:
+def _pane_json(pane: PaneState, blind: bool = False) -> dict:
     return {"model_id": pane.model_id, "status": pane.status, "error": pane.error, "warning": pane.warning,
             "prompt_tokens": pane.prompt_tokens, "mode": pane.label, "produced_tokens": len(pane.token_ids),
-            "notice": pane.notice,
+            "notice": _notice(pane, blind),
             **pane.stats.to_dict()}
