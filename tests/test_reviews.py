@@ -230,7 +230,7 @@ def test_a_note_with_html_or_markdown_links_is_shown_as_text_in_the_review_tab(t
     note = '<img src="http://attacker.example/x.png"> <a href="http://e.example">x</a> [y](http://f.example) ![z](http://g.example/i.png)'
     store.add_vote(cid, "left", ["fluent"], note)
     *_, header, _diff = ReviewService(store, tmp_path / "exports").reopen(cid)
-    assert "<img" not in header and "<a " not in header and "](http" not in header
+    assert "<img" not in header and "<a " not in header and "](http" not in header and "://" not in header
     assert "&lt;img" in header and "attacker" in header
 
 

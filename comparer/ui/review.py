@@ -122,10 +122,12 @@ class ReviewService:
 
 
 def as_text(text: str) -> str:
-    """What a user wrote, for a Markdown component: HTML escaped and Markdown's markup characters
-    backslash-escaped, so a note with <img src=...> or [a](http://...) shows as typed and fetches nothing."""
+    """What a user wrote, for a Markdown component: HTML escaped, Markdown's markup characters backslash-escaped
+    and URLs kept from becoming links (a word joiner after the scheme), so a note with <img src=...>,
+    [a](http://...) or a bare address shows as typed, is not a link, and makes the browser fetch nothing."""
     escaped = html.escape(str(text), quote=True)
-    return re.sub(r"([\\`*_\[\]()!|~])", r"\\\1", escaped)
+    escaped = re.sub(r"([\\`*_\[\]()!|~])", r"\\\1", escaped)
+    return re.sub(r"(://|www\.)", lambda m: m.group(1)[0] + "\u2060" + m.group(1)[1:], escaped)
 
 
 def hide_unvoted_blind(item: dict) -> dict:
