@@ -90,8 +90,9 @@ def build(launch: Launch, capability: tuple[int, int]) -> list[Built]:
 
 
 def _constant_key(launch: Launch, name: str):
-    index = launch.fn.arg_names.index(name) if name in launch.fn.arg_names else None
-    return next((k for k in launch.constants if k == (index,)), None)
+    """The key of constant ``name`` in the compiled specialisation, None where the kernel has none."""
+    key = (launch.fn.arg_names.index(name),) if name in launch.fn.arg_names else None
+    return key if key in launch.constants else None
 
 
 def _resources(ptx: str, arch: int) -> tuple[int | None, int | None]:

@@ -31,7 +31,8 @@ def make_engine(model, card: ArchitectureCard, choice: str = "auto", max_context
 def _make(model, card: ArchitectureCard, choice: str, max_context_tokens: int | None) -> Engine:
     """'hf': transformers generate. 'fast': comparer's engines (Mamba-1; GPT-NeoX and Llama Transformers).
     'auto': fast where its kernels exist (on CUDA: comparer's Triton kernels for both, mamba-ssm's for
-    Mamba only where Triton is missing; for Mamba on the CPU the compiled C scan), else hf. A model the fast path cannot run falls back to hf with a card note."""
+    Mamba only where Triton is missing; for Mamba on the CPU the compiled C scan), else hf. A model the
+    fast path cannot run falls back to hf with a card note."""
     from comparer.engines.hf import TransformersEngine
 
     if choice not in ("auto", "hf", "fast"):

@@ -7,6 +7,7 @@ row. The schema version lives in ``PRAGMA user_version`` and ``MIGRATIONS`` brin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -102,16 +103,21 @@ class ReviewStore:
             self._local.conn = conn
         return conn
 
-    def _write(self, sql: str, params=()) -> sqlite3.Cursor:
+    @contextlib.contextmanager
+    def _transaction(self):
+        """One write transaction on this thread's connection: committed whole or rolled back whole."""
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            cursor = conn.execute(sql, params)
+            yield conn
             conn.execute("COMMIT")
-            return cursor
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    def _write(self, sql: str, params=()) -> sqlite3.Cursor:
+        with self._transaction() as conn:
+            return conn.execute(sql, params)
 
     def migrate(self) -> int:
         """Apply every migration newer than the file's ``user_version``, each in one transaction."""
@@ -158,9 +164,7 @@ class ReviewStore:
             raise ReviewError("note must be text of at most 5,000 characters.")
         if any(0xD800 <= ord(c) <= 0xDFFF for c in note + "".join(tags)):
             raise ReviewError("note and tags must be valid text: remove the unpaired surrogate character.")
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction() as conn:
             if conn.execute("SELECT 1 FROM comparisons WHERE id=?", (comparison_id,)).fetchone() is None:
                 raise ReviewError(f"No comparison with id {comparison_id!r}: run /compare first and use the id it "
                                   "returns.")
@@ -168,10 +172,6 @@ class ReviewStore:
                                   "VALUES (?, ?, ?, ?, ?, ?)",
                                   (comparison_id, time.time(), vote, _dumps(tags), note, reviewer))
             conn.execute("UPDATE comparisons SET latest_vote=? WHERE id=?", (vote, comparison_id))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return cursor.lastrowid
 
     # ---- reads --------------------------------------------------------------------------------

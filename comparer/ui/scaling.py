@@ -87,20 +87,21 @@ class ScalingService:
         path = self.live_dir / f"live-{preset}-{time.strftime('%Y%m%d-%H%M%S')}.json"
         record.save(path)
         plot, table, *files = self._render([record], path)
-        if until():
+        if any(len(run.points) < len(contexts) for run in record.models):
             why = "Stop" if self._stop.is_set() else f"the {self.budget_s:.0f} s budget"
             table = f"**Sweep ended early by {why}**: the points measured by then are shown.\n\n{table}"
         return (plot, table, *files)
 
     def stop_live(self) -> None:
-        """Stop the running sweep after its current point."""
+        """Stop the running sweep: the generation in flight ends at its next token, its point is dropped."""
         self._stop.set()
 
     def _render(self, records: list[BenchRecord], json_path: Path) -> tuple:
         csv_path = self.live_dir / (json_path.stem + ".csv")
         csv_path.parent.mkdir(parents=True, exist_ok=True)
         csv_path.write_text(to_csv(records))
-        provenance = "\n".join(f"- {provenance_line(r, this_device_name())}" for r in records)
+        here = this_device_name()
+        provenance = "\n".join(f"- {provenance_line(r, here)}" for r in records)
         table = provenance + "\n\n" + "\n\n".join(f"```\n{summary_table(r)}\n```" for r in records)
         return scaling_figure(records), table, str(json_path), str(csv_path)
 
