@@ -120,7 +120,7 @@ def summary_table(record: BenchRecord) -> str:
     env = record.environment
     lines = [f"{record.preset} | {env.device_name} | {record.settings['dtype']} | weights: {record.weights} | "
              f"bandwidth {(env.measured_bandwidth_bytes_per_s or 0) / 1e12:.2f} TB/s",
-             f"{'model':38} {'ctx':>7} {'status':>6} {'TTFT s':>9} {'tok/s':>8} {'peak GiB':>9}  path"]
+             f"{'model':38} {'ctx':>7} {'status':>6} {'TTFT s':>9} {'tok/s':>8} {'model GiB':>9}  path"]
     for run in record.models:
         notes = "; ".join(run.card.get("notes") or [])
         lines.append(f"{run.model_id}: load {run.load_s:.1f} s; first warm-up (excluded) {run.warmup_s:.2f} s"
@@ -129,7 +129,7 @@ def summary_table(record: BenchRecord) -> str:
         for p in run.points:
             ttft = f"{p.ttft_s.median:.4f}" if p.ttft_s else "-"
             tps = f"{p.decode_tok_per_s.median:.1f}" if p.decode_tok_per_s else "-"
-            peak = p.peak_allocated_bytes or p.peak_rss_bytes
+            peak = p.model_peak_bytes or p.peak_allocated_bytes or p.peak_rss_bytes
             peak_s = f"{peak / 2**30:.2f}" if peak else "-"
             lines.append(f"{run.model_id:38} {p.context_tokens:>7} {p.status:>6} {ttft:>9} {tps:>8} {peak_s:>9}"
                          f"  {run.card['kernel_path']}")

@@ -6,7 +6,10 @@ fixed-length generation ((n - 1) tokens over the span from the first to the last
 early EOS cannot flatter it. A warm-up run per point is excluded (allocator growth, kernel
 autotuning, lazy init). The device is synchronised before every timer starts, and the engine's
 token timestamps are taken after ``.tolist()``, which waits for the device. Peak memory is reset
-per point. An out-of-memory error is recorded and the sweep goes on.
+per point. Each point's ``model_peak_bytes`` counts only that model: its weights and caches before the
+point plus the peak growth above what the device held then (another loaded model and, on the CPU, the
+rest of the process are not counted; on the CPU, memory the process already held and reused is not seen,
+so it is a lower bound there). An out-of-memory error is recorded and the sweep goes on.
 """
 
 from __future__ import annotations
@@ -40,9 +43,11 @@ def measure_point(engine: Engine, prompt_ids: list[int], new_tokens: int, repeat
     (the generation in flight ends at its next token, the point is not kept)."""
     context = len(prompt_ids)
     try:
-        _generate(engine, prompt_ids, WARMUP_NEW_TOKENS, stop)  # warm-up, excluded
-        baseline_b = memory.current_bytes(engine.device) if memory.is_cuda(engine.device) else None
+        _sync(engine.device)
+        before_b = memory.current_bytes(engine.device)  # every loaded model's weights, the other's too
+        own_before_b = (engine.weight_bytes() or 0) + (engine.cache_bytes() or 0)
         memory.reset_peak(engine.device)
+        _generate(engine, prompt_ids, WARMUP_NEW_TOKENS, stop)  # warm-up, excluded from the timings
         ttfts = [_generate(engine, prompt_ids, 1, stop).ttft_s for _ in range(repeats)]
         decodes = [_decode_rate(_generate(engine, prompt_ids, new_tokens, stop)) for _ in range(repeats)]
         peak = memory.peak_bytes(engine.device)
@@ -51,8 +56,11 @@ def measure_point(engine: Engine, prompt_ids: list[int], new_tokens: int, repeat
     except torch.OutOfMemoryError as err:
         _recover(engine)
         return Point(context, new_tokens, status="oom", error=str(err).splitlines()[0][:300])
+    peak_b = peak.get("allocated_bytes") or peak.get("rss_bytes")
     return Point(context, new_tokens, "ok", Summary.from_values(ttfts), Summary.from_values(decodes),
-                 peak.get("allocated_bytes"), peak.get("reserved_bytes"), peak.get("rss_bytes"), baseline_b)
+                 peak.get("allocated_bytes"), peak.get("reserved_bytes"), peak.get("rss_bytes"),
+                 before_b if memory.is_cuda(engine.device) else None,
+                 model_peak_bytes=own_before_b + max(peak_b - before_b, 0))
 
 
 class _Stopped(Exception):

@@ -10,7 +10,7 @@ from comparer import analytic
 from comparer.records import BenchRecord, ModelRun
 
 FIGURE_HEIGHT_PX = 520
-PANELS = ("decode tokens/s (batch 1)", "time to first token (s)", "peak memory (GiB; bound = weights + cache)")
+PANELS = ("decode tokens/s (batch 1)", "time to first token (s)", "each model's peak memory (GiB; bound = weights + cache)")
 COLORS = ("#d62728", "#1f77b4", "#ff7f0e", "#2ca02c")
 GIB = 2**30
 
@@ -40,7 +40,7 @@ def _add_model(fig: go.Figure, record: BenchRecord, run: ModelRun, color: str) -
                                  error_y=dict(type="data", symmetric=False,
                                               array=[s.p90 - s.median for s in ys],
                                               arrayminus=[s.median - s.p10 for s in ys])), row=1, col=col)
-    peaks = [(p.peak_allocated_bytes or p.peak_rss_bytes or 0) / GIB for p in ok]
+    peaks = [(p.model_peak_bytes or p.peak_allocated_bytes or p.peak_rss_bytes or 0) / GIB for p in ok]
     fig.add_trace(go.Scatter(x=xs, y=peaks, mode="lines+markers", name=name, legendgroup=name,
                              showlegend=False, line=dict(color=color)), row=1, col=3)
     _add_bounds(fig, record, run, color, [p.context_tokens for p in run.points])

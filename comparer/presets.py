@@ -54,6 +54,8 @@ def _spec(entry: dict) -> ModelSpec:
 
 
 CUSTOM = "custom"
+# blind mode may draw the pair at random from the offered presets that can load here, at each Compare
+RANDOM = "random"
 MODEL_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
 
 

@@ -55,6 +55,9 @@ class Point:
     peak_rss_bytes: int | None = None
     baseline_allocated_bytes: int | None = None
     error: str | None = None
+    # this model's own memory: its weights plus the peak growth above what the device (CUDA: allocated
+    # bytes; CPU: process RSS) held before the point, so another loaded model is not counted
+    model_peak_bytes: int | None = None
 
 
 @dataclass
@@ -127,7 +130,7 @@ def python_version() -> str:
 CSV_COLUMNS = ("preset", "device", "dtype", "weights", "model_id", "family", "kernel_path", "context_tokens",
                "new_tokens", "status", "ttft_s_median", "ttft_s_p10", "ttft_s_p90", "decode_tok_per_s_median",
                "decode_tok_per_s_p10", "decode_tok_per_s_p90", "peak_allocated_bytes", "peak_reserved_bytes",
-               "peak_rss_bytes")
+               "peak_rss_bytes", "model_peak_bytes")
 
 
 def to_csv(record: BenchRecord | list[BenchRecord]) -> str:
@@ -144,7 +147,7 @@ def to_csv(record: BenchRecord | list[BenchRecord]) -> str:
                              record.weights, run.model_id, run.card["family"], run.card["kernel_path"],
                              p.context_tokens, p.new_tokens, p.status, *_summary_cells(p.ttft_s),
                              *_summary_cells(p.decode_tok_per_s), p.peak_allocated_bytes,
-                             p.peak_reserved_bytes, p.peak_rss_bytes])
+                             p.peak_reserved_bytes, p.peak_rss_bytes, p.model_peak_bytes])
     return out.getvalue()
 
 

@@ -1,5 +1,6 @@
 """The launched app, driven through gradio_client as an API user would."""
 
+import os
 import socket
 import threading
 import time
@@ -195,12 +196,13 @@ def test_ten_blind_comparisons_voted_tallied_and_exported_in_three_formats(app_u
     line = next(l for l in tally_md.splitlines() if "demo-mamba" in l)
     cells = [c.strip() for c in line.strip("|").split("|")]
     assert sum(int(c) for c in cells[2:6]) >= 10
-    exported = {fmt: client.predict(fmt, api_name="/export") for fmt in ("csv", "jsonl", "llm-comparator")}
-    csv_ids = {r["id"] for r in csv.DictReader(open(exported["csv"]))}
-    jsonl = {json.loads(l)["id"]: json.loads(l) for l in open(exported["jsonl"])}
+    exported = {fmt: client.predict(fmt, api_name="/export")[0] for fmt in ("csv", "jsonl", "llm-comparator")}
+    assert not any("gradio-cache" in text or os.getcwd() in text for text in exported.values())  # no server path
+    csv_ids = {r["id"] for r in csv.DictReader(exported["csv"].splitlines())}
+    jsonl = {json.loads(l)["id"]: json.loads(l) for l in exported["jsonl"].splitlines()}
     assert set(ids) <= csv_ids and set(ids) <= set(jsonl)
     assert all(jsonl[i]["blind"] and jsonl[i]["votes"][-1]["note"] for i in ids)
-    comparator = json.load(open(exported["llm-comparator"]))
+    comparator = json.loads(exported["llm-comparator"])
     assert {m["name"] for m in comparator["models"]} == {"demo-mamba", "demo-llama"}
     assert len(comparator["examples"]) >= 10
 
@@ -217,3 +219,34 @@ def test_reopen_shows_both_outputs_and_a_diff(app_url):
     prompt, left_out, right_out, header, diff = client.predict(cid, api_name="/reopen")
     assert (prompt, left_out, right_out) == ("moon", left, right)
     assert "demo-mamba" in header and "<span" in diff
+
+
+def test_a_random_blind_pair_is_drawn_from_the_pairs_that_can_load_and_named_only_after_the_vote(app_url):
+    """'random' draws a loadable offered pair (here, offline, 'small' cannot load, so the demo pair), runs it
+    blind even with the box unticked, and the history hides pair and preset until the vote."""
+    client = gradio_client.Client(app_url, verbose=False)
+    *_, stats, cid = client.predict("random pair prompt", max_new_tokens=4, preset="random", blind=False,
+                                    api_name="/compare")
+    assert stats["left"]["model_id"].startswith("Model A (hidden") and stats["right"]["model_id"].startswith("Model B")
+    rows, *_ = client.predict("", "", "", api_name="/history")
+    row = next(r for r in rows["data"] if r[-1] == cid)
+    assert "demo-" not in str(row) and row[1] == "hidden until a vote" and row[4] is True
+    reveal, _ = client.predict(cid, "tie", [], "", api_name="/vote")
+    assert "demo-mamba" in reveal and "demo-llama" in reveal
+    rows, *_ = client.predict("", "", "", api_name="/history")
+    assert next(r for r in rows["data"] if r[-1] == cid)[1] == "offline"
+
+
+def test_the_random_draw_covers_every_loadable_pair_and_refuses_when_none_can_load(monkeypatch):
+    from comparer.pool import ModelPool
+    from comparer.ui.handlers import CompareService
+
+    service = CompareService(ModelPool("cpu", random_weights=True), ["offline", "small"])
+    assert service.loadable_presets() == ["offline", "small"]  # random weights build from the bundled configs
+    assert {service._drawn("random") for _ in range(60)} == {"offline", "small"}
+    assert CompareService(ModelPool("cpu"), ["offline", "small"]).loadable_presets() == ["offline"]  # no network
+    monkeypatch.setattr("comparer.ui.handlers.why_not_loadable", lambda spec: "needs network")
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match="pick a preset"):
+        service._drawn("random")

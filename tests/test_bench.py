@@ -45,10 +45,26 @@ class OomAtLongContext(Engine):
         self.card = self.inner.card
         self.model = SimpleNamespace(config=SimpleNamespace(vocab_size=100))
 
+    def weight_bytes(self):
+        return 0
+
     def generate(self, prompt_ids, settings, on_token=None, stop=None):
         if len(prompt_ids) > self.limit:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 64.00 GiB")
         return self.inner.generate(prompt_ids, settings, on_token, stop)
+
+
+def test_a_point_counts_its_own_model_memory_not_another_models_loaded_beside_it(offline_pair):
+    """The live sweep keeps both models loaded: 300 MB held by 'the other model' grows the process peak
+    but not this model's figure, which is at least its weights."""
+    engine = offline_pair["left"].engine
+    prompt = list(range(64))
+    alone = measure_point(engine, prompt, new_tokens=4, repeats=1)
+    other = torch.ones(300 * 2**20 // 4)  # touched: resident
+    beside = measure_point(engine, prompt, new_tokens=4, repeats=1)
+    assert beside.peak_rss_bytes - alone.peak_rss_bytes > 250 * 2**20
+    assert abs(beside.model_peak_bytes - alone.model_peak_bytes) < 50 * 2**20
+    assert beside.model_peak_bytes >= engine.weight_bytes() and float(other[0]) == 1.0
 
 
 def test_out_of_memory_at_one_context_is_recorded_and_the_sweep_goes_on():

@@ -136,3 +136,29 @@ def test_a_vote_belongs_to_the_comparison_on_screen_and_blind_buttons_name_a_and
     assert "demo-mamba" in header and "demo-llama" in header
     votes = header.split("Votes:")[1]
     assert "left" in votes and "repetition" not in votes and "off-topic" not in votes and "less repetitive" not in votes
+
+
+def test_the_review_export_downloads_as_a_file_named_for_its_format_and_the_random_pair_hides_its_cards(
+        page, app_url, tmp_path):
+    """The export reaches the browser as text saved under its name: no server path is ever sent. Picking
+    the random pair hides both cards before any Compare."""
+    from gradio_client import Client
+
+    *_, cid = Client(app_url, verbose=False).predict("a comparison to export", max_new_tokens=2, api_name="/compare")
+    page.goto(app_url)
+    page.wait_for_selector("#compare-btn")
+    page.locator("#preset input").click()
+    page.get_by_role("option", name="Random pair, blind").click()
+    page.wait_for_function("document.querySelector('#left-card').innerText.includes('hidden until you vote')",
+                           timeout=20_000)
+    assert "demo-mamba" not in page.locator("#left-card").inner_text() + page.locator("#right-card").inner_text()
+    page.get_by_role("tab", name="Review").click()
+    page.get_by_label("jsonl").check()
+    with page.expect_download(timeout=20_000) as info:
+        page.locator("#export-btn").click()
+    download = info.value
+    assert download.suggested_filename.startswith("comparer-reviews-") and download.suggested_filename.endswith(".jsonl")
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    lines = saved.read_text().splitlines()
+    assert lines and all(line.startswith("{") for line in lines) and cid in saved.read_text()

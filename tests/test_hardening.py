@@ -320,6 +320,13 @@ def test_an_oversized_body_is_refused_before_it_is_parsed_and_uploads_are_refuse
     assert left and right  # still serving
 
 
+def test_a_call_with_missing_inputs_is_told_which_without_python_object_addresses(app):
+    """Gradio's 400 listed the inputs as '<gradio.components.slider.Slider object at 0x7f…>'."""
+    status, text = _post(app.url + "gradio_api/call/compare", b'{"data": ["only the prompt"]}')
+    assert status == 400 and "needed: 12, got: 1" in text
+    assert "object at 0x" not in text and "Textbox, Slider" in text
+
+
 def test_a_lone_surrogate_in_raw_json_gets_a_clear_error_and_the_store_survives(app):
     """JSON can carry "\\ud800" (no client library encodes it): the validator names it; nothing crashes."""
     import urllib.error

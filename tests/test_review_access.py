@@ -50,7 +50,8 @@ def test_a_visitor_sees_and_votes_on_only_their_own_comparisons_and_a_reviewer_s
     assert "Alice's private prompt" in str(rows) and "Bob's prompt" in str(rows)
     prompt, *_ = reviewer.predict(bob_id, api_name="/reopen")
     assert prompt == "Bob's prompt"
-    exported = open(reviewer.predict("jsonl", api_name="/export")).read()
+    exported, name = reviewer.predict("jsonl", api_name="/export")
+    assert name.startswith("comparer-reviews-") and name.endswith(".jsonl") and "/" not in name
     assert "Alice's private prompt" in exported and "owner" not in exported
 
 

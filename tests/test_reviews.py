@@ -229,7 +229,7 @@ def test_a_note_with_html_or_markdown_links_is_shown_as_text_in_the_review_tab(t
     cid = _comparison(store)
     note = '<img src="http://attacker.example/x.png"> <a href="http://e.example">x</a> [y](http://f.example) ![z](http://g.example/i.png)'
     store.add_vote(cid, "left", ["fluent"], note)
-    *_, header, _diff = ReviewService(store, tmp_path / "exports").reopen(cid)
+    *_, header, _diff = ReviewService(store).reopen(cid)
     assert "<img" not in header and "<a " not in header and "](http" not in header and "://" not in header
     assert "&lt;img" in header and "attacker" in header
 
@@ -242,10 +242,10 @@ def test_a_blind_comparison_names_no_model_anywhere_until_its_vote(tmp_path):
     cid = store.start_comparison(NewComparison("moon?", "mamba-x", "pythia-y", {"max_new_tokens": 8}, preset="small",
                                                blind=True))
     store.finish_comparison(cid, "a says", "b says", {"ttft_s": 0.1, "model_id": "mamba-x"}, {"ttft_s": 0.2}, "done")
-    service = ReviewService(store, tmp_path / "exports")
+    service = ReviewService(store)
     rows, _tally, _pairs = service.history()
     *_, header, _diff = service.reopen(cid)
-    exported = open(service.export_file("jsonl")).read() + open(service.export_file("csv")).read()
+    exported = service.export_file("jsonl")[0] + service.export_file("csv")[0]
     for shown in (str(rows), header, exported):
         assert "mamba-x" not in shown and "pythia-y" not in shown, shown[:300]
     store.add_vote(cid, "right", [], "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from comparer.pair import SIDES
-from comparer.presets import load_presets
+from comparer.presets import RANDOM, load_presets
 from comparer.prompts import load_prompts
 from comparer.ui.handlers import CompareService
 from comparer.ui.review import ReviewService, review_tab, vote_panel
@@ -39,6 +39,7 @@ def build_demo(service: CompareService, scaling: ScalingService, reviews: Review
 def _compare_tab(service: CompareService, default_preset: str) -> dict:
     presets = load_presets()
     choices = [(presets[n].label, n) for n in service.presets]
+    choices += [(RANDOM_LABEL, RANDOM)] if len(service.presets) > 1 else []
     choices += [("Custom pair (below)", "custom")] if service.free_entry else []
     ui = {"preset": gr.Dropdown(choices, value=default_preset,
                                 label="Model pair", elem_id="preset")}
@@ -90,6 +91,8 @@ def _settings_panel() -> dict:
             "top_k": top_k, "repetition_penalty": penalty, "seed": seed, "fixed_length": fixed}
 
 
+RANDOM_LABEL = "🎲 Random pair, blind (drawn at each Compare)"
+
 RACE_CHOICES = [("fair: each model alone, one clock", "auto"), ("both at once: contention", "shared")]
 
 SETTING_NAMES = ("max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "repetition_penalty",
@@ -108,7 +111,7 @@ def _wire(demo: gr.Blocks, service: CompareService, ui: dict) -> None:
                ui["comparison_id"]]
     ui["compare"].click(service.pane_headers, inputs=[ui["preset"], ui["blind"]], outputs=load_outputs[:4] + [ui["reveal"]],
                         api_visibility="private", queue=False)
-    ui["compare"].click(ReviewService.fresh_form, inputs=[ui["blind"]],
+    ui["compare"].click(ReviewService.fresh_form, inputs=[ui["blind"], ui["preset"]],
                         outputs=[ui["vote"], ui["tags"], ui["note"], ui["vote_tally"]], api_visibility="private",
                         queue=False)
     compare = ui["compare"].click(service.compare, inputs=inputs, outputs=outputs, api_name="compare",

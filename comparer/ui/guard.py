@@ -6,16 +6,20 @@ though this app has no file input. Here a body over MAX_BODY_BYTES is refused wi
 Content-Length, or as soon as a chunked body passes the limit, and uploads are refused outright.
 Every response also gets ``X-Content-Type-Options: nosniff`` and a ``frame-ancestors`` policy that
 lets the app be embedded only by itself and by Hugging Face (a Space shows it in an iframe).
+Gradio's 400 answers list the event's components as Python reprs with memory addresses
+("<gradio.components.slider.Slider object at 0x7f…>"): those are rewritten to the component's name.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 # the prompt cap is 100,000 characters (at most 4 bytes each in UTF-8) plus JSON and settings
 MAX_BODY_BYTES = 1_000_000
 UPLOAD_PATHS = ("/gradio_api/upload", "/upload")
 FRAME_ANCESTORS = "frame-ancestors 'self' https://huggingface.co https://*.huggingface.co https://*.hf.space"
+COMPONENT_REPR = re.compile(rb"<gradio\.components\.\w+\.(\w+) object at 0x[0-9a-fA-F]+>")
 HEADERS = [(b"x-content-type-options", b"nosniff"), (b"content-security-policy", FRAME_ANCESTORS.encode())]
 
 
@@ -51,6 +55,14 @@ class Guard:
             if message["type"] == "http.response.start":
                 seen["started"] = True
                 message = {**message, "headers": [*message.get("headers", []), *HEADERS]}
+                if message["status"] == 400:
+                    seen["held"], seen["body"] = message, b""  # sent once its body is rewritten
+                    return
+            if "held" in seen and message["type"] == "http.response.body":
+                seen["body"] += message.get("body", b"")
+                if message.get("more_body"):
+                    return
+                return await _send_rewritten(send, seen.pop("held"), seen["body"])
             await send(message)
 
         await self.app(scope, bounded_receive, with_headers)
@@ -58,6 +70,14 @@ class Guard:
     def _too_large(self) -> str:
         return (f"Request body over {self.max_body_bytes:,} bytes: prompts are capped at 100,000 characters; "
                 "send a shorter prompt.")
+
+
+async def _send_rewritten(send, start: dict, body: bytes) -> None:
+    """A 400 answer with component reprs replaced by their names (``Slider``), its length set to match."""
+    body = COMPONENT_REPR.sub(rb"\1", body)
+    headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+    await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _refuse(send, status: int, message: str) -> None:

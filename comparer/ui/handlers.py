@@ -15,8 +15,9 @@ from comparer.live import format_stats_markdown
 from comparer.loading import ModelLoadError
 from comparer import race as race_modes
 from comparer.pair import SIDES, PairRun, PaneState, progress_line, swap_sides
-from comparer.pool import ModelPool
-from comparer.presets import CUSTOM, Preset, custom_preset, load_presets
+from comparer.pool import ModelPool, preset_specs
+from comparer.availability import why_not_loadable
+from comparer.presets import CUSTOM, RANDOM, Preset, custom_preset, load_presets
 from comparer.reviews.store import NewComparison, ReviewStore
 from comparer.settings import GenerationSettings, SettingsError
 from comparer.ui.cards import card_markdown
@@ -80,7 +81,7 @@ class CompareService:
         _check_race(race)
         settings = _settings(max_new_tokens, flags[0], temperature, top_p, top_k, repetition_penalty, seed,
                              flags[1], self.limits.max_time_s)
-        return settings, preset, flags[2]
+        return settings, preset, flags[2] or preset == RANDOM  # a random pair is always blind
 
     def _rate_check(self, session: str, address: str | None = None) -> None:
         """At most ``per_session_per_min`` comparisons a minute per session and ``per_address_per_min`` per
@@ -100,6 +101,8 @@ class CompareService:
 
     def load(self, preset: str) -> tuple:
         """Load a preset's pair; returns the two cards, the two pane labels and the preset's note."""
+        if preset == RANDOM:
+            return (*self.pane_headers(preset, True)[:4], RANDOM_NOTE.format(n=len(self.loadable_presets())))
         models = self._models(preset)
         info = self.custom if preset == CUSTOM else load_presets()[preset]
         cards = [card_markdown(models[side].card) for side in SIDES]
@@ -108,7 +111,7 @@ class CompareService:
 
     def pane_headers(self, preset: str, blind: bool) -> tuple:
         """Cards and pane names when Compare is pressed: hidden in blind mode until a vote."""
-        if blind:
+        if blind or preset == RANDOM:
             hidden = "🔒 Model hidden until you vote (blind mode: sides shuffled)."
             return hidden, hidden, gr.Textbox(label="Model A"), gr.Textbox(label="Model B"), ""
         return (*self.load(preset)[:4], "")
@@ -127,6 +130,7 @@ class CompareService:
         session = _session_id(request)
         self._rate_check(session, _client_address(request, self.limits.trust_proxy))
         swap = blind and random.random() < 0.5
+        preset = self._drawn(preset)
         models = self._models(preset)
         if swap:
             models = swap_sides(models)
@@ -187,10 +191,26 @@ class CompareService:
             raise gr.Error(str(err.args[0])) from err
         return (*self.load(CUSTOM), gr.Dropdown(value=CUSTOM))
 
+    def loadable_presets(self) -> list[str]:
+        """The offered presets whose two models can load here now (availability.py answers in milliseconds)."""
+        presets = load_presets()
+        return [name for name in self.presets if all(
+            why_not_loadable(spec) is None
+            for spec in preset_specs(presets[name], self.pool.random_weights, self.pool.init_std))]
+
+    def _drawn(self, preset: str) -> str:
+        """The preset itself, or for RANDOM one of the loadable offered presets drawn at random."""
+        if preset != RANDOM:
+            return preset
+        candidates = self.loadable_presets()
+        if not candidates:
+            raise gr.Error("No offered pair can load here now, so none can be drawn: pick a preset.")
+        return random.choice(candidates)
+
     def _check_preset(self, preset) -> None:
-        """Model ids come only from the allowlist: the offered presets, plus the custom pair when the
-        operator enabled free entry and one was loaded."""
-        allowed = self.presets + ([CUSTOM] if self.free_entry and self.custom else [])
+        """Model ids come only from the allowlist: the offered presets (or a random draw among them), plus the
+        custom pair when the operator enabled free entry and one was loaded."""
+        allowed = self.presets + [RANDOM] + ([CUSTOM] if self.free_entry and self.custom else [])
         if preset not in allowed:
             raise gr.Error(f"Unknown preset '{str(preset)[:60]}'. Choose one of: {', '.join(allowed)}.")
 
@@ -265,6 +285,9 @@ def _client_address(request: gr.Request | None, trust_proxy: bool) -> str | None
 def _session_id(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "no-session"
 
+
+RANDOM_NOTE = ("**Random pair (blind).** Each Compare draws one of the {n} offered pairs that can load here, "
+               "at random, and shuffles the sides; the pair and the sides are named after your vote.")
 
 # In blind mode the engine names would say which side is which family (a CPU Mamba runs comparer's engine)
 BLIND_NOTICE = "unequal paths: the two sides run different engines (named after your vote)"

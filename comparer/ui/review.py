@@ -5,10 +5,10 @@ from __future__ import annotations
 import html
 import re
 import time
-from pathlib import Path
 
 import gradio as gr
 
+from comparer.presets import RANDOM
 from comparer.reviews.diff import diff_html, similarity
 from comparer.reviews.export import FORMATS, export
 from comparer.reviews.store import TAGS, VOTES, ReviewError, ReviewStore
@@ -27,8 +27,8 @@ EXPORT_SUFFIX = {"csv": ".csv", "jsonl": ".jsonl", "llm-comparator": ".json"}
 
 
 class ReviewService:
-    def __init__(self, store: ReviewStore, export_dir: Path = Path("data") / "exports", access: Access | None = None):
-        self.store, self.export_dir, self.access = store, Path(export_dir), access or Access()
+    def __init__(self, store: ReviewStore, access: Access | None = None):
+        self.store, self.access = store, access or Access()
 
     def _visible(self, comparison_id: str, request, profile) -> dict | None:
         """The comparison if this caller may see it (theirs, or any for a reviewer), else None."""
@@ -59,10 +59,10 @@ class ReviewService:
         return reveal, tally_markdown(tally_counts(self.store.latest_votes(pair=pair, owner=owner)))
 
     @staticmethod
-    def fresh_form(blind: bool) -> tuple:
+    def fresh_form(blind: bool, preset: str | None = None) -> tuple:
         """An empty vote form for the comparison just started (a vote belongs to exactly the comparison on
         screen: no verdict, tag or note carries over), its buttons named as the panes are."""
-        choices = BLIND_VOTE_CHOICES if blind else VOTE_CHOICES
+        choices = BLIND_VOTE_CHOICES if blind or preset == RANDOM else VOTE_CHOICES
         return gr.Radio(choices=choices, value=None), gr.CheckboxGroup(value=[]), gr.Textbox(value=""), ""
 
     def reveal_panes(self, comparison_id: str, request: gr.Request = None,
@@ -111,14 +111,26 @@ class ReviewService:
         return (comparison_id, *self.reopen(comparison_id, request, profile))
 
     @clear_errors("The export")
-    def export_file(self, fmt: str, request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> str:
+    def export_file(self, fmt: str, request: gr.Request = None,
+                    profile: gr.OAuthProfile | None = None) -> tuple[str, str]:
+        """The export as (text, file name): the browser saves the text as a file (DOWNLOAD_JS), so no server
+        path is ever sent (a Gradio file output names its absolute cache path)."""
         self.access.require_reviewer(request, profile, "Exporting reviews")
         if fmt not in FORMATS:
             raise gr.Error(f"Choose an export format: {', '.join(FORMATS)}.")
-        self.export_dir.mkdir(parents=True, exist_ok=True)
-        path = self.export_dir / f"comparer-reviews-{time.strftime('%Y%m%d-%H%M%S')}{EXPORT_SUFFIX[fmt]}"
-        path.write_text(export([hide_unvoted_blind(i) for i in self.store.history(limit=1_000_000)], fmt))
-        return str(path)
+        name = f"comparer-reviews-{time.strftime('%Y%m%d-%H%M%S')}{EXPORT_SUFFIX[fmt]}"
+        return export([hide_unvoted_blind(i) for i in self.store.history(limit=1_000_000)], fmt), name
+
+
+# saves the export's text under its name, in the browser
+DOWNLOAD_JS = """(text, name) => {
+  if (!name) return;
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([text || ""], {type: "text/plain;charset=utf-8"}));
+  link.download = name;
+  document.body.appendChild(link); link.click(); link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+}"""
 
 
 def as_text(text: str) -> str:
@@ -187,12 +199,14 @@ def review_tab(service: ReviewService, preset_names: list[str]) -> None:
     diff = gr.HTML()
     with gr.Row():
         fmt = gr.Radio(list(FORMATS), value="csv", label="export format")
-        export_btn = gr.Button("Export")
-        download = gr.DownloadButton("Download export")
+        export_btn = gr.Button("Export and download", elem_id="export-btn")
+        export_text = gr.Textbox(visible=False)
+        export_name = gr.Textbox(visible=False)
     filters = [pair, preset, vote]
     refresh.click(service.history, inputs=filters, outputs=[table, tally_md, pair], api_name="history")
     reopen.click(service.reopen, inputs=[reopen_id], outputs=[prompt, left, right, header, diff], api_name="reopen")
     table.select(service.reopen_selected, inputs=None, outputs=[reopen_id, prompt, left, right, header, diff],
                  api_visibility="private")
-    export_btn.click(service.export_file, inputs=[fmt], outputs=[download], api_name="export")
+    export_btn.click(service.export_file, inputs=[fmt], outputs=[export_text, export_name], api_name="export").then(
+        None, inputs=[export_text, export_name], js=DOWNLOAD_JS)
     return refresh, filters, [table, tally_md, pair]

@@ -15,7 +15,7 @@ from comparer.ui.errors import clear_errors
 from comparer.memory import is_cuda
 from comparer.plots import scaling_figure
 from comparer.pool import ModelPool
-from comparer.presets import get_preset
+from comparer.presets import RANDOM, get_preset
 from comparer.records import BenchRecord, to_csv
 
 STORED_DIR = ASSETS_DIR / "benchmarks"
@@ -67,6 +67,9 @@ class ScalingService:
         if not self.live_sweep:
             raise gr.Error("Live sweeps are operator-only on this deployment (they hold the GPU for everyone); "
                            "the stored records above are the measured figures.")
+        if preset == RANDOM:
+            raise gr.Error("A live sweep measures a named pair: pick one in 'Model pair' (the random pair is "
+                           "for blind comparisons).")
         models = self.pool.pair(preset)
         device = models["left"].card.device
         contexts = parse_contexts(contexts_text, MAX_LIVE_CONTEXT["cuda" if is_cuda(device) else "cpu"])
