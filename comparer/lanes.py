@@ -3,7 +3,7 @@
 Why not a new thread per comparison: CUDA libraries keep state per host thread (cuBLAS / cuBLASLt
 handles and workspaces, the current device), made on a thread's first use. On an H200 a 256-token
 Pythia-6.9B generation's first token came after 54-83 ms in a fresh thread against 15 ms in a
-thread that had run one before (``assets/benchmarks/h200-ttft-threads.txt``), and the pane showed
+thread that had run one before (``assets/benchmarks/logs/h200-ttft-threads.txt``), and the pane showed
 that set-up as the model's TTFT. Lanes live for the process, and the pool warms each model up in
 every lane that will run it, so that cost is paid at load, never inside a measured run.
 

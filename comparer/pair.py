@@ -29,7 +29,7 @@ import torch
 
 from comparer import lanes, memory, race
 from comparer.live import PaneMemory, PaneStats, pane_stats
-from comparer.loading import LoadedModel
+from comparer.engines.loaded import LoadedModel
 from comparer.settings import GenerationSettings
 from comparer.validation import prompt_token_limit, trim_prompt_ids
 

@@ -15,10 +15,11 @@ import threading
 import torch
 
 from comparer import lanes, memory
-from comparer.availability import why_not_loadable
-from comparer.loading import LoadedModel, ModelLoadError, ModelSpec, load_model
+from comparer.models.availability import why_not_loadable
+from comparer.engines.loaded import LoadedModel, load_model
+from comparer.models.presets import ModelLoadError, ModelSpec
 from comparer.pair import SIDES
-from comparer.presets import Preset, get_preset
+from comparer.models.presets import Preset, get_preset
 from comparer.race import pace_of
 from comparer.settings import GenerationSettings
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
+from comparer.paths import PROMPTS_DIR
 
 
 @dataclass(frozen=True)

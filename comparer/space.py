@@ -15,11 +15,12 @@ import re
 import shutil
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from comparer.paths import ROOT
+
 SPACE_PYTHON = "3.12"  # ZeroGPU: 3.12.12 or 3.10.13
 SPACE_TORCH = "2.11.0"  # ZeroGPU: 2.8.0, 2.9.1, 2.10.0 or 2.11.0; 2.11.0 is what the H200 figures ran on
 # copied into the Space; everything else (tests, scripts, data, caches) stays here
-COPIED = ["app.py", "comparer", "prompts", "assets/presets.json", "assets/configs", "assets/models", "assets/benchmarks",
+COPIED = ["app.py", "comparer", "prompts", "assets/presets.json", "assets/configs", "assets/models", "assets/benchmarks/records",
           "assets/demo/SOURCES.md", "LICENSE"]
 SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
 # the Space installs gradio from sdk_version and has spaces preinstalled (ZeroGPU)
@@ -40,7 +41,7 @@ def pins(path: Path = ROOT / "requirements.txt") -> dict[str, str]:
 def front_matter(gradio_version: str, presets: str) -> str:
     """The Space's README header: Gradio SDK at the repository's pin, Python for ZeroGPU, the models it may
     load (so the Hub links them), the allowlist as the default presets."""
-    from comparer.presets import get_preset
+    from comparer.models.presets import get_preset
 
     models = []
     for name in presets.split(","):

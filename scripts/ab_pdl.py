@@ -15,10 +15,10 @@ import statistics
 
 import torch
 
-from comparer.engines import mamba_decode
+from comparer.kernels.available import mamba_decode
 from comparer.engines.mamba_fast import MambaFastEngine
 from comparer.engines.mamba_ops import KernelOps
-from comparer.measure import _decode_rate, random_prompt_ids
+from comparer.bench.measure import _decode_rate, random_prompt_ids
 from comparer.settings import GenerationSettings
 from scripts.ab_token_loop import replay_tok_per_s
 from scripts.mamba_paths import random_model

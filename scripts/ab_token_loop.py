@@ -15,8 +15,9 @@ import time
 import torch
 
 from comparer.engines import stepping
-from comparer.loading import ModelSpec, load_model
-from comparer.measure import _decode_rate, random_prompt_ids
+from comparer.engines.loaded import load_model
+from comparer.models.presets import ModelSpec
+from comparer.bench.measure import _decode_rate, random_prompt_ids
 from comparer.settings import GenerationSettings
 
 MODES = {"queued next step": True, "read token first": False}

@@ -13,8 +13,10 @@ import statistics
 
 import torch
 
-from comparer.loading import ModelSpec, load_model
-from comparer.measure import random_prompt_ids
+from comparer.engines.loaded import load_model
+
+from comparer.models.presets import ModelSpec
+from comparer.bench.measure import random_prompt_ids
 from comparer.settings import GenerationSettings
 
 MODELS = ("mamba-130m", "pythia-160m")

@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from comparer.measure import random_prompt_ids
+from comparer.bench.measure import random_prompt_ids
 from comparer.settings import GenerationSettings
 
 
@@ -125,7 +125,7 @@ COMPILED = """
 import sys, time, torch
 sys.path.insert(0, {root!r})
 from scripts.mamba_paths import random_model, decode_rate
-from comparer.measure import random_prompt_ids
+from comparer.bench.measure import random_prompt_ids
 model = random_model({config!r})
 prompt = torch.tensor([random_prompt_ids(model.config.vocab_size, {context})], device="cuda")
 step = torch.compile(model, mode={mode!r})

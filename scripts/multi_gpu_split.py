@@ -14,10 +14,11 @@ import collections
 
 import torch
 
-from comparer.bench import new_record, summary_table
-from comparer.loading import ModelSpec, load_model
-from comparer.measure import sweep
-from comparer.records import Point
+from comparer.bench.run import new_record, summary_table
+from comparer.engines.loaded import load_model
+from comparer.models.presets import ModelSpec
+from comparer.bench.measure import sweep
+from comparer.bench.records import Point
 
 
 def layers_per_device(device_map: dict) -> dict[str, int]:

@@ -20,7 +20,8 @@ BACKENDS = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTEN
 
 
 def load_engine(config_name: str, context: int):
-    from comparer.loading import ModelSpec, load_model
+    from comparer.engines.loaded import load_model
+    from comparer.models.presets import ModelSpec
 
     spec = ModelSpec(model_id=config_name, config_name=config_name, random_weights=True)
     return load_model(spec, "cuda", torch.float16, engine="fast", max_context_tokens=context + 8).engine

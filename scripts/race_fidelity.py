@@ -3,7 +3,7 @@
 run, each model alone through ``comparer.measure.measure_point`` at the same prompt length, then
 writes a record (JSON) and prints the table of pane / alone ratios.
 
-    python scripts/race_fidelity.py --preset offline --device cpu --out assets/benchmarks/race/cpu-race-fidelity.json
+    python scripts/race_fidelity.py --preset offline --device cpu --out assets/benchmarks/records/race/cpu-race-fidelity.json
     python3 scripts/race_fidelity.py --preset paper --random-weights --init-std 0.02 --device cuda \\
         --out $OUT/h200-race-fidelity.json
 

@@ -2,7 +2,7 @@
 store write, read back, the pair's tally) and a history page (the UI's Refresh: a filtered page, the
 tally, the pair list). Targets: vote p95 <= 50 ms, a history page <= 200 ms.
 
-    python scripts/review_store_bench.py --comparisons 100000 --out assets/benchmarks/cpu-review-store.txt
+    python scripts/review_store_bench.py --comparisons 100000 --out assets/benchmarks/logs/cpu-review-store.txt
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from comparer.bpe import build_tokenizer
+from comparer.models.tokenizers import build_tokenizer
 
 CORPUS = Path("assets/demo/corpus.txt.xz")
 VOCAB_SIZE = 4096

@@ -18,8 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from comparer.engines import stepping  # noqa: E402
-from comparer.loading import ModelSpec, load_model  # noqa: E402
-from comparer.measure import random_prompt_ids  # noqa: E402
+from comparer.engines.loaded import load_model  # noqa: E402
+from comparer.models.presets import ModelSpec
+from comparer.bench.measure import random_prompt_ids  # noqa: E402
 from comparer.settings import GenerationSettings  # noqa: E402
 
 

@@ -16,7 +16,7 @@ import itertools
 import torch
 import triton.testing
 
-from comparer.engines.decode_attention import decode_attention
+from comparer.kernels.decode_attention import decode_attention
 
 HEADS, DIM = 32, 128
 CONTEXTS = {512: 1024, 8192: 16384, 32768: 32896}  # context -> bucket the engine would pick

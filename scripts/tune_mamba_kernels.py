@@ -16,10 +16,10 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from comparer.engines import mamba_carry, mamba_decode, mamba_scan
+from comparer.kernels.available import mamba_carry, mamba_decode, mamba_scan
 from comparer.engines.mamba_fast import MambaFastEngine
 from comparer.engines.mamba_ops import KernelOps, TritonOps
-from comparer.loading import load_bundled_config
+from comparer.models.loading import load_bundled_config
 
 # module settings of mamba_decode to try, each on top of the defaults
 DECODE_VARIANTS = [{"GEMV_OUT_PROJ": False}, {}, {"GEMV_IN_PROJ": True}, {"GEMV_OUT_PROJ": False, "GEMV_IN_PROJ": True},

@@ -13,7 +13,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 @pytest.fixture(scope="session")
 def offline_dirs():
     """model id -> folder of the offline preset's two trained models."""
-    from comparer.presets import get_preset
+    from comparer.models.presets import get_preset
 
     preset = get_preset("offline")
     return {spec.model_id: spec.local_dir for spec in (preset.left, preset.right)}
@@ -21,7 +21,8 @@ def offline_dirs():
 
 @pytest.fixture(scope="session")
 def offline_pair(offline_dirs):
-    from comparer.loading import ModelSpec, load_model
+    from comparer.engines.loaded import load_model
+    from comparer.models.presets import ModelSpec
 
     return {side: load_model(ModelSpec(name, local_dir=path), "cpu")
             for side, (name, path) in zip(("left", "right"), offline_dirs.items())}

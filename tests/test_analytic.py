@@ -3,8 +3,8 @@ import math
 import pytest
 
 from comparer import analytic
-from comparer.arch import ArchShape
-from comparer.loading import load_bundled_config
+from comparer.models.arch import ArchShape
+from comparer.models.loading import load_bundled_config
 
 MIB = 2**20
 

@@ -2,12 +2,15 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, MambaConfig, MambaForCausalLM
 
-from comparer.arch import SSM, TRANSFORMER, family_of
-from comparer.loading import CONFIGS_DIR, ModelSpec, load_bundled_config, load_model
+from comparer.models.arch import SSM, TRANSFORMER, family_of
+from comparer.engines.loaded import load_model
+from comparer.models.loading import load_bundled_config
+from comparer.models.presets import ModelSpec
+from comparer.paths import CONFIGS_DIR
 
 
 def _save(model_cls, config, path):
-    from comparer.bpe import build_tokenizer
+    from comparer.models.tokenizers import build_tokenizer
 
     torch.manual_seed(0)
     model_cls(config).save_pretrained(path)
@@ -59,7 +62,7 @@ def test_a_model_goes_on_one_gpu_when_it_fits_and_is_spread_by_accelerate_when_n
     70B model (141 GB) exceeds 90 % of a 141 GB GPU and is planned by accelerate ("auto"), Pythia
     stays whole on the GPU it was asked for (a spread model loses its CUDA-graph decode), and a
     max_memory cap always asks for the plan."""
-    from comparer.loading import choose_device_map, weight_bytes
+    from comparer.models.loading import choose_device_map, weight_bytes
 
     small = weight_bytes(load_bundled_config("pythia-160m"), torch.float16)
     big = weight_bytes(load_bundled_config("llama-3-70b"), torch.float16)

@@ -5,16 +5,18 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from comparer.bench import main as bench_main
-from comparer.bench import run_bench, summary_table
+from comparer.bench.run import main as bench_main
+from comparer.bench.run import run_bench, summary_table
 from comparer.engines.base import Engine, GenerationResult
-from comparer.loading import ASSETS_DIR, LoadedModel, ModelSpec
-from comparer.measure import measure_point, sweep
-from comparer.plots import FIGURE_HEIGHT_PX, scaling_figure
-from comparer.records import BenchRecord, Summary, to_csv
+from comparer.engines.loaded import LoadedModel
+from comparer.models.presets import ModelSpec
+from comparer.paths import RECORDS_DIR
+from comparer.bench.measure import measure_point, sweep
+from comparer.bench.plots import FIGURE_HEIGHT_PX, scaling_figure
+from comparer.bench.records import BenchRecord, Summary, to_csv
 from tests.test_pair import ScriptedEngine
 
-STORED = ASSETS_DIR / "benchmarks"
+STORED = RECORDS_DIR
 
 
 def test_summary_median_and_percentiles_from_values():
@@ -139,10 +141,10 @@ def test_cpu_peak_rss_sees_a_transient_allocation_freed_before_the_read():
 
 def test_a_stored_record_says_whose_figures_it_shows_when_shown_elsewhere():
     """On a Space (or any machine) the H200 records are labelled as the H200's, not this machine's GPU."""
-    from comparer.records import BenchRecord
+    from comparer.bench.records import BenchRecord
     from comparer.ui.scaling import provenance_line
 
-    record = BenchRecord.load("assets/benchmarks/h200-paper-mamba-triton.json")
+    record = BenchRecord.load("assets/benchmarks/records/h200-paper-mamba-triton.json")
     elsewhere = provenance_line(record, "NVIDIA RTX PRO 6000 Blackwell")
     assert "NVIDIA H200" in elsewhere and "not of this one" in elsewhere and "RTX PRO 6000" in elsewhere
     assert "this machine" in provenance_line(record, record.environment.device_name)

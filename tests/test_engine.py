@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from comparer.kernels import module_available
+from comparer.kernels.available import module_available
 from comparer.settings import GenerationSettings, SettingsError
 
 PROMPT = "Maia gets ready for her next adventure. She finds a toy boat and"
@@ -31,7 +31,7 @@ def test_shipped_demo_models_load_through_from_pretrained_and_say_what_they_are(
 
 
 def test_the_demo_pair_is_within_40_mb_in_safetensors():
-    from comparer.presets import get_preset
+    from comparer.models.presets import get_preset
 
     preset = get_preset("offline")
     sizes = [sum(f.stat().st_size for f in Path(s.local_dir).iterdir()) for s in (preset.left, preset.right)]
@@ -92,7 +92,8 @@ def test_out_of_range_settings_are_rejected_with_the_field_name(bad):
 
 
 def test_random_weight_mode_builds_the_exact_config_and_streams_with_byte_tokens():
-    from comparer.loading import ModelSpec, load_model
+    from comparer.engines.loaded import load_model
+    from comparer.models.presets import ModelSpec
     from comparer.pair import PairRun
 
     spec = ModelSpec("state-spaces/mamba-130m-hf", config_name="mamba-130m").with_random_weights()
@@ -109,10 +110,11 @@ def test_fast_mamba_engine_on_cpu_matches_transformers_greedy_across_prefill_chu
     """comparer's Mamba engine on the CPU (PyTorch blocked scan, or the compiled C scan) against
     transformers' generate, with the prompt split into several prefill chunks so the state is carried
     across chunk boundaries."""
-    from comparer.engines.cpu_scan import CScanOps
+    from comparer.kernels.cpu_scan import CScanOps
     from comparer.engines.mamba_fast import MambaFastEngine
     from comparer.engines.mamba_ops import TorchOps
-    from comparer.loading import ModelSpec, load_model
+    from comparer.engines.loaded import load_model
+    from comparer.models.presets import ModelSpec
 
     model = load_model(ModelSpec("m", local_dir=str(offline_dirs["demo-mamba"])), "cpu").engine.model
     ops = TorchOps() if ops_name == "pytorch" else CScanOps()
@@ -129,7 +131,8 @@ def test_fast_mamba_engine_on_cpu_matches_transformers_greedy_across_prefill_chu
 
 
 def test_engine_choice_names_the_path_on_the_card(offline_dirs):
-    from comparer.loading import ModelSpec, load_model
+    from comparer.engines.loaded import load_model
+    from comparer.models.presets import ModelSpec
 
     spec = ModelSpec("m", local_dir=str(offline_dirs["demo-mamba"]))
     assert load_model(spec, "cpu", engine="hf").card.kernel_path.startswith("reference PyTorch")
@@ -143,7 +146,7 @@ def test_engine_choice_names_the_path_on_the_card(offline_dirs):
 
 
 def test_compiled_cpu_scan_equals_the_pytorch_recurrence_from_a_nonzero_state():
-    from comparer.engines.cpu_scan import CScanOps
+    from comparer.kernels.cpu_scan import CScanOps
     from comparer.engines.mamba_ops import TorchOps
 
     g = torch.Generator().manual_seed(0)
@@ -164,7 +167,7 @@ def test_compiled_cpu_chunk_mixer_equals_the_pytorch_mixer_and_carries_both_stat
     multiple of eight and a chunk shorter than the conv window."""
     from types import SimpleNamespace
 
-    from comparer.engines.cpu_scan import CScanOps
+    from comparer.kernels.cpu_scan import CScanOps
     from comparer.engines.mamba_ops import TorchOps
 
     g = torch.Generator().manual_seed(d_inner + seq)
@@ -194,7 +197,7 @@ def test_compiled_cpu_chunk_mixer_equals_the_pytorch_mixer_and_carries_both_stat
 FUSED_DECODE = """
 import torch
 from transformers import AutoModelForCausalLM
-from comparer.engines import mamba_decode
+from comparer.kernels.available import mamba_decode
 from comparer.engines.mamba_fast import MambaFastEngine
 from comparer.engines.mamba_ops import FusedDecodeMixin, TorchOps
 from comparer.settings import GenerationSettings
@@ -257,7 +260,7 @@ SCAN = """
 import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM
-from comparer.engines import mamba_conv, mamba_scan
+from comparer.kernels.available import mamba_conv, mamba_scan
 from comparer.engines.mamba_fast import MambaFastEngine
 from comparer.engines.mamba_ops import TorchOps, TritonOps
 g = torch.Generator().manual_seed(1)
@@ -321,7 +324,7 @@ def test_triton_mamba_ops_match_the_step_by_step_recurrence_and_the_pytorch_mixe
 
 CARRY = """
 import torch
-from comparer.engines import mamba_carry
+from comparer.kernels.available import mamba_carry
 g = torch.Generator().manual_seed(3)
 for d, n, seq in ((40, 16, 300), (16, 4, 5)):
     dt, z, y = (torch.randn(1, d, seq, generator=g) for _ in range(3))
@@ -348,7 +351,7 @@ def test_triton_chunk_carry_kernel_equals_the_pytorch_sum_under_the_interpreter(
 
 GEMV = """
 import torch
-from comparer.engines import mamba_decode
+from comparer.kernels.available import mamba_decode
 g = torch.Generator().manual_seed(5)
 for n, k, programs in ((40, 1024, 3), (7, 512, 4), (64, 1536, 64)):
     w, x = torch.randn(n, k, generator=g), torch.randn(1, k, generator=g)
@@ -431,7 +434,7 @@ def test_triton_mamba_prefill_kernels_build_for_each_gpu_with_its_launch_setting
     architecture (the H200-tuned one on sm_90, elsewhere one ptxas builds without spills) and the conv,
     in the prefill's aligned layout, fit the architecture's shared memory and, off sm_90, spill nothing.
     (The GPU tests build every kernel a real run compiled, for sm_120.)"""
-    from comparer.engines import cross_compile, mamba_conv, mamba_scan
+    from comparer.kernels.available import cross_compile, mamba_conv, mamba_scan
 
     channels, steps, warps = mamba_scan.SETTINGS.get(capability, mamba_scan.DEFAULT_SETTING)
     ptr = lambda dtype: f"*{dtype}"  # noqa: E731

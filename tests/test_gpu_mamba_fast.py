@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from comparer.kernels import mamba_kernels_available
+from comparer.kernels.available import mamba_kernels_available
 from comparer.settings import GenerationSettings
 from tests.greedy import reference_tokens
 
@@ -21,7 +21,7 @@ def _model(dtype, initializer_range=None):
     """Random weights at Mamba-130M's config. fp16 tests pass initializer_range=0.02: at the config's 0.1
     the activations of a random Mamba overflow fp16 (inf logits, argmax ties), and a comparison of
     tokens would compare nothing."""
-    from comparer.loading import load_bundled_config
+    from comparer.models.loading import load_bundled_config
     from transformers import AutoModelForCausalLM
 
     config = load_bundled_config("mamba-130m")
@@ -67,7 +67,7 @@ def test_fast_path_fp16_matches_fp32_on_the_trained_demo_mamba():
     reached 73 % max relative error on the CPU — because the random model amplifies rounding. The
     fast path keeps the SSM state and residual in fp32: it must be no further from fp32 than
     transformers' fp16 (+10 %), within 2 % relative L2, with the fp32 top-1 token at >= 95 % of steps."""
-    from comparer.presets import get_preset
+    from comparer.models.presets import get_preset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = get_preset("offline").left.local_dir
@@ -135,7 +135,7 @@ def test_programmatic_dependent_launch_changes_no_bit_in_fp16(path, monkeypatch)
     """Kernels that launch while the previous one drains (PDL) and wait for it before reading its
     output: the same logits, bit for bit, and the same 64 tokens as with PDL off, replayed from CUDA
     graphs; on Hopper the graph really takes the PDL path."""
-    from comparer.engines import mamba_decode
+    from comparer.kernels.available import mamba_decode
 
     if path != "default kernels":  # Mamba-2.8B's path on the small model: both projections tiled
         monkeypatch.setattr(mamba_decode, "GEMV_MAX_BYTES", 0)

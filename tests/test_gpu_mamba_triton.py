@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from comparer.kernels import mamba_kernels_available, module_available
+from comparer.kernels.available import mamba_kernels_available, module_available
 
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
@@ -23,7 +23,8 @@ WITHOUT_KIT = """
 import importlib.util, json, torch
 assert importlib.util.find_spec("mamba_ssm") is None and importlib.util.find_spec("causal_conv1d") is None, \
     "mamba-ssm is still importable"
-from comparer.loading import ModelSpec, load_model
+from comparer.engines.loaded import load_model
+from comparer.models.presets import ModelSpec
 from comparer.settings import GenerationSettings
 from tests.greedy import reference_tokens
 prompt = list(b"Maia gets ready for her next adventure. She finds a toy boat and")
@@ -70,7 +71,7 @@ def test_triton_prefill_equals_mamba_ssm_kernels_in_fp32_at_an_unaligned_length(
     comparer's Triton ops against mamba-ssm's scan + causal-conv1d, random Mamba-130M weights."""
     from comparer.engines.mamba_fast import MambaFastEngine
     from comparer.engines.mamba_ops import KernelOps, TritonOps
-    from comparer.loading import load_bundled_config
+    from comparer.models.loading import load_bundled_config
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(0)
@@ -92,11 +93,11 @@ def test_triton_prefill_equals_mamba_ssm_kernels_in_fp32_at_an_unaligned_length(
 
 CROSS = """
 import json, torch
-from comparer.engines import cross_compile, mamba_scan
+from comparer.kernels.available import cross_compile, mamba_scan
 from comparer.engines.mamba_fast import MambaFastEngine
 from comparer.engines.mamba_ops import TritonOps
 from comparer.engines.transformer_fast import TransformerFastEngine
-from comparer.loading import load_bundled_config
+from comparer.models.loading import load_bundled_config
 from comparer.settings import GenerationSettings
 from transformers import AutoModelForCausalLM
 

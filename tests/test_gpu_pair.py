@@ -1,13 +1,13 @@
 """Both fast engines through PairRun, the path the app uses, on one GPU (skipped without CUDA, the
 mamba-ssm kernels and Triton): the same tokens as each alone in every mode, and in the default fair
-race each pane's figures within 10 % of the same model measured alone by ``comparer.measure``."""
+race each pane's figures within 10 % of the same model measured alone by ``comparer.bench.measure``."""
 
 import statistics
 
 import pytest
 import torch
 
-from comparer.kernels import mamba_kernels_available, module_available
+from comparer.kernels.available import mamba_kernels_available, module_available
 from comparer.settings import GenerationSettings
 
 pytestmark = [pytest.mark.gpu,
@@ -39,7 +39,7 @@ def test_auto_engines_stream_side_by_side_with_the_tokens_each_gives_alone(mode)
 
 
 def test_fair_race_panes_show_each_paper_model_as_it_runs_alone():
-    from comparer import measure
+    from comparer.bench.run import measure
     from comparer.pair import PairRun, prompt_ids_for
 
     models = _pair("paper")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from comparer.kernels import module_available
+from comparer.kernels.available import module_available
 from comparer.settings import GenerationSettings
 from tests.greedy import reference_tokens as _reference_tokens
 
@@ -15,7 +15,7 @@ PROMPT = list(range(100, 161))
 
 
 def _model(dtype, config_name="pythia-160m"):
-    from comparer.loading import load_bundled_config
+    from comparer.models.loading import load_bundled_config
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(0)
@@ -44,7 +44,7 @@ def test_graph_decode_gives_the_same_64_greedy_tokens_as_generate_in_fp32(config
 
 
 def test_varied_prompt_lengths_never_capture_or_compile_after_load():
-    from comparer.engines.decode_attention import compiled_kernel_variants
+    from comparer.kernels.decode_attention import compiled_kernel_variants
 
     engine = _fast(_model(torch.float16))
     captures, variants = engine.captures, compiled_kernel_variants()
@@ -78,10 +78,11 @@ def test_fp16_graph_decode_is_as_close_to_fp32_as_transformers_fp16():
 def test_a_model_split_between_gpu_and_cpu_falls_back_to_transformers_and_says_so(tmp_path):
     """The one-GPU stand-in for a multi-GPU split: accelerate's max_memory puts part of the layers on
     the CPU; the fast engine cannot run those, so the card names transformers and the reason."""
-    from comparer.loading import ModelSpec, load_model
+    from comparer.engines.loaded import load_model
+    from comparer.models.presets import ModelSpec
 
     _model(torch.float16).save_pretrained(tmp_path)
-    from comparer.bpe import build_tokenizer
+    from comparer.models.tokenizers import build_tokenizer
 
     build_tokenizer(["a tokenizer for the split test"], vocab_size=300).save_pretrained(tmp_path)
     loaded = load_model(ModelSpec("split", local_dir=str(tmp_path)), "cuda", torch.float16, engine="fast",
@@ -100,8 +101,9 @@ def test_a_model_split_over_two_gpus_runs_the_fast_engine_with_transformers_toke
     """accelerate's max_memory spreads the decoder layers over two GPUs (from_pretrained with
     device_map="auto" for a checkpoint; comparer's own layout for random weights); the fast engine
     runs them eagerly, each layer's kernels on its GPU, and gives transformers' greedy tokens."""
-    from comparer.bpe import build_tokenizer
-    from comparer.loading import ModelSpec, load_model
+    from comparer.models.tokenizers import build_tokenizer
+    from comparer.engines.loaded import load_model
+    from comparer.models.presets import ModelSpec
 
     max_memory = {0: "400MiB", 1: "8GiB"}
     if source == "checkpoint":

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from comparer import lanes
-from comparer.presets import get_preset
+from comparer.models.presets import get_preset
 from comparer.validation import InputError, check_prompt, prompt_token_limit, trim_prompt_ids
 from tests.test_app_api import _free_port, start_streaming
 

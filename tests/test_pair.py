@@ -3,9 +3,10 @@ import time
 
 import pytest
 
-from comparer.arch import ArchitectureCard
+from comparer.models.arch import ArchitectureCard
 from comparer.engines.base import Engine, GenerationResult, TokenEvent
-from comparer.loading import LoadedModel, ModelSpec
+from comparer.engines.loaded import LoadedModel
+from comparer.models.presets import ModelSpec
 from comparer.pair import PairRun
 from comparer.settings import GenerationSettings
 
@@ -146,7 +147,8 @@ def test_a_producer_that_never_sends_does_not_hang_the_consumer(mode):
 def test_a_run_cut_by_the_time_limit_is_stopped_with_a_warning_not_done(offline_pair):
     """Both engines (transformers generate and the fast Mamba's token loop) say when the time limit cut
     them; the pane is 'stopped' and says why, and the stored status is 'stopped: time limit'."""
-    from comparer.loading import ModelSpec, load_model
+    from comparer.engines.loaded import load_model
+    from comparer.models.presets import ModelSpec
     from comparer.ui.handlers import pane_outputs
 
     fast = load_model(ModelSpec("demo-mamba", local_dir=offline_pair["left"].spec.local_dir), "cpu", engine="auto")

@@ -12,8 +12,8 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from comparer.engines.transformer_fast import TransformerFastEngine, buckets_for
-from comparer.kernels import module_available
-from comparer.loading import load_bundled_config
+from comparer.kernels.available import module_available
+from comparer.models.loading import load_bundled_config
 from comparer.settings import GenerationSettings
 from tests.greedy import reference_tokens
 

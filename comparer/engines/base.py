@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable
 
-from comparer.arch import ArchitectureCard
+from comparer.models.arch import ArchitectureCard
 from comparer.memory import module_bytes
 from comparer.settings import GenerationSettings
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 
-from comparer.arch import ArchitectureCard
+from comparer.models.arch import ArchitectureCard
 from comparer.engines.base import Engine, GenerationResult, OnToken
 from comparer.memory import module_bytes
 from comparer.settings import GenerationSettings

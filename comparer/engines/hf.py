@@ -11,12 +11,13 @@ import threading
 import time
 
 import torch
-from transformers import DynamicCache, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+from transformers import DynamicCache, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 from transformers.generation import utils as generation_utils
 from transformers.generation.streamers import BaseStreamer
 
-from comparer.arch import ArchitectureCard
+from comparer.models.arch import ArchitectureCard
 from comparer.engines.base import Engine, GenerationResult, OnToken, TokenEvent
+from comparer.engines.sampling import SeededSampler
 from comparer.memory import is_cuda, tensor_bytes
 from comparer.settings import GenerationSettings
 
@@ -68,39 +69,6 @@ def _generate_kwargs(settings: GenerationSettings, model) -> dict:
         sampler = SeededSampler(settings.temperature, settings.top_k, settings.top_p, settings.seed, model.device)
         kwargs["logits_processor"] = LogitsProcessorList([sampler])
     return kwargs
-
-
-class SeededSampler(LogitsProcessor):
-    """Temperature / top-k / top-p sampling with the engine's own ``torch.Generator``.
-
-    Why not ``do_sample=True``: that draws from torch's global RNG, which two engines generating
-    at once in two threads would share, so a seed would not reproduce a pane. This processor
-    samples with a private generator and leaves a single finite logit, which greedy then picks;
-    it runs after transformers' own processors (repetition penalty, min-length EOS mask).
-    """
-
-    def __init__(self, temperature: float, top_k: int, top_p: float, seed: int, device):
-        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
-        self.generator = torch.Generator(device=device).manual_seed(seed)
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        logits = scores.float() / self.temperature  # (batch, vocab)
-        if self.top_k > 0:
-            kth = torch.topk(logits, min(self.top_k, logits.shape[-1]), dim=-1).values[..., -1:]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        if self.top_p < 1.0:
-            logits = _top_p_mask(logits, self.top_p)
-        choice = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=self.generator)  # (batch, 1)
-        return torch.full_like(scores, float("-inf")).scatter_(1, choice, 0.0)
-
-
-def _top_p_mask(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Keep the smallest set of tokens whose probability reaches ``top_p`` (always the top one)."""
-    sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-    probs = torch.softmax(sorted_logits, dim=-1)
-    drop_sorted = probs.cumsum(dim=-1) - probs >= top_p  # mass before this token already reaches top_p
-    drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)
-    return logits.masked_fill(drop, float("-inf"))
 
 
 class _TimestampStreamer(BaseStreamer):

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from comparer.arch import ArchitectureCard
+from comparer.models.arch import ArchitectureCard
 from comparer.engines.base import Engine, GenerationResult, OnToken
 from comparer.engines.graphs import capture
 from comparer.engines.mamba_ops import final_norm

@@ -161,12 +161,12 @@ class FusedDecodeMixin:
     def decode_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool, zero=None):
         if not self.fused_decode:
             return super().decode_norm(delta, residual, weight, eps, residual_in_fp32)
-        from comparer.engines import mamba_decode
+        from comparer.kernels.available import mamba_decode
 
         return mamba_decode.add_rms(delta, residual, weight, eps, residual_in_fp32, zero)
 
     def decode_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int, acc=None):
-        from comparer.engines import mamba_decode
+        from comparer.kernels.available import mamba_decode
 
         if not (self.fused_decode and acc is not None and mamba_decode.applies(layer, ssm_state)):
             return super().decode_mixer(layer, normed, conv_state, ssm_state, time_step_rank)
@@ -178,7 +178,7 @@ class FusedDecodeMixin:
         """norm_f in one kernel that also sums out_proj's partial rows (five PyTorch kernels otherwise)."""
         if not self.fused_decode or residual is None:
             return super().final_norm(delta, residual, weight, eps, residual_in_fp32, dtype)
-        from comparer.engines import mamba_decode
+        from comparer.kernels.available import mamba_decode
 
         return mamba_decode.add_rms(delta, residual, weight, eps, residual_in_fp32, final=True)[0]
 
@@ -190,12 +190,12 @@ class KernelOps(FusedDecodeMixin, TorchOps):
 
     name = "mamba-ssm + causal-conv1d kernels"
     # W @ x^T here too: Mamba-2.8B's 32K prefill 0.98 -> 0.86 s and 0.08 GiB less peak on the H200
-    # (assets/benchmarks/h200-mamba-prefill-tuning.txt)
+    # (assets/benchmarks/logs/h200-mamba-prefill-tuning.txt)
     channel_major_in_proj = True
     compiled_what = "Triton chunk-carry kernel"
 
     def __init__(self, fused_decode: bool = True):
-        from comparer.engines.decode_attention import triton_available
+        from comparer.kernels.decode_attention import triton_available
 
         self.fused_decode = fused_decode and triton_available()  # else mamba-ssm's state update
         from causal_conv1d import causal_conv1d_fn, causal_conv1d_update
@@ -211,7 +211,7 @@ class KernelOps(FusedDecodeMixin, TorchOps):
         """Compile the prefill's Triton kernel for this dtype now, not inside the first long prefill."""
         import time
 
-        from comparer.engines import mamba_carry
+        from comparer.kernels.available import mamba_carry
 
         t0 = time.perf_counter()
         mamba_carry.warm_up(dtype, d_state)
@@ -261,7 +261,7 @@ class KernelOps(FusedDecodeMixin, TorchOps):
         y, last = self._scan_fn(u, dt, A, B, C, D, z, dt_bias, delta_softplus=True, return_last_state=True)
         if h0 is None or not bool(h0.any()):
             return y, last.float()
-        from comparer.engines import mamba_carry
+        from comparer.kernels.available import mamba_carry
 
         return mamba_carry.add_initial_state(y, last.float().contiguous(), dt, A, C, z, dt_bias, h0)
 
@@ -285,8 +285,8 @@ class TritonOps(FusedDecodeMixin, TorchOps):
     channel_major_in_proj = True
 
     def __init__(self, fused_decode: bool = True):
-        from comparer.engines import mamba_scan
-        from comparer.engines.decode_attention import triton_available
+        from comparer.kernels.available import mamba_scan
+        from comparer.kernels.decode_attention import triton_available
 
         if not triton_available():
             raise RuntimeError("Triton is not installed")
@@ -298,7 +298,7 @@ class TritonOps(FusedDecodeMixin, TorchOps):
         """Compile the prefill's kernels for this dtype now, not inside the first prefill."""
         import time
 
-        from comparer.engines import mamba_conv, mamba_decode, mamba_scan
+        from comparer.kernels.available import mamba_conv, mamba_decode, mamba_scan
 
         device = layer.A.device if layer is not None else torch.device("cuda")
         t0 = time.perf_counter()
@@ -312,14 +312,14 @@ class TritonOps(FusedDecodeMixin, TorchOps):
         self.compile_s = time.perf_counter() - t0
 
     def add_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool):
-        from comparer.engines import mamba_decode
+        from comparer.kernels.available import mamba_decode
 
         return mamba_decode.add_rms_rows(delta, residual, weight, eps, residual_in_fp32)
 
     def chunk_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int, valid: int | None = None):
         """As TorchOps.chunk_mixer, every product written channel-major ((rows, cols) with cols a
         multiple of PAD), the conv and the scan run to step ``valid`` and carry the states from there."""
-        from comparer.engines import mamba_conv, mamba_scan
+        from comparer.kernels.available import mamba_conv, mamba_scan
 
         xz = torch.mm(layer.in_proj, normed[0].t())  # (2 * d_inner, cols)
         d, n = layer.A.shape

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from comparer.arch import ArchitectureCard
+from comparer.models.arch import ArchitectureCard
 from comparer.engines.base import Engine
 from comparer.engines.transformer_fast import fast_transformer_applies
-from comparer.kernels import MAMBA_REFERENCE, mamba_kernels_available, module_available
+from comparer.kernels.available import MAMBA_REFERENCE, mamba_kernels_available, module_available
 
 
 def fast_mamba_applies(model) -> bool:
@@ -43,7 +43,7 @@ def _make(model, card: ArchitectureCard, choice: str, max_context_tokens: int | 
                                                                    module_available("triton"))):
             return _fast_mamba(model, card, _mamba_ops(on_cuda))
         if choice == "auto" and not on_cuda:
-            from comparer.engines.cpu_scan import CScanOps
+            from comparer.kernels.cpu_scan import CScanOps
 
             try:
                 return _fast_mamba(model, card, CScanOps())
@@ -87,7 +87,7 @@ def _fast_transformer(model, card: ArchitectureCard, max_context_tokens: int | N
 def _mamba_ops(on_cuda: bool):
     """On CUDA comparer's Triton kernels (Triton ships with torch; on the H200 their prefill beat mamba-ssm's
     scan + causal-conv1d at every context, 0.52 vs 0.66 s at 32K, with the same decode step:
-    assets/benchmarks/h200-paper-mamba-{triton,kit}.json), else mamba-ssm's where installed, else PyTorch
+    assets/benchmarks/records/h200-paper-mamba-{triton,kit}.json), else mamba-ssm's where installed, else PyTorch
     ops; on the CPU the compiled C scan where a compiler works, else the PyTorch blocked scan."""
     from comparer.engines.mamba_ops import KernelOps, TorchOps, TritonOps
 
@@ -95,7 +95,7 @@ def _mamba_ops(on_cuda: bool):
         if module_available("triton"):
             return TritonOps()
         return KernelOps() if mamba_kernels_available() else TorchOps()
-    from comparer.engines.cpu_scan import CScanOps
+    from comparer.kernels.cpu_scan import CScanOps
 
     try:
         return CScanOps()
@@ -110,7 +110,7 @@ def _fast_mamba(model, card: ArchitectureCard, ops) -> Engine:
     engine = MambaFastEngine(model, card, ops, cuda_graph=on_cuda)
     decode = "CUDA-graph decode" if engine.graph is not None else "eager decode"
     if getattr(ops, "fused_decode", False):
-        from comparer.engines import mamba_decode
+        from comparer.kernels.available import mamba_decode
 
         pdl = " with programmatic dependent launch" if mamba_decode.pdl_on(model.lm_head.weight) else ""
         decode = f"Triton fused decode step{pdl}, {decode}"

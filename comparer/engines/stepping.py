@@ -13,7 +13,7 @@ import time
 import torch
 
 from comparer.engines.base import GenerationResult, OnToken, TokenEvent
-from comparer.engines.hf import SeededSampler
+from comparer.engines.sampling import TokenChooser
 from comparer.settings import GenerationSettings
 
 
@@ -26,7 +26,7 @@ def run_steps(engine, prompt_ids: list[int], settings: GenerationSettings,
     while Python reports token t. The tokens are the same; after an EOS or a Stop one extra step
     has run on the GPU and is discarded (every generation starts with a prefill)."""
     stop = stop or threading.Event()
-    chooser = _TokenChooser(settings, engine.model.generation_config.eos_token_id, engine.device, prompt_ids)
+    chooser = TokenChooser(settings, engine.model.generation_config.eos_token_id, engine.device, prompt_ids)
     t_start_s = time.perf_counter()
     deadline_s = t_start_s + settings.max_time_s if settings.max_time_s else None
     logits = engine.prefill(prompt_ids, settings.max_new_tokens)
@@ -77,37 +77,3 @@ class _TokenReader:
             return int(self.token.item())
         self.ready.synchronize()
         return int(self.host[0])
-
-
-class _TokenChooser:
-    """Greedy or seeded sampling after the repetition penalty and the min-length EOS mask, in the
-    order transformers applies them, so greedy output matches ``generate``."""
-
-    def __init__(self, settings: GenerationSettings, eos_token_id, device, prompt_ids: list[int]):
-        self.settings = settings
-        self.eos = [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id or [])
-        self.min_new = settings.max_new_tokens if settings.fixed_length else 0
-        self.seen: list[int] = list(prompt_ids)  # transformers penalises prompt tokens too
-        self.sampler = (SeededSampler(settings.temperature, settings.top_k, settings.top_p, settings.seed, device)
-                        if settings.do_sample else None)
-        # made once: indexing with a Python list copied it to the device at every token
-        self.eos_index = torch.tensor(self.eos, dtype=torch.long, device=device)
-
-    def choose(self, logits: torch.Tensor, n_generated: int) -> torch.Tensor:
-        scores = logits  # copied before any change: the engines reuse their logits buffer
-        if self.settings.repetition_penalty != 1.0 and self.seen:
-            scores = scores.clone()
-            idx = torch.tensor(self.seen, device=scores.device).unsqueeze(0)
-            picked = scores.gather(1, idx)
-            p = self.settings.repetition_penalty
-            scores.scatter_(1, idx, torch.where(picked < 0, picked * p, picked / p))
-        if n_generated < self.min_new and self.eos:
-            scores = scores.index_fill(1, self.eos_index, float("-inf"))
-        if self.sampler is not None:
-            scores = self.sampler(None, scores)
-        token = scores.argmax(dim=-1)
-        return token
-
-    def is_final(self, token_id: int, n_generated: int) -> bool:
-        self.seen.append(token_id)
-        return token_id in self.eos and n_generated >= self.min_new

@@ -19,9 +19,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from comparer.arch import ArchitectureCard
-from comparer.engines import decode_attention as da
-from comparer.engines import decode_norms as dn
+from comparer.models.arch import ArchitectureCard
+from comparer.kernels.available import decode_attention as da
+from comparer.kernels.available import decode_norms as dn
 from comparer.engines.base import Engine, GenerationResult, OnToken
 from comparer.engines.graphs import capture
 from comparer.engines.stepping import run_steps

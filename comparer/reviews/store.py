@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import comparer
+from comparer.paths import DATA_DIR
 
 VOTES = ("left", "right", "tie", "both_bad")
 TAGS = ("fluent", "on-topic", "factual error", "repetition", "code runs", "code fails", "off-topic", "incoherent")
@@ -80,7 +81,7 @@ class NewComparison:
 
 
 def default_db_path() -> Path:
-    return Path(os.environ.get("COMPARER_DB", Path("data") / "reviews.sqlite"))
+    return Path(os.environ.get("COMPARER_DB", DATA_DIR / "reviews.sqlite"))
 
 
 class ReviewStore:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from huggingface_hub import CommitScheduler
 
+from comparer.paths import DATA_DIR
 from comparer.reviews.store import ReviewStore
 
 SNAPSHOT_NAME = "reviews.sqlite"
@@ -48,6 +49,6 @@ def start_sync_from_env(store: ReviewStore, hf_api=None) -> SnapshotScheduler | 
     if not repo_id or not (token or hf_api):
         return None
     every_min = float(os.environ.get("COMPARER_SYNC_EVERY_MIN", "5"))
-    folder = Path(os.environ.get("COMPARER_SYNC_DIR", Path("data") / "sync"))
+    folder = Path(os.environ.get("COMPARER_SYNC_DIR", DATA_DIR / "sync"))
     return SnapshotScheduler(store, repo_id=repo_id, folder_path=folder, every=every_min, repo_type="dataset",
                              path_in_repo="reviews", token=token, private=True, hf_api=hf_api)

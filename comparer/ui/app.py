@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import gradio as gr
 
 from comparer.pool import ModelPool
-from comparer.presets import load_presets
+from comparer.models.presets import load_presets
 from comparer.ui.blocks import build_demo
 from comparer.reviews.store import ReviewStore
 from comparer.reviews.sync import start_sync_from_env

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from comparer.arch import ArchitectureCard
+from comparer.models.arch import ArchitectureCard
 
 
 def card_markdown(card: ArchitectureCard) -> str:

@@ -12,12 +12,12 @@ from typing import Iterator
 import gradio as gr
 
 from comparer.live import format_stats_markdown
-from comparer.loading import ModelLoadError
+from comparer.models.presets import ModelLoadError
 from comparer import race as race_modes
 from comparer.pair import SIDES, PairRun, PaneState, progress_line, swap_sides
 from comparer.pool import ModelPool, preset_specs
-from comparer.availability import why_not_loadable
-from comparer.presets import CUSTOM, RANDOM, Preset, custom_preset, load_presets
+from comparer.models.availability import why_not_loadable
+from comparer.models.presets import CUSTOM, RANDOM, Preset, custom_preset, load_presets
 from comparer.reviews.store import NewComparison, ReviewStore
 from comparer.settings import GenerationSettings, SettingsError
 from comparer.ui.cards import card_markdown

@@ -8,7 +8,7 @@ import time
 
 import gradio as gr
 
-from comparer.presets import RANDOM
+from comparer.models.presets import RANDOM
 from comparer.reviews.diff import diff_html, similarity
 from comparer.reviews.export import FORMATS, export
 from comparer.reviews.store import TAGS, VOTES, ReviewError, ReviewStore
@@ -155,7 +155,7 @@ def hide_unvoted_blind(item: dict) -> dict:
 
 
 def card_markdown_from_dict(card: dict | None) -> str:
-    from comparer.arch import ArchitectureCard
+    from comparer.models.arch import ArchitectureCard
 
     return card_markdown(ArchitectureCard(**card)) if card else ""
 

@@ -8,20 +8,20 @@ from pathlib import Path
 
 import gradio as gr
 
-from comparer.bench import PointCounter, new_record, summary_table, weights_label
-from comparer.loading import ASSETS_DIR
-from comparer.measure import sweep, this_device_name
+from comparer.bench.run import PointCounter, new_record, summary_table, weights_label
+from comparer.paths import DATA_DIR, RECORDS_DIR
+from comparer.bench.measure import sweep, this_device_name
 from comparer.ui.errors import clear_errors
 from comparer.memory import is_cuda
-from comparer.plots import scaling_figure
+from comparer.bench.plots import scaling_figure
 from comparer.pool import ModelPool
-from comparer.presets import RANDOM, get_preset
-from comparer.records import BenchRecord, to_csv
+from comparer.models.presets import RANDOM, get_preset
+from comparer.bench.records import BenchRecord, to_csv
 
-STORED_DIR = ASSETS_DIR / "benchmarks"
+STORED_DIR = RECORDS_DIR
 # The headline pair on the H200: transformers generate for both, and each model's fast engine.
 DEFAULT_RECORDS = ["h200-paper-random.json", "h200-paper-mamba-fast.json", "h200-paper-pythia-fast.json"]
-LIVE_DIR = Path("data") / "benchmarks"
+LIVE_DIR = DATA_DIR / "benchmarks"
 MAX_LIVE_CONTEXT = {"cpu": 4096, "cuda": 131072}
 # A live sweep holds the generation slot (so each point measures its model alone), so it is bounded: a few
 # contexts and a time budget, after which it ends with the points it has; a comparison waits at most that.

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from comparer.engines.decode_attention import on_device, triton
+from comparer.kernels.decode_attention import on_device, triton
 
 if triton is not None:
     import triton.language as tl

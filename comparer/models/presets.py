@@ -9,10 +9,34 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from comparer.loading import ASSETS_DIR, ModelSpec
+from comparer.paths import ASSETS_DIR, PRESETS_FILE
 
-PRESETS_FILE = ASSETS_DIR / "presets.json"
 DEFAULT_PRESET = "offline"
+
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a model comes from. ``local_dir`` wins over ``model_id``; ``random_weights`` builds
+    the architecture of ``config_name`` (a file in assets/configs) with random weights."""
+
+    model_id: str
+    local_dir: str | None = None
+    revision: str | None = None
+    config_name: str | None = None
+    random_weights: bool = False
+    init_std: float | None = None  # std of the random weights; None: the config's initializer_range
+
+    def with_random_weights(self, init_std: float | None = None) -> "ModelSpec":
+        """``init_std`` 0.02 keeps a random fp16 Mamba finite (the configs' 0.1 overflows); speed does
+        not depend on the values."""
+        if not self.config_name:
+            raise ModelLoadError(f"{self.model_id} has no bundled config in assets/configs, so it "
+                                 f"cannot be built with random weights; add one or load it trained.")
+        return ModelSpec(self.model_id, None, None, self.config_name, True, init_std)
 
 
 @dataclass(frozen=True)

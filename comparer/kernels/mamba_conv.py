@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from comparer.engines.decode_attention import triton
+from comparer.kernels.decode_attention import triton
 
 BLOCK_D = 16  # channels per program
 BLOCK_T = 256  # steps per program

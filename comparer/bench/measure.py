@@ -24,8 +24,8 @@ import torch
 
 from comparer import memory
 from comparer.engines.base import Engine
-from comparer.loading import LoadedModel
-from comparer.records import Environment, ModelRun, Point, Summary, python_version
+from comparer.engines.loaded import LoadedModel
+from comparer.bench.records import Environment, ModelRun, Point, Summary, python_version
 from comparer.settings import GenerationSettings
 
 WARMUP_NEW_TOKENS = 4

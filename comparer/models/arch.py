@@ -93,6 +93,47 @@ def _attention_sizes(config) -> dict:
     return dict(n_heads=n_heads, n_kv_heads=n_kv_heads, head_dim=int(head_dim))
 
 
+FAST = "comparer fast"
+HF = "transformers generate"
+HF_REFERENCE_SCAN = "transformers generate, reference scan"  # a Mamba without fused kernels
+
+
+@dataclass(frozen=True)
+class KernelPath:
+    """How an engine computes, as the engine itself says it (``Engine.describe``). Cards render it
+    and plots group by its fields; nothing is parsed back from the text.
+
+    ``engine``: FAST, HF or HF_REFERENCE_SCAN, the kind the two panes compare. ``kernels``: the kernel
+    family (e.g. "Triton", "mamba-ssm + causal-conv1d", "compiled C scan (CPU)", "PyTorch").
+    ``prefill`` / ``decode``: what each phase runs, for people. ``cuda_graph``: decode replays CUDA
+    graphs. ``devices``: how many devices its layers sit on. ``compile_s`` / ``capture_s``: time spent at
+    load compiling kernels and capturing graphs (never inside a measurement)."""
+
+    engine: str
+    kernels: str
+    prefill: str
+    decode: str
+    cuda_graph: bool = False
+    devices: int = 1
+    compile_s: float | None = None
+    capture_s: float | None = None
+
+    def describe(self) -> str:
+        return f"{self.engine} ({self.kernels}): {self.prefill}; {self.decode}"
+
+    def load_notes(self) -> list[str]:
+        notes = [f"kernels compiled or loaded from cache at load in {self.compile_s:.1f} s"] if self.compile_s else []
+        return notes + ([f"decode graphs captured at load in {self.capture_s:.2f} s"] if self.capture_s else [])
+
+
+def short_path(path: dict) -> str:
+    """Legend-sized name of a stored ``KernelPath`` (a record's ``card["path"]``), so the eager and fast
+    runs of one model can share a plot."""
+    if path["engine"] != FAST:
+        return path["engine"]
+    return f"{FAST}, {path['kernels']}, {'CUDA graph' if path['cuda_graph'] else 'eager'}"
+
+
 @dataclass
 class ArchitectureCard:
     """Everything a visitor needs to judge a pane's numbers: what runs, how big, on which path."""
@@ -109,17 +150,24 @@ class ArchitectureCard:
     device_map: str
     kv_bytes_per_token: int
     ssm_state_bytes: int
-    kernel_path: str
     weights: str  # "trained" or "random (untrained)"
     max_positions: int | None = None
-    # which engine runs, for comparing the two sides: "comparer fast", "transformers generate" or
-    # "transformers generate, reference scan" (a Mamba without fused kernels); set by engines.select
-    engine: str = ""
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    path: KernelPath | None = None  # how it runs: written once, by engines.select, from the engine itself
+
+    @property
+    def kernel_path(self) -> str:
+        return self.path.describe() if self.path else "not built yet"
+
+    @property
+    def engine(self) -> str:
+        """The kind of engine, for comparing the two sides (race.path_notice)."""
+        return self.path.engine if self.path else ""
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """What a record stores: the fields, the structured path, and its text for people and CSV."""
+        return {**asdict(self), "kernel_path": self.kernel_path}
 
 
 def name_warnings(model_id: str, family: str, shape: ArchShape) -> list[str]:
@@ -135,8 +183,8 @@ def name_warnings(model_id: str, family: str, shape: ArchShape) -> list[str]:
 
 
 def build_card(model_id: str, config, n_params: int, dtype: str, device: str, device_map: str,
-               kernel_path: str, random_weights: bool, notes: list[str] | None = None) -> ArchitectureCard:
-    """Assemble the card from the config and the facts of the load (dtype, device, path)."""
+               random_weights: bool, notes: list[str] | None = None) -> ArchitectureCard:
+    """Assemble the card from the config and the facts of the load (dtype, device); the engine adds its path."""
     shape = ArchShape.from_config(config)
     elem_b = analytic.dtype_bytes(dtype)
     return ArchitectureCard(
@@ -144,7 +192,7 @@ def build_card(model_id: str, config, n_params: int, dtype: str, device: str, de
         architectures=list(shape.architectures), n_params=n_params, n_layers=shape.n_layers,
         hidden_size=shape.hidden_size, dtype=dtype.replace("torch.", ""), device=device,
         device_map=device_map, kv_bytes_per_token=shape.kv_bytes_per_token(elem_b),
-        ssm_state_bytes=shape.state_bytes(elem_b), kernel_path=kernel_path,
+        ssm_state_bytes=shape.state_bytes(elem_b),
         weights="random (untrained)" if random_weights else "trained",
         max_positions=shape.max_positions, warnings=name_warnings(model_id, shape.family, shape),
         notes=list(notes or []),

@@ -31,7 +31,7 @@ import os
 import torch
 import torch.nn.functional as F
 
-from comparer.engines.decode_attention import triton
+from comparer.kernels.decode_attention import triton
 
 # Channels per program (H200 settings from scripts/tune_mamba_kernels.py).
 CONV_BLOCK = 64
@@ -51,7 +51,7 @@ GEMV_STAGES = 3
 # row blocks x K splits instead of cuBLAS (whose out_proj is split-K plus a reduce kernel). out_proj's
 # fp32 partial rows are summed, in a fixed order, by the next layer's add_rms (or before the LM head), so
 # no reduce kernel and no atomics remain. None: cuBLAS. Settings from scripts/tune_mamba_kernels.py --tiles.
-# H200 sweep (graph-replayed decode, assets/benchmarks/h200-mamba-tiles-tuning.txt): Mamba-2.8B 388.4 tok/s
+# H200 sweep (graph-replayed decode, assets/benchmarks/logs/h200-mamba-tiles-tuning.txt): Mamba-2.8B 388.4 tok/s
 # with cuBLAS -> 416.7 with the tiled out_proj -> 425.6-427.3 with the tiled in_proj too; Mamba-130M (tiled
 # in_proj only: its out_proj is under GEMV_MAX_BYTES) 2,289.5 -> 2,414.5.
 TILES_IN_PROJ: dict | None = {"rows": 8, "block_k": 256, "warps": 4, "stages": 3}
@@ -62,7 +62,7 @@ ADD_RMS_WARPS = 8  # for hidden sizes >= 2048
 # x_proj and dt_proj weights), then waits for it (griddepcontrol.wait) and lets the next launch. Without
 # it every kernel boundary in the graph costs a launch plus a cold DRAM round trip, five per layer.
 # None: on where the GPU and Triton support it; False: off. H200 A/B (scripts/ab_pdl.py,
-# assets/benchmarks/h200-pdl-ab.txt): Mamba-2.8B graph replays 451.8 -> 512.1 tok/s, Mamba-130M 2,549 -> 3,661;
+# assets/benchmarks/logs/h200-pdl-ab.txt): Mamba-2.8B graph replays 451.8 -> 512.1 tok/s, Mamba-130M 2,549 -> 3,661;
 # 2 or 4 tiles before the wait: 2.8B 497-499, 130M 3,712-3,720.
 PDL: bool | None = None
 PRE_TILES = 1  # GEMV tiles of block_k columns loaded before the wait (a power of two)

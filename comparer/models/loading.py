@@ -1,68 +1,24 @@
-"""Load models the real way: ``from_pretrained`` from the Hub or a local folder, or a model with
-random weights built from a bundled config (speed and memory do not depend on weight values).
+"""Build the torch module, its tokenizer and its card: ``from_pretrained`` from the Hub or a local folder,
+or a model with random weights built from a bundled config (speed and memory do not depend on weight
+values). No engine here: comparer.engines.loaded wraps what this returns.
 
-On CUDA, weights go through accelerate's ``device_map="auto"`` in fp16/bf16; on the CPU, fp32.
-``trust_remote_code`` is always off: a config that needs remote code is refused with a message.
+On CUDA the weights go to the one GPU when they fit it, else through accelerate's ``device_map="auto"``
+(see device_map_for), in fp16; on the CPU, fp32. ``trust_remote_code`` is always off: a config that
+needs remote code is refused with a message.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from comparer.arch import ArchitectureCard, build_card, family_of
-from comparer.bytetok import ByteTokenizer
-from comparer.engines.base import Engine
-from comparer.kernels import kernel_path_for
-from comparer.race import Pace
-
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
-CONFIGS_DIR = ASSETS_DIR / "configs"
-
-
-class ModelLoadError(RuntimeError):
-    """A model could not be loaded; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Where a model comes from. ``local_dir`` wins over ``model_id``; ``random_weights`` builds
-    the architecture of ``config_name`` (a file in assets/configs) with random weights."""
-
-    model_id: str
-    local_dir: str | None = None
-    revision: str | None = None
-    config_name: str | None = None
-    random_weights: bool = False
-    init_std: float | None = None  # std of the random weights; None: the config's initializer_range
-
-    def with_random_weights(self, init_std: float | None = None) -> "ModelSpec":
-        """``init_std`` 0.02 keeps a random fp16 Mamba finite (the configs' 0.1 overflows); speed does
-        not depend on the values."""
-        if not self.config_name:
-            raise ModelLoadError(f"{self.model_id} has no bundled config in assets/configs, so it "
-                                 f"cannot be built with random weights; add one or load it trained.")
-        return ModelSpec(self.model_id, None, None, self.config_name, True, init_std)
-
-
-@dataclass
-class LoadedModel:
-    """An engine plus what turns text into its token ids (bytes in random-weight mode)."""
-
-    spec: ModelSpec
-    engine: Engine
-    tokenizer: object | None
-    load_s: float
-    notes: list[str] = field(default_factory=list)
-    pace: Pace | None = None  # its last measured pace alone on this device (orders the fair race)
-
-    @property
-    def card(self) -> ArchitectureCard:
-        return self.engine.card
+from comparer.memory import is_cuda
+from comparer.models.arch import ArchitectureCard, build_card
+from comparer.models.presets import ModelLoadError, ModelSpec
+from comparer.models.tokenizers import ByteTokenizer
+from comparer.paths import CONFIGS_DIR
 
 
 def default_device() -> str:
@@ -71,44 +27,18 @@ def default_device() -> str:
 
 def default_dtype(device: str) -> torch.dtype:
     """fp16 on CUDA (the dtype of the published GPU figures), fp32 on the CPU (no fast fp16 there)."""
-    return torch.float16 if torch.device(device).type == "cuda" else torch.float32
+    return torch.float16 if is_cuda(device) else torch.float32
 
 
-ENGINES = ("auto", "hf", "fast")
-
-
-def load_model(spec: ModelSpec, device: str | None = None, dtype: torch.dtype | None = None,
-               engine: str = "hf", max_context_tokens: int | None = None,
-               max_memory: dict | None = None, defer_engine: bool = False) -> LoadedModel:
-    """Load ``spec`` and wrap it in an engine, timing the load (graph capture included).
-
-    ``engine``: 'hf' = transformers generate (the default: the verified reference); 'fast' =
-    comparer's engines (Mamba-1, GPT-NeoX, Llama: preallocated state, CUDA graphs on CUDA);
-    'auto' = fast where its kernels exist (CUDA with Triton, or mamba-ssm's kernels for Mamba; on the CPU
-    the compiled C scan for Mamba), else hf. ``max_context_tokens`` sizes
-    the fast Transformer's KV cache.
-    ``max_memory`` (accelerate's per-device caps, e.g. {0: "70GiB", 1: "70GiB"}) splits a model that
-    does not fit one GPU; the fast Transformer engine runs split layers eagerly on each GPU, and falls
-    back to transformers when layers land on the CPU.
-    ``defer_engine``: build the engine on first use in each process (ZeroGPU, see engines/deferred.py).
-    """
-    from comparer.engines.select import make_engine
-
-    device = device or default_device()
-    dtype = dtype or default_dtype(device)
-    t0_s = time.perf_counter()
+def load_module(spec: ModelSpec, device: str, dtype: torch.dtype,
+                max_memory: dict | None = None) -> tuple[object, object, ArchitectureCard]:
+    """The module (eval mode, on ``device`` or split by ``max_memory``), its tokenizer (bytes for random
+    weights) and its card (what the config says; the engine adds how it runs)."""
     if spec.random_weights:
         model, tokenizer = _random_model(spec, device, dtype, max_memory), ByteTokenizer()
     else:
         model, tokenizer = _pretrained_model(spec, device, dtype, max_memory), _tokenizer(spec)
-    card = _card_for(spec, model, device, dtype)
-    if defer_engine:
-        from comparer.engines.deferred import DeferredEngine
-
-        built = DeferredEngine(model, card, engine, max_context_tokens)
-    else:
-        built = make_engine(model, card, engine, max_context_tokens)
-    return LoadedModel(spec, built, tokenizer, time.perf_counter() - t0_s)
+    return model, tokenizer, _card_for(spec, model, dtype)
 
 
 def bundled_config_path(config_name: str) -> Path:
@@ -151,7 +81,7 @@ def device_map_for(device: str, config, dtype: torch.dtype, max_memory: dict | N
     """None on the CPU; on CUDA the one GPU when the weights fit it (a model spread over GPUs loses
     the CUDA-graph decode, and transformers' "auto" would spread even a small model over every
     visible GPU); "auto" (accelerate's plan) when they do not, or when ``max_memory`` asks for a split."""
-    if torch.device(device).type != "cuda":
+    if not is_cuda(device):
         return None
     gpu_bytes = torch.cuda.get_device_properties(torch.device(device)).total_memory
     return choose_device_map(device, weight_bytes(config, dtype), gpu_bytes, max_memory)
@@ -220,7 +150,7 @@ def _pretrained_model(spec: ModelSpec, device: str, dtype: torch.dtype, max_memo
 
     try:
         device_map = None
-        if torch.device(device).type == "cuda":
+        if is_cuda(device):
             config = AutoConfig.from_pretrained(_source(spec), revision=spec.revision, trust_remote_code=False)
             device_map = device_map_for(device, config, dtype, max_memory)
         return AutoModelForCausalLM.from_pretrained(
@@ -247,13 +177,12 @@ def _load_hint(spec: ModelSpec, err: Exception) -> str:
             f"trust_remote_code are not supported.")
 
 
-def _card_for(spec: ModelSpec, model, device: str, dtype: torch.dtype) -> ArchitectureCard:
+def _card_for(spec: ModelSpec, model, dtype: torch.dtype) -> ArchitectureCard:
+    """What the model is; how it runs (``card.path``) is the engine's to say (engines.select)."""
     device_map = getattr(model, "hf_device_map", None)
-    attn = getattr(model.config, "_attn_implementation", None)
-    path = kernel_path_for(family_of(model.config), torch.device(device).type, attn)
     return build_card(spec.model_id, model.config, sum(p.numel() for p in model.parameters()),
                       str(dtype), str(model.device), json.dumps(device_map) if device_map else str(model.device),
-                      path, spec.random_weights, notes=training_notes(spec) + init_notes(spec, model.config))
+                      spec.random_weights, notes=training_notes(spec) + init_notes(spec, model.config))
 
 
 def init_notes(spec: ModelSpec, config) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from comparer.arch import SSM
+from comparer.models.arch import SSM
 
 MAMBA_KERNELS = "mamba-ssm + causal-conv1d CUDA kernels (via transformers)"
 MAMBA_REFERENCE = "reference PyTorch (sequential scan, no fused kernels)"

@@ -10,9 +10,9 @@ gets the previous chunk's state h0 added afterwards, exactly:
 Why a kernel: in PyTorch (even torch.compile'd) this made five fp32 (d, seq) temporaries per layer
 and took 0.38 s of Mamba-2.8B's 1.40 s prefill of 32K tokens on the H200 (a scripts/profile_fast.py
 profile of 2026-11-28, not kept as a file; with a kernel the prefill takes 0.86-0.98 s,
-assets/benchmarks/h200-mamba-prefill-tuning.txt). That kernel walked each channel block's sequence
+assets/benchmarks/logs/h200-mamba-prefill-tuning.txt). That kernel walked each channel block's sequence
 tile by tile (640 programs for Mamba-2.8B) and took 0.16 s of the 0.85 s at 32K
-(assets/benchmarks/h200-prefill-32k-profile.txt); now a first pass sums softplus(dt) per tile, a tiny
+(assets/benchmarks/logs/h200-prefill-32k-profile.txt); now a first pass sums softplus(dt) per tile, a tiny
 cumsum turns the sums into each tile's starting value, and every (channel block, tile) runs in
 parallel, rewriting y in place: z and y are read once, dt twice, only the (d, tiles) sums are stored.
 """
@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from comparer.engines.decode_attention import triton
+from comparer.kernels.decode_attention import triton
 
 # H200 settings from scripts/tune_mamba_kernels.py
 BLOCK_D = 8  # channels per program

@@ -14,7 +14,7 @@ import socket
 import time
 from pathlib import Path
 
-from comparer.loading import ModelSpec
+from comparer.models.presets import ModelSpec
 
 HUB_HOST = ("huggingface.co", 443)
 _probe: dict[str, tuple[float, bool]] = {}

@@ -194,7 +194,7 @@ def compiled_kernel_variants() -> int:
     not grow after load, or a generation compiled something."""
     if triton is None:
         return 0
-    from comparer.engines import decode_norms
+    from comparer.kernels.available import decode_norms
 
     kernels = (_split_kernel, _combine_kernel, _rope_write_kernel, decode_norms._add_ln_pair_kernel,
                decode_norms._add_rms_kernel)

@@ -27,12 +27,12 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from comparer.engines.decode_attention import triton
+from comparer.kernels.decode_attention import triton
 
 PAD = 16  # columns every prefill row is padded to a multiple of (aligned, vectorised loads)
 # (channels per program, steps per tile, warps) by compute capability. sm_90: the H200 sweep's fastest,
 # (1, 512, 1): 32K-token prefill of Mamba-2.8B 0.498 s against 0.619 s for (1, 256, 1) and 0.628 s with
-# mamba-ssm (assets/benchmarks/h200-mamba-scan-tuning.txt), though ptxas spills 84 bytes there. Elsewhere
+# mamba-ssm (assets/benchmarks/logs/h200-mamba-scan-tuning.txt), though ptxas spills 84 bytes there. Elsewhere
 # (no such GPU was at hand to tune on): the fastest setting of that sweep that ptxas builds without spills
 # for sm_80, sm_89 and sm_120 (the ZeroGPU card), (4, 256, 4) at 0.665 s on the H200.
 SETTINGS = {(9, 0): (1, 512, 1)}

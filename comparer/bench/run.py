@@ -14,11 +14,15 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from comparer.loading import ENGINES, ModelLoadError, default_device, default_dtype, load_model
-from comparer.measure import environment, sweep
+from comparer.engines.loaded import ENGINES, load_model
+
+from comparer.models.loading import default_device, default_dtype
+
+from comparer.models.presets import ModelLoadError
+from comparer.bench.measure import environment, sweep
 from comparer.pool import free_device_memory, preset_specs
-from comparer.presets import Preset, get_preset
-from comparer.records import BenchRecord, Point
+from comparer.models.presets import Preset, get_preset
+from comparer.bench.records import BenchRecord, Point
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -109,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     record.save(args.out)
     print(summary_table(record))
     if args.plot:
-        from comparer.plots import scaling_figure
+        from comparer.bench.plots import scaling_figure
 
         scaling_figure([record]).write_html(args.plot, include_plotlyjs="cdn")
     return 0

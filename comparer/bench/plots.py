@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from comparer import analytic
-from comparer.records import BenchRecord, ModelRun
+from comparer.bench.records import BenchRecord, ModelRun
 
 FIGURE_HEIGHT_PX = 520
 PANELS = ("decode tokens/s (batch 1)", "time to first token (s)", "each model's peak memory (GiB; bound = weights + cache)")

@@ -1,0 +1,65 @@
+"""A model ready to compare: the torch module wrapped in its engine, with its tokenizer and load time.
+
+The one place where models (what a model is) meet engines (how it runs): ``load_model`` builds the
+module (comparer.models.loading) and hands it to the engine chooser (comparer.engines.select), which
+writes how it runs onto the card once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from comparer.engines.base import Engine
+from comparer.models.arch import ArchitectureCard
+from comparer.models.loading import default_device, default_dtype, load_module
+from comparer.models.presets import ModelSpec
+from comparer.race import Pace
+
+ENGINES = ("auto", "hf", "fast")
+
+
+@dataclass
+class LoadedModel:
+    """An engine plus what turns text into its token ids (bytes in random-weight mode)."""
+
+    spec: ModelSpec
+    engine: Engine
+    tokenizer: object | None
+    load_s: float
+    notes: list[str] = field(default_factory=list)
+    pace: Pace | None = None  # its last measured pace alone on this device (orders the fair race)
+
+    @property
+    def card(self) -> ArchitectureCard:
+        return self.engine.card
+
+
+def load_model(spec: ModelSpec, device: str | None = None, dtype: torch.dtype | None = None,
+               engine: str = "hf", max_context_tokens: int | None = None,
+               max_memory: dict | None = None, defer_engine: bool = False) -> LoadedModel:
+    """Load ``spec`` and wrap it in an engine, timing the load (graph capture included).
+
+    ``engine``: 'hf' = transformers generate (the default: the verified reference); 'fast' =
+    comparer's engines (Mamba-1, GPT-NeoX, Llama: preallocated state, CUDA graphs on CUDA);
+    'auto' = fast where its kernels exist (CUDA with Triton, or mamba-ssm's kernels for Mamba; on the CPU
+    the compiled C scan for Mamba), else hf. ``max_context_tokens`` sizes the fast Transformer's KV cache.
+    ``max_memory`` (accelerate's per-device caps, e.g. {0: "70GiB", 1: "70GiB"}) splits a model that
+    does not fit one GPU; the fast Transformer engine runs split layers eagerly on each GPU, and falls
+    back to transformers when layers land on the CPU.
+    ``defer_engine``: build the engine on first use in each process (ZeroGPU, see engines/deferred.py).
+    """
+    from comparer.engines.deferred import DeferredEngine
+    from comparer.engines.select import make_engine
+
+    device = device or default_device()
+    dtype = dtype or default_dtype(device)
+    t0_s = time.perf_counter()
+    model, tokenizer, card = load_module(spec, device, dtype, max_memory)
+    if defer_engine:
+        built = DeferredEngine(model, card, engine, max_context_tokens)
+    else:
+        built = make_engine(model, card, engine, max_context_tokens)
+    return LoadedModel(spec, built, tokenizer, time.perf_counter() - t0_s)
