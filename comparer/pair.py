@@ -30,6 +30,7 @@ import torch
 from comparer import lanes, memory, race
 from comparer.live import PaneMemory, PaneStats, pane_stats
 from comparer.engines.loaded import LoadedModel
+from comparer.models.arch import SSM
 from comparer.settings import GenerationSettings
 from comparer.validation import prompt_token_limit, trim_prompt_ids
 
@@ -37,7 +38,6 @@ REFRESH_S = 0.05
 MEASURING_REFRESH_S = 0.25
 STALL_TIMEOUT_S = 120.0
 JOIN_TIMEOUT_S = 5.0
-SIDES = ("left", "right")
 
 
 @dataclass
@@ -352,7 +352,7 @@ def prompt_ids_for(model: LoadedModel, prompt: str, max_new_tokens: int) -> tupl
     """The prompt's ids as this model gets them: trimmed to fit its positions with the new tokens
     (an SSM has no such limit), with a warning when trimmed."""
     ids = model.tokenizer(prompt)["input_ids"]
-    limit = prompt_token_limit(model.card.max_positions if model.card.family != "SSM" else None, max_new_tokens)
+    limit = prompt_token_limit(model.card.max_positions if model.card.family != SSM else None, max_new_tokens)
     return trim_prompt_ids(ids, limit)
 
 

@@ -18,7 +18,7 @@ from comparer import lanes, memory
 from comparer.models.availability import why_not_loadable
 from comparer.engines.loaded import LoadedModel, load_model
 from comparer.models.presets import ModelLoadError, ModelSpec
-from comparer.pair import SIDES
+from comparer.models.presets import SIDES
 from comparer.models.presets import Preset, get_preset
 from comparer.race import pace_of
 from comparer.settings import GenerationSettings

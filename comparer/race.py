@@ -112,7 +112,7 @@ def placement_of(card) -> Placement:
 def path_notice(engines: dict[str, str]) -> str | None:
     """A warning for both panes when the two sides run different kinds of engine (``card.engine`` per side):
     their speeds then compare the code paths as much as the models. It names the engines, which can tell
-    the families apart: blind mode shows handlers.BLIND_NOTICE instead."""
+    the families apart: blind mode shows ui/panes.BLIND_NOTICE instead."""
     left, right = engines.get("left", ""), engines.get("right", "")
     if left == right:
         return None

@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
+from dataclasses import replace
 
 import torch
 
-from comparer.kernels.available import mamba_decode
+from comparer.kernels import mamba_decode
 from comparer.engines.mamba_fast import MambaFastEngine
 from comparer.engines.mamba_ops import KernelOps
 from comparer.bench.measure import _decode_rate, random_prompt_ids
@@ -30,12 +31,11 @@ VARIANTS = [("PDL off", False, 1), ("PDL on, 1 tile before the wait", None, 1),
 
 
 def engines_for(model) -> dict[str, MambaFastEngine]:
-    """One captured engine per variant; the module settings are restored afterwards."""
-    saved, engines = (mamba_decode.PDL, mamba_decode.PRE_TILES), {}
+    """One captured engine per variant, each with its own kernel settings."""
+    engines = {}
     for label, pdl, pre_tiles in VARIANTS:
-        mamba_decode.PDL, mamba_decode.PRE_TILES = pdl, pre_tiles
-        engines[label] = MambaFastEngine(model, None, KernelOps(), cuda_graph=True)
-    mamba_decode.PDL, mamba_decode.PRE_TILES = saved
+        settings = replace(mamba_decode.DEFAULT, pdl=pdl, pre_tiles=pre_tiles)
+        engines[label] = MambaFastEngine(model, None, KernelOps(decode_settings=settings), cuda_graph=True)
     return engines
 
 

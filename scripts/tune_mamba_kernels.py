@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from comparer.kernels.available import mamba_carry, mamba_decode, mamba_scan
+from comparer.kernels import mamba_carry, mamba_decode, mamba_scan
 from comparer.engines.mamba_fast import MambaFastEngine
 from comparer.engines.mamba_ops import KernelOps, TritonOps
 from comparer.models.loading import load_bundled_config
@@ -87,48 +88,44 @@ def prefill_s(engine: MambaFastEngine, ids: list[int], repeats: int = 3) -> tupl
 
 def tiles_sweep(model, name: str) -> None:
     """Graph-replayed decode tok/s with cuBLAS, then each tiled-GEMV setting; prints the best."""
-    defaults = (mamba_decode.TILES_IN_PROJ, mamba_decode.TILES_OUT_PROJ)
 
-    def rate(label: str) -> float:
-        engine = MambaFastEngine(model, None, KernelOps(), cuda_graph=True)
+    def rate(settings: mamba_decode.DecodeSettings, label: str) -> float:
+        engine = MambaFastEngine(model, None, KernelOps(decode_settings=settings), cuda_graph=True)
         tok_s = decode_tok_per_s(engine)
         print(f"{name} decode, {label}: {tok_s:.1f} tok/s (capture {engine.capture_s:.2f} s)", flush=True)
         return tok_s
 
-    mamba_decode.TILES_IN_PROJ = mamba_decode.TILES_OUT_PROJ = None
-    best_rate, best_out = rate("cuBLAS in_proj and out_proj"), None
+    best = replace(mamba_decode.DEFAULT, tiles_in_proj=None, tiles_out_proj=None)
+    best_rate = rate(best, "cuBLAS in_proj and out_proj")
     for rows, block_k, parts, warps, stages in OUT_TILES:
-        mamba_decode.TILES_OUT_PROJ = dict(rows=rows, block_k=block_k, parts=parts, warps=warps, stages=stages)
-        tok_s = rate(f"tiled out_proj {mamba_decode.TILES_OUT_PROJ}")
-        if tok_s > best_rate:
-            best_rate, best_out = tok_s, mamba_decode.TILES_OUT_PROJ
-    mamba_decode.TILES_OUT_PROJ, best_in = best_out, None
+        tiles = mamba_decode.Tiles(rows=rows, block_k=block_k, parts=parts, warps=warps, stages=stages)
+        trial = replace(best, tiles_out_proj=tiles)
+        if (tok_s := rate(trial, f"tiled out_proj {tiles}")) > best_rate:
+            best_rate, best = tok_s, trial
     for rows, block_k, warps, stages in IN_TILES:
-        mamba_decode.TILES_IN_PROJ = dict(rows=rows, block_k=block_k, warps=warps, stages=stages)
-        tok_s = rate(f"tiled in_proj {mamba_decode.TILES_IN_PROJ} + out_proj {best_out}")
-        if tok_s > best_rate:
-            best_rate, best_in = tok_s, mamba_decode.TILES_IN_PROJ
-    print(f"{name} best: {best_rate:.1f} tok/s with in_proj {best_in}, out_proj {best_out}", flush=True)
-    mamba_decode.TILES_IN_PROJ = best_in
-    engine = MambaFastEngine(model, None, KernelOps(), cuda_graph=True)
+        tiles = mamba_decode.Tiles(rows=rows, block_k=block_k, warps=warps, stages=stages)
+        trial = replace(best, tiles_in_proj=tiles)
+        if (tok_s := rate(trial, f"tiled in_proj {tiles} + out_proj {best.tiles_out_proj}")) > best_rate:
+            best_rate, best = tok_s, trial
+    print(f"{name} best: {best_rate:.1f} tok/s with in_proj {best.tiles_in_proj}, out_proj {best.tiles_out_proj}",
+          flush=True)
+    engine = MambaFastEngine(model, None, KernelOps(decode_settings=best), cuda_graph=True)
     print(fused_step_kernels(engine), flush=True)
-    mamba_decode.TILES_IN_PROJ, mamba_decode.TILES_OUT_PROJ = defaults
 
 
 def tiles_round_two(model, name: str) -> None:
     """Around the defaults: L2 eviction hint on the weights, add_rms warps, a few neighbours."""
-    defaults = (dict(mamba_decode.TILES_IN_PROJ), dict(mamba_decode.TILES_OUT_PROJ), mamba_decode.ADD_RMS_WARPS)
+    default = mamba_decode.DEFAULT
     variants = [({}, {}, None), ({"evict": True}, {"evict": True}, None), ({}, {}, 16), ({}, {}, 4),
                 ({"warps": 8}, {}, None), ({}, {"parts": 5}, None), ({}, {"block_k": 128, "parts": 4}, None),
                 ({"rows": 16}, {"rows": 8}, None), ({"evict": True}, {}, None), ({}, {"evict": True}, None)]
     for in_change, out_change, warps in variants:
-        mamba_decode.TILES_IN_PROJ = {**defaults[0], **in_change}
-        mamba_decode.TILES_OUT_PROJ = {**defaults[1], **out_change}
-        mamba_decode.ADD_RMS_WARPS = warps or defaults[2]
-        engine = MambaFastEngine(model, None, KernelOps(), cuda_graph=True)
+        settings = replace(default, tiles_in_proj=replace(default.tiles_in_proj, **in_change),
+                           tiles_out_proj=replace(default.tiles_out_proj, **out_change),
+                           add_rms_warps=warps or default.add_rms_warps)
+        engine = MambaFastEngine(model, None, KernelOps(decode_settings=settings), cuda_graph=True)
         print(f"{name} decode, in_proj {in_change} out_proj {out_change} add_rms warps {warps}: "
               f"{decode_tok_per_s(engine):.1f} tok/s", flush=True)
-    mamba_decode.TILES_IN_PROJ, mamba_decode.TILES_OUT_PROJ, mamba_decode.ADD_RMS_WARPS = defaults
 
 
 # --scan: (channels per program, time steps per tile, warps) of the Triton prefill scan

@@ -2,7 +2,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, MambaConfig, MambaForCausalLM
 
-from comparer.models.arch import SSM, TRANSFORMER, family_of
+from comparer.models.arch import HF_REFERENCE_SCAN, SSM, TRANSFORMER, family_of
 from comparer.engines.loaded import load_model
 from comparer.models.loading import load_bundled_config
 from comparer.models.presets import ModelSpec
@@ -42,7 +42,8 @@ def test_mamba_config_model_is_an_ssm_whatever_its_name(real_mamba):
     card = load_model(ModelSpec("some-org/llm-v2", local_dir=str(real_mamba)), "cpu").card
     assert card.family == SSM
     assert card.kv_bytes_per_token == 0 and card.ssm_state_bytes == 2 * 64 * (8 + 4) * 4
-    assert card.kernel_path.startswith("reference PyTorch")  # no CUDA kernels on a CPU
+    assert card.path.engine == HF_REFERENCE_SCAN  # no CUDA kernels on a CPU
+    assert card.kernel_path.startswith("transformers generate, reference scan (reference PyTorch")
 
 
 def test_card_reports_real_parameter_count_dtype_and_device(real_mamba):

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from comparer.bench.run import main as bench_main
+from comparer.bench.__main__ import main as bench_main
 from comparer.bench.run import run_bench, summary_table
 from comparer.engines.base import Engine, GenerationResult
 from comparer.engines.loaded import LoadedModel
@@ -50,6 +50,9 @@ class OomAtLongContext(Engine):
     def weight_bytes(self):
         return 0
 
+    def describe(self):
+        return self.inner.describe()
+
     def generate(self, prompt_ids, settings, on_token=None, stop=None):
         if len(prompt_ids) > self.limit:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 64.00 GiB")
@@ -82,6 +85,9 @@ class FixedClockEngine(Engine):
     def __init__(self):
         self.inner = ScriptedEngine()
         self.card, self.device = self.inner.card, "cpu"
+
+    def describe(self):
+        return self.inner.describe()
 
     def generate(self, prompt_ids, settings, on_token=None, stop=None):
         n = settings.max_new_tokens

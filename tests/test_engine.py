@@ -110,7 +110,7 @@ def test_fast_mamba_engine_on_cpu_matches_transformers_greedy_across_prefill_chu
     """comparer's Mamba engine on the CPU (PyTorch blocked scan, or the compiled C scan) against
     transformers' generate, with the prompt split into several prefill chunks so the state is carried
     across chunk boundaries."""
-    from comparer.kernels.cpu_scan import CScanOps
+    from comparer.engines.mamba_ops import CScanOps
     from comparer.engines.mamba_fast import MambaFastEngine
     from comparer.engines.mamba_ops import TorchOps
     from comparer.engines.loaded import load_model
@@ -135,18 +135,25 @@ def test_engine_choice_names_the_path_on_the_card(offline_dirs):
     from comparer.models.presets import ModelSpec
 
     spec = ModelSpec("m", local_dir=str(offline_dirs["demo-mamba"]))
-    assert load_model(spec, "cpu", engine="hf").card.kernel_path.startswith("reference PyTorch")
+    from comparer.models.arch import FAST, HF_REFERENCE_SCAN, KernelPath
+
+    reference = load_model(spec, "cpu", engine="hf").card
+    assert reference.path.engine == HF_REFERENCE_SCAN and reference.engine == HF_REFERENCE_SCAN
     for choice in ("fast", "auto"):  # auto picks the compiled scan on the CPU
         fast = load_model(spec, "cpu", engine=choice)
-        assert fast.card.kernel_path.startswith("comparer fast Mamba: compiled C scan (CPU)")
+        assert fast.card.path == KernelPath(FAST, "compiled C scan (CPU)", "chunks of 8192 tokens carrying the state",
+                                            "PyTorch step, eager", compile_s=fast.card.path.compile_s,
+                                            compiled="C scan")
+        assert fast.card.path.compile_s is not None
         assert any("C scan compiled or loaded from cache" in note for note in fast.card.notes)
-    llama = load_model(ModelSpec("t", local_dir=str(offline_dirs["demo-llama"])), "cpu", engine="fast")
-    assert llama.card.kernel_path.startswith("comparer fast Transformer: preallocated KV cache")
-    assert "PyTorch attention, eager decode" in llama.card.kernel_path
+        assert fast.card.kernel_path == fast.card.path.describe() == fast.card.to_dict()["kernel_path"]
+    llama = load_model(ModelSpec("t", local_dir=str(offline_dirs["demo-llama"])), "cpu", engine="fast").card
+    assert llama.path.engine == FAST and llama.path.kernels == "PyTorch" and not llama.path.cuda_graph
+    assert "preallocated KV cache" in llama.kernel_path and "PyTorch attention, eager" in llama.kernel_path
 
 
 def test_compiled_cpu_scan_equals_the_pytorch_recurrence_from_a_nonzero_state():
-    from comparer.kernels.cpu_scan import CScanOps
+    from comparer.engines.mamba_ops import CScanOps
     from comparer.engines.mamba_ops import TorchOps
 
     g = torch.Generator().manual_seed(0)
@@ -167,7 +174,7 @@ def test_compiled_cpu_chunk_mixer_equals_the_pytorch_mixer_and_carries_both_stat
     multiple of eight and a chunk shorter than the conv window."""
     from types import SimpleNamespace
 
-    from comparer.kernels.cpu_scan import CScanOps
+    from comparer.engines.mamba_ops import CScanOps
     from comparer.engines.mamba_ops import TorchOps
 
     g = torch.Generator().manual_seed(d_inner + seq)
@@ -197,17 +204,20 @@ def test_compiled_cpu_chunk_mixer_equals_the_pytorch_mixer_and_carries_both_stat
 FUSED_DECODE = """
 import torch
 from transformers import AutoModelForCausalLM
-from comparer.kernels.available import mamba_decode
+from comparer.kernels import mamba_decode
 from comparer.engines.mamba_fast import MambaFastEngine
 from comparer.engines.mamba_ops import FusedDecodeMixin, TorchOps
 from comparer.settings import GenerationSettings
 
+from dataclasses import replace
+
 # few programs (the interpreter runs them one by one): 640 channels in full and masked blocks, three
 # blocks adding into each x_proj accumulator
-mamba_decode.CONV_BLOCK, mamba_decode.STEP_BLOCK = 256, 512
+SMALL = mamba_decode.DecodeSettings(conv_block=256, step_block=512)
 
 class FusedTorchOps(FusedDecodeMixin, TorchOps):
-    pass
+    def __init__(self, settings):
+        self.decode_settings = settings
 
 model = AutoModelForCausalLM.from_pretrained("assets/models/demo-mamba", dtype=torch.float32).eval()
 prompt = list(range(40, 75))
@@ -216,8 +226,8 @@ settings = GenerationSettings(max_new_tokens=6, fixed_length=True, repetition_pe
 ref = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=6, min_new_tokens=6,
                      pad_token_id=0, repetition_penalty=1.2)[0, len(prompt):].tolist()
 
-def check(label):
-    fused = MambaFastEngine(model, None, FusedTorchOps(), cuda_graph=False)
+def check(label, kernels):
+    fused = MambaFastEngine(model, None, FusedTorchOps(kernels), cuda_graph=False)
     plain = MambaFastEngine(model, None, TorchOps(), cuda_graph=False)
     for engine in (fused, plain):
         engine.prefill(prompt)
@@ -234,13 +244,11 @@ def check(label):
     assert got == ref, (label, got, ref)
     print("ok tokens", label)
 
-check("small-weight kernels")
+check("small-weight kernels", SMALL)
 # the large-weight path on the same model: tiled in_proj, out_proj as two K-split partial rows that the
 # next add_rms (and, after the last layer, the final norm) adds up
-mamba_decode.GEMV_MAX_BYTES = 0
-mamba_decode.TILES_IN_PROJ = {"rows": 256, "block_k": 64}
-mamba_decode.TILES_OUT_PROJ = {"rows": 256, "block_k": 64, "parts": 2}
-check("tiles")
+check("tiles", replace(SMALL, gemv_max_bytes=0, tiles_in_proj=mamba_decode.Tiles(rows=256, block_k=64),
+                       tiles_out_proj=mamba_decode.Tiles(rows=256, block_k=64, parts=2)))
 """
 
 
@@ -260,7 +268,7 @@ SCAN = """
 import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM
-from comparer.kernels.available import mamba_conv, mamba_scan
+from comparer.kernels import mamba_conv, mamba_scan
 from comparer.engines.mamba_fast import MambaFastEngine
 from comparer.engines.mamba_ops import TorchOps, TritonOps
 g = torch.Generator().manual_seed(1)
@@ -324,7 +332,7 @@ def test_triton_mamba_ops_match_the_step_by_step_recurrence_and_the_pytorch_mixe
 
 CARRY = """
 import torch
-from comparer.kernels.available import mamba_carry
+from comparer.kernels import mamba_carry
 g = torch.Generator().manual_seed(3)
 for d, n, seq in ((40, 16, 300), (16, 4, 5)):
     dt, z, y = (torch.randn(1, d, seq, generator=g) for _ in range(3))
@@ -351,7 +359,7 @@ def test_triton_chunk_carry_kernel_equals_the_pytorch_sum_under_the_interpreter(
 
 GEMV = """
 import torch
-from comparer.kernels.available import mamba_decode
+from comparer.kernels import mamba_decode
 g = torch.Generator().manual_seed(5)
 for n, k, programs in ((40, 1024, 3), (7, 512, 4), (64, 1536, 64)):
     w, x = torch.randn(n, k, generator=g), torch.randn(1, k, generator=g)
@@ -366,10 +374,9 @@ for n, k, parts in ((40, 768, 1), (33, 768, 3)):
     assert torch.allclose((got.sum(0) if parts > 1 else got), x @ w.t(), rtol=1e-4, atol=1e-3), (n, k, parts)
     print("ok", n, k)
 # four of a split's six tiles loaded before the (PDL) wait, the rest in the loop
-mamba_decode.PRE_TILES = 4
 w, x = torch.randn(40, 768, generator=g), torch.randn(1, 768, generator=g)
-assert torch.allclose(mamba_decode.gemv_tiles(x, w, 1, rows=16, block_k=128), x @ w.t(), rtol=1e-4, atol=1e-3)
-mamba_decode.PRE_TILES = 1
+got = mamba_decode.gemv_tiles(x, w, 1, rows=16, block_k=128, settings=mamba_decode.DecodeSettings(pre_tiles=4))
+assert torch.allclose(got, x @ w.t(), rtol=1e-4, atol=1e-3)
 print("ok pre-loaded tiles")
 # add_rms summing fp16 out_proj's fp32 partial rows: the same rounding and dtypes as the PyTorch norm on
 # the summed row, with the residual stream in fp32 and in the model dtype
@@ -434,7 +441,7 @@ def test_triton_mamba_prefill_kernels_build_for_each_gpu_with_its_launch_setting
     architecture (the H200-tuned one on sm_90, elsewhere one ptxas builds without spills) and the conv,
     in the prefill's aligned layout, fit the architecture's shared memory and, off sm_90, spill nothing.
     (The GPU tests build every kernel a real run compiled, for sm_120.)"""
-    from comparer.kernels.available import cross_compile, mamba_conv, mamba_scan
+    from comparer.kernels import cross_compile, mamba_conv, mamba_scan
 
     channels, steps, warps = mamba_scan.SETTINGS.get(capability, mamba_scan.DEFAULT_SETTING)
     ptr = lambda dtype: f"*{dtype}"  # noqa: E731

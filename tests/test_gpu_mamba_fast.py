@@ -131,22 +131,28 @@ def test_fused_decode_is_deterministic_run_to_run_in_fp16():
 
 
 @pytest.mark.parametrize("path", ["default kernels", "tiled projections with partial rows"])
-def test_programmatic_dependent_launch_changes_no_bit_in_fp16(path, monkeypatch):
+def test_programmatic_dependent_launch_changes_no_bit_in_fp16(path):
     """Kernels that launch while the previous one drains (PDL) and wait for it before reading its
     output: the same logits, bit for bit, and the same 64 tokens as with PDL off, replayed from CUDA
     graphs; on Hopper the graph really takes the PDL path."""
-    from comparer.kernels.available import mamba_decode
+    from dataclasses import replace
 
+    from comparer.engines.mamba_fast import MambaFastEngine
+    from comparer.engines.mamba_ops import KernelOps
+    from comparer.kernels import mamba_decode
+
+    kernels = mamba_decode.DEFAULT
     if path != "default kernels":  # Mamba-2.8B's path on the small model: both projections tiled
-        monkeypatch.setattr(mamba_decode, "GEMV_MAX_BYTES", 0)
-        monkeypatch.setattr(mamba_decode, "TILES_OUT_PROJ", {"rows": 16, "block_k": 256, "parts": 3})
-        monkeypatch.setattr(mamba_decode, "PRE_TILES", 2)
+        kernels = replace(kernels, gemv_max_bytes=0, pre_tiles=2,
+                          tiles_out_proj=mamba_decode.Tiles(rows=16, block_k=256, parts=3))
     model = _model(torch.float16, initializer_range=0.02)
     engines, settings = {}, GenerationSettings(max_new_tokens=64, fixed_length=True)
     for pdl in (False, None):
-        monkeypatch.setattr(mamba_decode, "PDL", pdl)
-        engines[pdl] = _fast(model)
-    assert mamba_decode.pdl_on(model.lm_head.weight) == (torch.cuda.get_device_capability()[0] >= 9)
+        ops = KernelOps(decode_settings=replace(kernels, pdl=pdl))
+        engines[pdl] = MambaFastEngine(model, None, ops, cuda_graph=True)
+    hopper = torch.cuda.get_device_capability()[0] >= 9
+    assert mamba_decode.pdl_on(model.lm_head.weight, replace(kernels, pdl=None)) == hopper
+    assert not mamba_decode.pdl_on(model.lm_head.weight, replace(kernels, pdl=False))
     token = torch.tensor([7], device="cuda")
     logits = {}
     for pdl, engine in engines.items():

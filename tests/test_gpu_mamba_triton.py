@@ -93,7 +93,7 @@ def test_triton_prefill_equals_mamba_ssm_kernels_in_fp32_at_an_unaligned_length(
 
 CROSS = """
 import json, torch
-from comparer.kernels.available import cross_compile, mamba_scan
+from comparer.kernels import cross_compile, mamba_scan
 from comparer.engines.mamba_fast import MambaFastEngine
 from comparer.engines.mamba_ops import TritonOps
 from comparer.engines.transformer_fast import TransformerFastEngine

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from comparer.kernels.available import mamba_kernels_available, module_available
+from comparer.models.arch import FAST, SSM, TRANSFORMER
 from comparer.settings import GenerationSettings
 
 pytestmark = [pytest.mark.gpu,
@@ -29,8 +30,8 @@ def test_auto_engines_stream_side_by_side_with_the_tokens_each_gives_alone(mode)
     from comparer.pair import PairRun
 
     models = _pair("small")
-    assert models["left"].card.kernel_path.startswith("comparer fast Mamba")
-    assert models["right"].card.kernel_path.startswith("comparer fast Transformer")
+    assert all(m.card.path.engine == FAST and m.card.path.cuda_graph for m in models.values())
+    assert models["left"].card.family == SSM and models["right"].card.family == TRANSFORMER
     settings = GenerationSettings(max_new_tokens=48, fixed_length=True)
     final = list(PairRun(models, PROMPT, settings, mode=mode))[-1]
     for side, model in models.items():
@@ -39,7 +40,7 @@ def test_auto_engines_stream_side_by_side_with_the_tokens_each_gives_alone(mode)
 
 
 def test_fair_race_panes_show_each_paper_model_as_it_runs_alone():
-    from comparer.bench.run import measure
+    from comparer.bench import measure
     from comparer.pair import PairRun, prompt_ids_for
 
     models = _pair("paper")

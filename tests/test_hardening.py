@@ -250,7 +250,9 @@ def test_zerogpu_path_imports_and_runs_on_the_cpu_when_spaces_is_present(offline
     assert all(m.engine.is_built() and m.card.kernel_path.startswith(("comparer fast", "transformers"))
                for m in models.values())
     pickle.dumps(outputs)
-    assert outputs[-1][4]["left"]["tokens"] == outputs[-1][4]["right"]["tokens"] == 6
+    from comparer.ui.panes import pane_outputs
+
+    assert pane_outputs(outputs[-1])[4]["left"]["tokens"] == pane_outputs(outputs[-1])[4]["right"]["tokens"] == 6
     *_, stats, cid = list(service.compare("moon", max_new_tokens=6, fixed_length=True))[-1]
     assert stats["left"]["status"] == "done" and demo.comparer.store.get(cid)["status"] == "done"
 

@@ -3,7 +3,7 @@ import time
 
 import pytest
 
-from comparer.models.arch import ArchitectureCard
+from comparer.models.arch import ArchitectureCard, KernelPath
 from comparer.engines.base import Engine, GenerationResult, TokenEvent
 from comparer.engines.loaded import LoadedModel
 from comparer.models.presets import ModelSpec
@@ -27,7 +27,11 @@ class ScriptedEngine(Engine):
     def __init__(self, n=20, delay_s=0.0, gate=None, fail_after=None):
         self.n, self.delay_s, self.gate, self.fail_after = n, delay_s, gate, fail_after
         self.card = ArchitectureCard("fake", "SSM", "fake", [], 1, 1, 1, "float32", "cpu", "cpu", 0, 0, "fake", "random")
+        self.card.path = self.describe()
         self.device = "cpu"
+
+    def describe(self):
+        return KernelPath("scripted", "none", "none", "a token every delay_s")
 
     def generate(self, prompt_ids, settings, on_token=None, stop=None):
         t0 = time.perf_counter()
@@ -149,7 +153,7 @@ def test_a_run_cut_by_the_time_limit_is_stopped_with_a_warning_not_done(offline_
     them; the pane is 'stopped' and says why, and the stored status is 'stopped: time limit'."""
     from comparer.engines.loaded import load_model
     from comparer.models.presets import ModelSpec
-    from comparer.ui.handlers import pane_outputs
+    from comparer.ui.panes import pane_outputs
 
     fast = load_model(ModelSpec("demo-mamba", local_dir=offline_pair["left"].spec.local_dir), "cpu", engine="auto")
     settings = GenerationSettings(max_new_tokens=1024, fixed_length=True, max_time_s=0.3)

@@ -11,6 +11,7 @@ import pytest
 
 from comparer import race
 from comparer.engines.base import GenerationResult, TokenEvent
+from comparer.models.arch import KernelPath
 from comparer.pair import PairRun, progress_line
 from comparer.pool import side_devices
 from comparer.settings import GenerationSettings
@@ -209,13 +210,14 @@ def test_unequal_engines_are_said_above_both_panes_and_equal_ones_are_not():
     """A Mamba on transformers' reference scan beside a Transformer on comparer's engine: both panes carry
     the notice (in the stats strip and the API JSON), naming the engines except in blind mode, where they
     would tell the families apart."""
-    from comparer.ui.handlers import pane_outputs
+    from comparer.ui.panes import pane_outputs
 
     log = []
     for left_engine, right_engine, expect in (("comparer fast", "transformers generate, reference scan", True),
                                               ("comparer fast", "comparer fast", False)):
         _, models = paced_pair(log, n=3)
-        models["left"].card.engine, models["right"].card.engine = left_engine, right_engine
+        for side, engine in (("left", left_engine), ("right", right_engine)):
+            models[side].card.path = KernelPath(engine, "test kernels", "test prefill", "test decode")
         run = PairRun(models, MAIA, GenerationSettings(max_new_tokens=3), refresh_s=0.01)
         *_, panes = list(run)
         _, _, left_md, right_md, stats = pane_outputs(panes, blind=True)

@@ -97,6 +97,7 @@ def test_the_gpu_task_asks_for_a_duration_from_its_own_inputs(monkeypatch):
 
 def test_the_space_folder_holds_what_the_app_needs_and_nothing_else(built):
     assert (built / "assets" / "models" / "demo-mamba" / "model.safetensors").exists()
-    assert (built / "comparer" / "engines" / "mamba_scan.py").exists() and (built / "assets" / "presets.json").exists()
+    assert (built / "comparer" / "kernels" / "mamba_scan.py").exists() and (built / "assets" / "presets.json").exists()
+    assert (built / "comparer" / "kernels" / "cpu_scan.c").exists()  # the CPU scan is built from it on the Space
     assert not (built / "tests").exists() and not (built / "data").exists()
     assert not list(built.rglob("__pycache__"))

@@ -101,7 +101,7 @@ def sweep(model: LoadedModel, contexts: list[int], new_tokens: int, repeats: int
     """Measure one model at each context; the first warm-up (lazy init, compilation) is timed apart.
     ``until``: checked before each point; once true the sweep ends with the points measured so far.
     ``stop``: ends it at once, within the generation in flight."""
-    vocab = int(model.engine.model.config.vocab_size)
+    vocab = model.engine.vocab_size()
     t0_s = time.perf_counter()
     _generate(model.engine, random_prompt_ids(vocab, min(contexts), seed=1), WARMUP_NEW_TOKENS)
     _sync(model.engine.device)

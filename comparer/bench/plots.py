@@ -8,6 +8,7 @@ from plotly.subplots import make_subplots
 
 from comparer import analytic
 from comparer.bench.records import BenchRecord, ModelRun
+from comparer.models.arch import short_path
 
 FIGURE_HEIGHT_PX = 520
 PANELS = ("decode tokens/s (batch 1)", "time to first token (s)", "each model's peak memory (GiB; bound = weights + cache)")
@@ -32,7 +33,7 @@ def scaling_figure(records: list[BenchRecord]) -> go.Figure:
 def _add_model(fig: go.Figure, record: BenchRecord, run: ModelRun, color: str) -> None:
     ok = [p for p in run.points if p.status == "ok"]
     xs = [p.context_tokens for p in ok]
-    name = f"{run.model_id} ({run.card['family']}, {short_path(run.card['kernel_path'])})"
+    name = f"{run.model_id} ({run.card['family']}, {short_path(run.card['path'])})"
     for col, attr in ((1, "decode_tok_per_s"), (2, "ttft_s")):
         ys = [getattr(p, attr) for p in ok]
         fig.add_trace(go.Scatter(x=xs, y=[s.median for s in ys], mode="lines+markers", name=name,
@@ -74,15 +75,6 @@ def _mark_failures(fig: go.Figure, run: ModelRun, color: str) -> None:
         fig.add_trace(go.Scatter(x=[p.context_tokens for p in failed], y=[0] * len(failed), mode="markers+text",
                                  marker=dict(symbol="x", size=12, color=color), text=[p.status.upper() for p in failed],
                                  textposition="top center", name=f"{run.model_id} failed", showlegend=False), 1, 1)
-
-
-def short_path(kernel_path: str) -> str:
-    """Legend-sized name of the path, so eager and fast runs of one model can share a plot."""
-    if not kernel_path.startswith("comparer fast"):
-        return "transformers generate"
-    if "CUDA-graph" in kernel_path:
-        return "comparer fast, CUDA graph"
-    return "comparer fast, C scan" if "C scan" in kernel_path else "comparer fast, eager"
 
 
 def _title(records: list[BenchRecord]) -> str:

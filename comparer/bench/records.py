@@ -13,7 +13,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+# 2: each card carries the engine's structured ``path`` (models/arch.KernelPath) beside its text
+# (scripts/migrate_records.py brought the schema-1 records over)
+SCHEMA_VERSION = 2
 
 
 @dataclass
@@ -127,7 +129,7 @@ def python_version() -> str:
     return platform.python_version()
 
 
-CSV_COLUMNS = ("preset", "device", "dtype", "weights", "model_id", "family", "kernel_path", "context_tokens",
+CSV_COLUMNS = ("preset", "device", "dtype", "weights", "model_id", "family", "engine", "kernel_path", "context_tokens",
                "new_tokens", "status", "ttft_s_median", "ttft_s_p10", "ttft_s_p90", "decode_tok_per_s_median",
                "decode_tok_per_s_p10", "decode_tok_per_s_p90", "peak_allocated_bytes", "peak_reserved_bytes",
                "peak_rss_bytes", "model_peak_bytes")
@@ -144,7 +146,8 @@ def to_csv(record: BenchRecord | list[BenchRecord]) -> str:
     for record, run in ((r, m) for r in _as_list(record) for m in r.models):
         for p in run.points:
             writer.writerow([record.preset, record.environment.device_name, record.settings.get("dtype"),
-                             record.weights, run.model_id, run.card["family"], run.card["kernel_path"],
+                             record.weights, run.model_id, run.card["family"], run.card["path"]["engine"],
+                             run.card["kernel_path"],
                              p.context_tokens, p.new_tokens, p.status, *_summary_cells(p.ttft_s),
                              *_summary_cells(p.decode_tok_per_s), p.peak_allocated_bytes,
                              p.peak_reserved_bytes, p.peak_rss_bytes, p.model_peak_bytes])

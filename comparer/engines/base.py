@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Callable
 
-from comparer.models.arch import ArchitectureCard
+from comparer.models.arch import ArchitectureCard, KernelPath
 from comparer.memory import module_bytes
 from comparer.settings import GenerationSettings
 
@@ -55,6 +55,18 @@ class Engine(ABC):
     def generate(self, prompt_ids: list[int], settings: GenerationSettings,
                  on_token: OnToken | None = None, stop: threading.Event | None = None) -> GenerationResult:
         """Generate after ``prompt_ids``; call ``on_token`` per token; return early once ``stop`` is set."""
+
+    @abstractmethod
+    def describe(self) -> KernelPath:
+        """How this engine computes, from its own state: engines.select writes it onto the card once,
+        so no other module reads an engine's internals to say what runs."""
+
+    def vocab_size(self) -> int:
+        """Token ids this model accepts (benchmarks draw random prompts below it)."""
+        return int(self.model.config.vocab_size)
+
+    def eos_token_ids(self) -> int | list[int] | None:
+        return self.model.generation_config.eos_token_id
 
     def weight_bytes(self) -> int | None:
         """Bytes of the weights this engine computes with, as allocated (dtype included)."""

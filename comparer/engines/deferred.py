@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 
-from comparer.models.arch import ArchitectureCard
+from comparer.models.arch import ArchitectureCard, KernelPath
 from comparer.engines.base import Engine, GenerationResult, OnToken
 from comparer.memory import module_bytes
 from comparer.settings import GenerationSettings
@@ -27,12 +27,12 @@ class DeferredEngine(Engine):
     def __init__(self, model, card: ArchitectureCard, choice: str, max_context_tokens: int | None):
         self.model, self.card, self.device = model, card, card.device
         self._choice, self._max_context_tokens = choice, max_context_tokens
-        self._base_notes, self._base_path = [*card.notes, NOTE], card.kernel_path
+        self._base_notes = [*card.notes, NOTE]
         self._built: Engine | None = None
         self._pid: int | None = None
         self._lock = threading.Lock()
         card.notes[:] = self._base_notes
-        card.kernel_path = f"built in the GPU task with engine '{choice}'"
+        card.path = self.describe()
 
     def built(self) -> Engine:
         """The real engine for this process, built now if this process has none (make_engine fills the card)."""
@@ -40,10 +40,17 @@ class DeferredEngine(Engine):
 
         with self._lock:
             if self._built is None or self._pid != os.getpid():
-                self.card.notes[:], self.card.kernel_path = self._base_notes, self._base_path
+                self.card.notes[:] = self._base_notes
                 self._built = make_engine(self.model, self.card, self._choice, self._max_context_tokens)
                 self._pid = os.getpid()
             return self._built
+
+    def describe(self) -> KernelPath:
+        """The built engine's path in this process; before that, a path that says it is not built yet."""
+        if self.is_built():
+            return self._built.describe()
+        pending = f"built in the GPU task (engine '{self._choice}')"
+        return KernelPath(pending, "chosen in the GPU task", pending, pending)
 
     def is_built(self) -> bool:
         return self._built is not None and self._pid == os.getpid()

@@ -15,7 +15,8 @@ from transformers import DynamicCache, LogitsProcessorList, StoppingCriteria, St
 from transformers.generation import utils as generation_utils
 from transformers.generation.streamers import BaseStreamer
 
-from comparer.models.arch import ArchitectureCard
+from comparer.kernels.available import mamba_kernels_available
+from comparer.models.arch import HF, HF_REFERENCE_SCAN, SSM, ArchitectureCard, KernelPath
 from comparer.engines.base import Engine, GenerationResult, OnToken, TokenEvent
 from comparer.engines.sampling import SeededSampler
 from comparer.memory import is_cuda, tensor_bytes
@@ -53,6 +54,20 @@ class TransformersEngine(Engine):
     def release(self) -> None:
         if is_cuda(self.device):
             torch.cuda.empty_cache()
+
+    def describe(self) -> KernelPath:
+        """transformers binds mamba-ssm / causal-conv1d when it finds them and silently falls back to a
+        per-token Python scan otherwise (ten times slower): the path says which."""
+        devices = len(set(getattr(self.model, "hf_device_map", {}).values())) or 1
+        if self.card.family == SSM:
+            if is_cuda(self.device) and mamba_kernels_available():
+                return KernelPath(HF, "mamba-ssm + causal-conv1d CUDA kernels, via transformers",
+                                  "selective scan kernel", "selective state update, eager", devices=devices)
+            return KernelPath(HF_REFERENCE_SCAN, "reference PyTorch, no fused kernels",
+                              "sequential scan", "sequential step, eager", devices=devices)
+        attn = getattr(self.model.config, "_attn_implementation", None) or "default"
+        return KernelPath(HF, "PyTorch", f"{attn} attention", f"{attn} attention, growing KV cache, eager",
+                          devices=devices)
 
 
 def _generate_kwargs(settings: GenerationSettings, model) -> dict:

@@ -11,20 +11,17 @@ measured or streamed generation.
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from comparer.models.arch import ArchitectureCard
-from comparer.engines.base import Engine, GenerationResult, OnToken
 from comparer.engines.graphs import capture
 from comparer.engines.mamba_ops import final_norm
-from comparer.engines.stepping import run_steps
+from comparer.engines.stepping import StepEngine
 from comparer.memory import tensor_bytes
-from comparer.settings import GenerationSettings
+from comparer.models.arch import FAST, ArchitectureCard, KernelPath
 
 DEFAULT_CHUNK_TOKENS = 8192
 
@@ -50,7 +47,7 @@ class _Layer:
                    m.D.float(), m.out_proj.weight)
 
 
-class MambaFastEngine(Engine):
+class MambaFastEngine(StepEngine):
     def __init__(self, model, card: ArchitectureCard, ops, cuda_graph: bool,
                  chunk_tokens: int = DEFAULT_CHUNK_TOKENS):
         cfg = model.config
@@ -152,7 +149,17 @@ class MambaFastEngine(Engine):
             self._step()
         return self.step_logits
 
-    @torch.inference_mode()
-    def generate(self, prompt_ids: list[int], settings: GenerationSettings,
-                 on_token: OnToken | None = None, stop: threading.Event | None = None) -> GenerationResult:
-        return run_steps(self, prompt_ids, settings, on_token, stop)
+    def describe(self) -> KernelPath:
+        ops = self.ops
+        norm = ", fused add+RMSNorm" if ops.fused_norm else ""
+        decode = "PyTorch step"
+        if ops.fused_decode:
+            from comparer.kernels import mamba_decode
+
+            pdl = mamba_decode.pdl_on(self.lm_head, ops.kernel_settings())
+            decode = "Triton fused step" + (" with programmatic dependent launch" if pdl else "")
+        graph = self.graph is not None
+        return KernelPath(FAST, ops.name, f"chunks of {self.chunk_tokens} tokens carrying the state{norm}",
+                          f"{decode}, {'CUDA graph' if graph else 'eager'}", cuda_graph=graph,
+                          compile_s=ops.compile_s, capture_s=self.capture_s if graph else None,
+                          compiled=ops.compiled_what)

@@ -1,10 +1,12 @@
-"""The four Mamba-1 primitives, in two interchangeable implementations.
+"""The Mamba-1 mixer's primitives (norms, conv, scan, state step, whole prefill/decode mixers) in four
+interchangeable implementations, chosen by engines/select.py.
 
-``KernelOps`` calls mamba-ssm / causal-conv1d CUDA kernels; ``TorchOps`` is pure PyTorch (CPU or
-GPU). Both carry state across prefill chunks, which is what makes a 1M-token prompt run in flat
-memory: the conv window is carried by prepending the previous chunk's last inputs, and the SSM
-state by adding its decayed contribution to the chunk's outputs (the mamba-ssm selective-scan
-kernel itself has no initial-state input).
+``TorchOps`` is pure PyTorch (CPU or GPU); ``CScanOps`` runs its prefill conv and scan in compiled C
+on the CPU; ``KernelOps`` calls mamba-ssm / causal-conv1d CUDA kernels; ``TritonOps`` needs Triton
+alone. All carry state across prefill chunks, which is what makes a 1M-token prompt run in flat
+memory: the conv starts from the carried last inputs of the previous chunk, and the SSM state
+either seeds the scan (TorchOps, CScanOps, TritonOps) or has its decayed contribution added to the
+chunk's outputs (KernelOps: mamba-ssm's selective-scan kernel has no initial-state input).
 
 Shapes: u, z, dt: (batch, d_inner, seq); B, C: (batch, d_state, seq); A: (d_inner, d_state) fp32;
 ssm state: (batch, d_inner, d_state) fp32; conv state: (batch, d_inner, d_conv) = last d_conv inputs.
@@ -12,8 +14,12 @@ ssm state: (batch, d_inner, d_state) fp32; conv state: (batch, d_inner, d_conv) 
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import torch
 import torch.nn.functional as F
+
+from comparer.memory import is_cuda
 
 
 class TorchOps:
@@ -22,6 +28,9 @@ class TorchOps:
 
     name = "PyTorch blocked scan"
     fused_norm = False
+    fused_decode = False  # the decode step through comparer's Triton kernels (FusedDecodeMixin)
+    compiled_what = ""  # what prepare() compiles, for the card; compile_s: how long it took
+    compile_s: float | None = None
     # in_proj as W @ x^T gives the channel-major rows the conv and scan read, without the transposed
     # copy of x @ W^T (measured on the CPU, where this class is the fallback without a C compiler).
     channel_major_in_proj = True
@@ -154,33 +163,43 @@ def _blocked_scan(decay, drive, h0, block):
 
 class FusedDecodeMixin:
     """Decode through comparer's three Triton kernels (mamba_decode: add+RMSNorm, conv+x_proj,
-    dt_proj+state update) instead of seven kernels; other ops as the class it is mixed into."""
+    dt_proj+state update) instead of seven kernels; other ops as the class it is mixed into.
+    ``decode_settings``: the kernels' launch settings (mamba_decode.DecodeSettings; None: its DEFAULT)."""
 
     fused_decode = True
+    decode_settings = None
+
+    def kernel_settings(self):
+        from comparer.kernels import mamba_decode
+
+        return self.decode_settings or mamba_decode.DEFAULT
 
     def decode_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool, zero=None):
         if not self.fused_decode:
             return super().decode_norm(delta, residual, weight, eps, residual_in_fp32)
-        from comparer.kernels.available import mamba_decode
+        from comparer.kernels import mamba_decode
 
-        return mamba_decode.add_rms(delta, residual, weight, eps, residual_in_fp32, zero)
+        return mamba_decode.add_rms(delta, residual, weight, eps, residual_in_fp32, zero,
+                                    settings=self.kernel_settings())
 
     def decode_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int, acc=None):
-        from comparer.kernels.available import mamba_decode
+        from comparer.kernels import mamba_decode
 
         if not (self.fused_decode and acc is not None and mamba_decode.applies(layer, ssm_state)):
             return super().decode_mixer(layer, normed, conv_state, ssm_state, time_step_rank)
-        y = mamba_decode.decode_mixer(layer, mamba_decode.in_proj(normed, layer.in_proj), conv_state, ssm_state,
-                                      time_step_rank, acc)
-        return mamba_decode.out_proj(y, layer.out_proj)  # maybe partial rows: the next decode_norm sums them
+        settings = self.kernel_settings()
+        xz = mamba_decode.in_proj(normed, layer.in_proj, settings)
+        y = mamba_decode.decode_mixer(layer, xz, conv_state, ssm_state, time_step_rank, acc, settings)
+        return mamba_decode.out_proj(y, layer.out_proj, settings)  # maybe partial rows: the next norm sums them
 
     def final_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool, dtype: torch.dtype):
         """norm_f in one kernel that also sums out_proj's partial rows (five PyTorch kernels otherwise)."""
         if not self.fused_decode or residual is None:
             return super().final_norm(delta, residual, weight, eps, residual_in_fp32, dtype)
-        from comparer.kernels.available import mamba_decode
+        from comparer.kernels import mamba_decode
 
-        return mamba_decode.add_rms(delta, residual, weight, eps, residual_in_fp32, final=True)[0]
+        return mamba_decode.add_rms(delta, residual, weight, eps, residual_in_fp32, final=True,
+                                    settings=self.kernel_settings())[0]
 
 
 class KernelOps(FusedDecodeMixin, TorchOps):
@@ -194,24 +213,24 @@ class KernelOps(FusedDecodeMixin, TorchOps):
     channel_major_in_proj = True
     compiled_what = "Triton chunk-carry kernel"
 
-    def __init__(self, fused_decode: bool = True):
-        from comparer.kernels.decode_attention import triton_available
+    def __init__(self, fused_decode: bool = True, decode_settings=None):
+        from comparer.kernels.triton import triton_available
 
         self.fused_decode = fused_decode and triton_available()  # else mamba-ssm's state update
+        self.decode_settings = decode_settings
         from causal_conv1d import causal_conv1d_fn, causal_conv1d_update
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
         from mamba_ssm.ops.triton.selective_state_update import selective_state_update
 
         self._conv_fn, self._conv_update = causal_conv1d_fn, causal_conv1d_update
         self._scan_fn, self._state_update = selective_scan_fn, selective_state_update
-        self.compile_s = None
         self.fused_norm = self._check_fused_norm()
 
     def prepare(self, dtype: torch.dtype, d_state: int, layer=None) -> None:
         """Compile the prefill's Triton kernel for this dtype now, not inside the first long prefill."""
         import time
 
-        from comparer.kernels.available import mamba_carry
+        from comparer.kernels import mamba_carry
 
         t0 = time.perf_counter()
         mamba_carry.warm_up(dtype, d_state)
@@ -261,7 +280,7 @@ class KernelOps(FusedDecodeMixin, TorchOps):
         y, last = self._scan_fn(u, dt, A, B, C, D, z, dt_bias, delta_softplus=True, return_last_state=True)
         if h0 is None or not bool(h0.any()):
             return y, last.float()
-        from comparer.kernels.available import mamba_carry
+        from comparer.kernels import mamba_carry
 
         return mamba_carry.add_initial_state(y, last.float().contiguous(), dt, A, C, z, dt_bias, h0)
 
@@ -284,21 +303,20 @@ class TritonOps(FusedDecodeMixin, TorchOps):
     fused_norm = True
     channel_major_in_proj = True
 
-    def __init__(self, fused_decode: bool = True):
-        from comparer.kernels.available import mamba_scan
-        from comparer.kernels.decode_attention import triton_available
+    def __init__(self, fused_decode: bool = True, decode_settings=None):
+        from comparer.kernels import mamba_scan
+        from comparer.kernels.triton import triton_available
 
         if not triton_available():
             raise RuntimeError("Triton is not installed")
-        self.fused_decode = fused_decode
+        self.fused_decode, self.decode_settings = fused_decode, decode_settings
         self.pad_to = mamba_scan.PAD
-        self.compile_s = None
 
     def prepare(self, dtype: torch.dtype, d_state: int, layer=None) -> None:
         """Compile the prefill's kernels for this dtype now, not inside the first prefill."""
         import time
 
-        from comparer.kernels.available import mamba_conv, mamba_decode, mamba_scan
+        from comparer.kernels import mamba_conv, mamba_decode, mamba_scan
 
         device = layer.A.device if layer is not None else torch.device("cuda")
         t0 = time.perf_counter()
@@ -306,20 +324,21 @@ class TritonOps(FusedDecodeMixin, TorchOps):
         width, bias = (layer.conv_w.shape[-1], layer.conv_b is not None) if layer is not None else (4, True)
         mamba_conv.warm_up(dtype, width, bias, device)
         rows = torch.zeros(1, 2, 64, dtype=dtype, device=device)
-        mamba_decode.add_rms_rows(rows, None, torch.ones(64, dtype=dtype, device=device), 1e-5, True)
-        if device.type == "cuda":
+        mamba_decode.add_rms_rows(rows, None, torch.ones(64, dtype=dtype, device=device), 1e-5, True,
+                                  self.kernel_settings())
+        if is_cuda(device):
             torch.cuda.synchronize(device)
         self.compile_s = time.perf_counter() - t0
 
     def add_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool):
-        from comparer.kernels.available import mamba_decode
+        from comparer.kernels import mamba_decode
 
-        return mamba_decode.add_rms_rows(delta, residual, weight, eps, residual_in_fp32)
+        return mamba_decode.add_rms_rows(delta, residual, weight, eps, residual_in_fp32, self.kernel_settings())
 
     def chunk_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int, valid: int | None = None):
         """As TorchOps.chunk_mixer, every product written channel-major ((rows, cols) with cols a
         multiple of PAD), the conv and the scan run to step ``valid`` and carry the states from there."""
-        from comparer.kernels.available import mamba_conv, mamba_scan
+        from comparer.kernels import mamba_conv, mamba_scan
 
         xz = torch.mm(layer.in_proj, normed[0].t())  # (2 * d_inner, cols)
         d, n = layer.A.shape
@@ -330,3 +349,63 @@ class TritonOps(FusedDecodeMixin, TorchOps):
         y = mamba_scan.scan(u, dt, layer.A, xdbl[time_step_rank:time_step_rank + n], xdbl[time_step_rank + n:],
                             layer.D, xz[d:], layer.dt_bias, ssm_state[0], valid)
         return F.linear(y.t(), layer.out_proj)[None]  # (1, cols, hidden)
+
+
+class CScanOps(TorchOps):
+    """TorchOps with the prefill mixer's conv and scan in compiled C (exact fp32 recurrence, no Python
+    loop). The prefill runs time-major, (seq, channels), the layout the matrix products produce and
+    consume, so no transposed copies are made."""
+
+    name = "compiled C scan (CPU)"
+    compiled_what = "C scan"
+
+    def __init__(self):
+        from comparer.kernels import cpu_scan
+
+        self._kernels = cpu_scan
+        self.lib = cpu_scan.compile_cpu_scan()
+        if self.lib is None:
+            raise RuntimeError(f"the CPU scan could not be compiled: {cpu_scan.build_error()}")
+        self.compile_s = cpu_scan.build_s()
+
+    def chunk_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int, valid: int | None = None):
+        """One Mamba mixer over a prefill chunk. normed: (1, seq, hidden); conv_state (1, d, width) and
+        ssm_state (1, d, n) are updated in place. Tensors not in fp32 take the PyTorch path. ``valid``:
+        always the whole chunk here (pad_to 1)."""
+        if any(t.dtype != torch.float32 for t in (normed, layer.in_proj, conv_state)):
+            return super().chunk_mixer(layer, normed, conv_state, ssm_state, time_step_rank)
+        seq, d = normed.shape[1], layer.A.shape[0]
+        if layer.conv_w.shape[1] > 16:
+            raise ValueError("the CPU conv supports kernel widths up to 16")
+        xz = F.linear(normed[0], layer.in_proj)  # (seq, 2d): x and z are column halves, read in place
+        u = torch.empty(seq, d)
+        self._kernels.conv_silu(self.lib, xz, conv_state, layer.conv_w, layer.conv_b, u)
+        dt_b_c = F.linear(u, layer.x_proj)  # (seq, rank + 2n)
+        dt = F.linear(dt_b_c[:, :time_step_rank], layer.dt_proj)  # (seq, d), before bias and softplus
+        y = torch.empty(seq, d)
+        self._scan(u, dt, dt_b_c[:, time_step_rank:], xz[:, d:], layer, ssm_state, y)
+        return F.linear(y, layer.out_proj).unsqueeze(0)
+
+    def _scan(self, u, dt, b_c, z, layer, h, y):
+        """The C scan on time-major fp32 views (row strides read from them, unit column stride):
+        u, dt, z (seq, d); b_c (seq, 2n), B then C; h (d, n) updated in place; y (seq, d) written."""
+        if layer.A.shape[1] > 64:
+            raise ValueError("the CPU scan supports d_state up to 64")
+        self._kernels.scan(self.lib, u, dt, b_c, z, layer.A, layer.D, layer.dt_bias, h, y)
+
+    def scan(self, u, dt, A, B, C, D, z, dt_bias, h0, block: int = 32):
+        """TorchOps' interface (channel-major (b, d, seq) inputs; A (d, n); h0 (b, d, n) or None), for
+        tests and callers outside the prefill: transposes to the kernel's layout and back."""
+        ys, lasts = [], []
+        for b in range(u.shape[0]):
+            h = (h0[b] if h0 is not None else torch.zeros_like(A)).float().contiguous().clone()
+            rows = [t[b].float().t().contiguous() for t in (u, dt, z)]
+            b_c = torch.cat([B[b].float().t(), C[b].float().t()], 1).contiguous()  # (seq, 2n)
+            layer = SimpleNamespace(A=A.float().contiguous(), D=D.float().contiguous(),
+                                    dt_bias=dt_bias.float().contiguous())
+            y = torch.empty_like(rows[0])
+            self._scan(rows[0], rows[1], b_c, rows[2], layer, h, y)
+            ys.append(y.t())
+            lasts.append(h)
+        return torch.stack(ys).to(u.dtype), torch.stack(lasts)
+

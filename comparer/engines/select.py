@@ -1,13 +1,12 @@
-"""Pick the engine for a loaded model and make its card name the path that actually runs."""
+"""Pick the engine for a loaded model and write, once, the path it describes onto the card."""
 
 from __future__ import annotations
 
-import torch
-
-from comparer.models.arch import ArchitectureCard
 from comparer.engines.base import Engine
 from comparer.engines.transformer_fast import fast_transformer_applies
-from comparer.kernels.available import MAMBA_REFERENCE, mamba_kernels_available, module_available
+from comparer.kernels.available import mamba_kernels_available, module_available
+from comparer.memory import is_cuda
+from comparer.models.arch import ArchitectureCard
 
 
 def fast_mamba_applies(model) -> bool:
@@ -15,16 +14,11 @@ def fast_mamba_applies(model) -> bool:
 
 
 def make_engine(model, card: ArchitectureCard, choice: str = "auto", max_context_tokens: int | None = None) -> Engine:
-    """The engine ``choice`` asks for (see _make); the card names which kind runs (``card.engine``)."""
-    from comparer.engines.hf import TransformersEngine
-
+    """The engine ``choice`` asks for (see _make); the card takes the path the engine describes, and the
+    time its load spent compiling and capturing."""
     engine = _make(model, card, choice, max_context_tokens)
-    if not isinstance(engine, TransformersEngine):
-        card.engine = "comparer fast"
-    elif card.kernel_path == MAMBA_REFERENCE:
-        card.engine = "transformers generate, reference scan"
-    else:
-        card.engine = "transformers generate"
+    card.path = engine.describe()
+    card.notes.extend(card.path.load_notes())
     return engine
 
 
@@ -37,13 +31,13 @@ def _make(model, card: ArchitectureCard, choice: str, max_context_tokens: int | 
 
     if choice not in ("auto", "hf", "fast"):
         raise ValueError(f"Unknown engine '{choice}'; use auto, hf or fast.")
-    on_cuda = torch.device(card.device).type == "cuda"
+    on_cuda = is_cuda(card.device)
     if fast_mamba_applies(model):
         if choice == "fast" or (choice == "auto" and on_cuda and (mamba_kernels_available() or
                                                                    module_available("triton"))):
             return _fast_mamba(model, card, _mamba_ops(on_cuda))
         if choice == "auto" and not on_cuda:
-            from comparer.kernels.cpu_scan import CScanOps
+            from comparer.engines.mamba_ops import CScanOps
 
             try:
                 return _fast_mamba(model, card, CScanOps())
@@ -69,19 +63,7 @@ def default_cache_tokens(config) -> int:
 def _fast_transformer(model, card: ArchitectureCard, max_context_tokens: int | None) -> Engine:
     from comparer.engines.transformer_fast import TransformerFastEngine
 
-    engine = TransformerFastEngine(model, card, max_context_tokens or default_cache_tokens(model.config))
-    if engine.graphs:
-        decode = f"Triton split-KV attention, CUDA-graph decode ({len(engine.graphs)} buckets up to {engine.buckets[-1]})"
-        card.notes.append(f"{engine.captures} decode graphs (kernels compiled) captured at load in "
-                          f"{engine.capture_s:.2f} s")
-    elif engine.use_triton:
-        decode = (f"Triton split-KV attention, eager decode (layers on {len(set(engine.layer_devices))} GPUs: a "
-                  "CUDA graph cannot span them)")
-    else:
-        decode = "PyTorch attention, eager decode"
-    card.kernel_path = (f"comparer fast Transformer: preallocated KV cache ({engine.max_context_tokens} tokens), "
-                        f"SDPA causal prefill, {decode}")
-    return engine
+    return TransformerFastEngine(model, card, max_context_tokens or default_cache_tokens(model.config))
 
 
 def _mamba_ops(on_cuda: bool):
@@ -95,7 +77,7 @@ def _mamba_ops(on_cuda: bool):
         if module_available("triton"):
             return TritonOps()
         return KernelOps() if mamba_kernels_available() else TorchOps()
-    from comparer.kernels.cpu_scan import CScanOps
+    from comparer.engines.mamba_ops import CScanOps
 
     try:
         return CScanOps()
@@ -106,19 +88,4 @@ def _mamba_ops(on_cuda: bool):
 def _fast_mamba(model, card: ArchitectureCard, ops) -> Engine:
     from comparer.engines.mamba_fast import MambaFastEngine
 
-    on_cuda = torch.device(card.device).type == "cuda"
-    engine = MambaFastEngine(model, card, ops, cuda_graph=on_cuda)
-    decode = "CUDA-graph decode" if engine.graph is not None else "eager decode"
-    if getattr(ops, "fused_decode", False):
-        from comparer.kernels.available import mamba_decode
-
-        pdl = " with programmatic dependent launch" if mamba_decode.pdl_on(model.lm_head.weight) else ""
-        decode = f"Triton fused decode step{pdl}, {decode}"
-    norm = ", fused add+RMSNorm" if ops.fused_norm else ""
-    card.kernel_path = (f"comparer fast Mamba: {ops.name}{norm}, chunked prefill ({engine.chunk_tokens} tokens), "
-                        f"{decode}")
-    if engine.graph is not None:
-        card.notes.append(f"decode graph captured at load in {engine.capture_s:.2f} s")
-    if getattr(ops, "compile_s", None) is not None:
-        card.notes.append(f"{ops.compiled_what} compiled or loaded from cache at load in {ops.compile_s:.1f} s")
-    return engine
+    return MambaFastEngine(model, card, ops, cuda_graph=is_cuda(card.device))

@@ -1,5 +1,9 @@
 """The token loop shared by engines that expose ``prefill(ids) -> logits`` and
-``decode_step(token) -> logits`` (the fast Mamba and fast Transformer engines).
+``decode_step(token) -> logits`` (the fast Mamba and fast Transformer engines), and ``StepEngine``,
+their base class.
+
+``StepEngine`` lives here rather than in base.py because its one ``generate`` is this loop: base.py
+would otherwise import stepping.py, which imports base.py (a circle).
 
 The chooser applies the repetition penalty, the min-length EOS mask and seeded sampling in the
 order transformers' ``generate`` does, so greedy output matches the reference path token for token.
@@ -9,15 +13,35 @@ from __future__ import annotations
 
 import threading
 import time
+from abc import abstractmethod
 
 import torch
 
-from comparer.engines.base import GenerationResult, OnToken, TokenEvent
+from comparer.engines.base import Engine, GenerationResult, OnToken, TokenEvent
 from comparer.engines.sampling import TokenChooser
+from comparer.memory import is_cuda
 from comparer.settings import GenerationSettings
 
 
-def run_steps(engine, prompt_ids: list[int], settings: GenerationSettings,
+class StepEngine(Engine):
+    """An engine that computes one prefill, then one decode step per token; ``generate`` is the
+    shared loop below, so both fast engines stream, stop and sample the same way."""
+
+    @abstractmethod
+    def prefill(self, prompt_ids: list[int], new_tokens: int = 0) -> torch.Tensor:
+        """Run the prompt (room for ``new_tokens`` after it); the last position's logits (1, vocab)."""
+
+    @abstractmethod
+    def decode_step(self, token: torch.Tensor) -> torch.Tensor:
+        """Feed one chosen token (on the device); the next logits (1, vocab)."""
+
+    @torch.inference_mode()
+    def generate(self, prompt_ids: list[int], settings: GenerationSettings,
+                 on_token: OnToken | None = None, stop: threading.Event | None = None) -> GenerationResult:
+        return run_steps(self, prompt_ids, settings, on_token, stop)
+
+
+def run_steps(engine: StepEngine, prompt_ids: list[int], settings: GenerationSettings,
               on_token: OnToken | None = None, stop: threading.Event | None = None) -> GenerationResult:
     """Prefill, then one decode step per token until the length, EOS, Stop or the time limit.
 
@@ -26,7 +50,7 @@ def run_steps(engine, prompt_ids: list[int], settings: GenerationSettings,
     while Python reports token t. The tokens are the same; after an EOS or a Stop one extra step
     has run on the GPU and is discarded (every generation starts with a prefill)."""
     stop = stop or threading.Event()
-    chooser = TokenChooser(settings, engine.model.generation_config.eos_token_id, engine.device, prompt_ids)
+    chooser = TokenChooser(settings, engine.eos_token_ids(), engine.device, prompt_ids)
     t_start_s = time.perf_counter()
     deadline_s = t_start_s + settings.max_time_s if settings.max_time_s else None
     logits = engine.prefill(prompt_ids, settings.max_new_tokens)
@@ -61,7 +85,7 @@ class _TokenReader:
     overlap = True  # class-wide switch; scripts/ab_token_loop.py measures both settings
 
     def __init__(self, device):
-        self.overlaps = torch.device(device).type == "cuda" and self.overlap
+        self.overlaps = is_cuda(device) and self.overlap
         if self.overlaps:
             self.host = torch.empty(1, dtype=torch.long, pin_memory=True)
             self.ready = torch.cuda.Event()

@@ -13,20 +13,18 @@ Prefill is one pass with PyTorch's fused causal attention, writing the cache as 
 
 from __future__ import annotations
 
-import threading
 import time
 
 import torch
 import torch.nn.functional as F
 
-from comparer.models.arch import ArchitectureCard
-from comparer.kernels.available import decode_attention as da
-from comparer.kernels.available import decode_norms as dn
-from comparer.engines.base import Engine, GenerationResult, OnToken
+from comparer.models.arch import FAST, ArchitectureCard, KernelPath
+from comparer.kernels import decode_attention as da
+from comparer.kernels import decode_norms as dn
+from comparer.kernels.triton import triton_available
 from comparer.engines.graphs import capture
-from comparer.engines.stepping import run_steps
-from comparer.memory import tensor_bytes
-from comparer.settings import GenerationSettings
+from comparer.engines.stepping import StepEngine
+from comparer.memory import is_cuda, tensor_bytes
 
 DEFAULT_MAX_CONTEXT_TOKENS = 4096
 SMALLEST_BUCKET_TOKENS = 1024
@@ -151,7 +149,7 @@ def buckets_for(max_context_tokens: int) -> list[int]:
     return sizes + [max_context_tokens]
 
 
-class TransformerFastEngine(Engine):
+class TransformerFastEngine(StepEngine):
     def __init__(self, model, card: ArchitectureCard | None, max_context_tokens: int = DEFAULT_MAX_CONTEXT_TOKENS,
                  cuda_graph: bool = True, use_triton: bool | None = None):
         """``use_triton`` None: the Triton kernels on CUDA, PyTorch attention elsewhere (tests force
@@ -161,8 +159,8 @@ class TransformerFastEngine(Engine):
         self.dtype = self.family.head.weight.dtype
         self.layer_devices = [next(layer.parameters()).device for layer in self.family.layers]
         self.device = str(self.layer_devices[0])
-        on_cuda = self.layer_devices[0].type == "cuda"
-        self.use_triton = on_cuda and da.triton_available() if use_triton is None else use_triton
+        on_cuda = is_cuda(self.layer_devices[0])
+        self.use_triton = on_cuda and triton_available() if use_triton is None else use_triton
         self.max_context_tokens, self.buckets = max_context_tokens, buckets_for(max_context_tokens)
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self.captures, self.capture_s = 0, 0.0
@@ -295,7 +293,16 @@ class TransformerFastEngine(Engine):
         self.n_tokens += 1
         return self.step_logits
 
-    @torch.inference_mode()
-    def generate(self, prompt_ids: list[int], settings: GenerationSettings,
-                 on_token: OnToken | None = None, stop: threading.Event | None = None) -> GenerationResult:
-        return run_steps(self, prompt_ids, settings, on_token, stop)
+    def describe(self) -> KernelPath:
+        devices = len(set(self.layer_devices))
+        if self.graphs:
+            decode = f"Triton split-KV attention, CUDA graphs ({len(self.graphs)} buckets up to {self.buckets[-1]})"
+        elif self.use_triton:
+            decode = "Triton split-KV attention, eager" + (f" (a CUDA graph cannot span {devices} GPUs)"
+                                                           if devices > 1 else "")
+        else:
+            decode = "PyTorch attention, eager"
+        return KernelPath(FAST, "Triton" if self.use_triton else "PyTorch",
+                          f"SDPA causal into a preallocated KV cache of {self.max_context_tokens} tokens", decode,
+                          cuda_graph=bool(self.graphs), devices=devices,
+                          capture_s=self.capture_s if self.graphs else None)

@@ -14,27 +14,18 @@ The PyTorch functions at the bottom are the same math for the CPU and for tests.
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
 import torch.nn.functional as F
 
-try:
-    import triton
-    import triton.language as tl
-except ImportError:  # the CPU path uses the PyTorch versions below
-    triton = None
+from comparer.kernels.triton import on_device, tl, triton
 
 # Launch settings from scripts/tune_decode_kernels.py on the H200 (assets/benchmarks/
 # h200-decode-kernel-tuning.txt): at 32K context 141 us = 3.8 TB/s, against 195 us with 4 warps.
 BLOCK_N = 64  # keys per tile inside a program
 MAX_SPLITS = 256  # key splits per head: 32 heads x 256 = 8,192 programs at long context
 NUM_WARPS = 2
-
-
-def triton_available() -> bool:
-    return triton is not None
 
 
 if triton is not None:
@@ -119,12 +110,6 @@ if triton is not None:
             tl.store(v_cache_ptr + row, tl.load(v_ptr + kh * stride_vh + d))
 
 
-def on_device(t: torch.Tensor):
-    """Triton launches on the current CUDA device: a layer on another GPU (a model split over GPUs)
-    makes its own device current first. A no-op context on the CPU."""
-    return torch.cuda.device(t.device) if t.is_cuda else contextlib.nullcontext()
-
-
 def split_for(cache_tokens: int, block_n: int = None, max_splits: int = None) -> tuple[int, int]:
     """(keys per split, splits) for a bucket: one tile per split up to 8,192 keys, then 128 splits of
     more tiles. A 512-token context in the 1,024 bucket runs 8 live splits per head, not one serial
@@ -194,7 +179,7 @@ def compiled_kernel_variants() -> int:
     not grow after load, or a generation compiled something."""
     if triton is None:
         return 0
-    from comparer.kernels.available import decode_norms
+    from comparer.kernels import decode_norms
 
     kernels = (_split_kernel, _combine_kernel, _rope_write_kernel, decode_norms._add_ln_pair_kernel,
                decode_norms._add_rms_kernel)

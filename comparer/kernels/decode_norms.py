@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import torch
 
-from comparer.kernels.decode_attention import on_device, triton
+from comparer.kernels.triton import on_device, tl, triton
 
 if triton is not None:
-    import triton.language as tl
 
     @triton.jit
     def _add_ln_pair_kernel(h_ptr, mlp_ptr, attn_ptr, res_ptr, w1_ptr, b1_ptr, w2_ptr, b2_ptr, y1_ptr, y2_ptr,

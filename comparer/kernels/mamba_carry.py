@@ -22,14 +22,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from comparer.kernels.decode_attention import triton
+from comparer.kernels.triton import tl, triton
 
 # H200 settings from scripts/tune_mamba_kernels.py
 BLOCK_D = 8  # channels per program
 BLOCK_T = 256  # time steps per tile
 
 if triton is not None:
-    import triton.language as tl
 
     @triton.jit
     def _softplus_tile(dt_ptr, dtb_ptr, ch, cm, t, seq):

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import torch
 
-from comparer.kernels.decode_attention import triton
+from comparer.kernels.triton import tl, triton
 
 BLOCK_D = 16  # channels per program
 BLOCK_T = 256  # steps per program
 WARPS = 4
 
 if triton is not None:
-    import triton.language as tl
 
     @triton.jit
     def _conv_kernel(x_ptr, state_ptr, w_ptr, b_ptr, out_ptr, x_stride, cols, DIM: tl.constexpr, W: tl.constexpr,

@@ -27,50 +27,73 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 
-from comparer.kernels.decode_attention import triton
+from comparer.kernels.triton import tl, triton
 
-# Channels per program (H200 settings from scripts/tune_mamba_kernels.py).
-CONV_BLOCK = 64
-STEP_BLOCK = 16  # (final sweep, graph replays: 2.8B 386.8 tok/s; 130M 2,285.6 with the GEMV below)
-# Projections through comparer's one-wave GEMV instead of cuBLAS (which runs out_proj as split-K
-# plus a reduce kernel, 10.7 us for 26 MB on the H200); chosen by the same script.
-# Only for small weights: on the H200 it took Mamba-130M's out_proj (2.4 MB) from 4.1 us to 3.6 us
-# (2,000 -> 2,275 tok/s) but Mamba-2.8B's (26 MB) from 10.7 to 14.9 us; in_proj gained nothing.
-GEMV_OUT_PROJ = True
-GEMV_IN_PROJ = False
-GEMV_MAX_BYTES = 4 * 2**20
-GEMV_BLOCK_K = 512
-GEMV_WARPS = 4
-GEMV_STAGES = 3
 
-# Weights over GEMV_MAX_BYTES (Mamba-2.8B: in_proj 52 MB, out_proj 26 MB): a tiled GEMV over a 2-D grid of
-# row blocks x K splits instead of cuBLAS (whose out_proj is split-K plus a reduce kernel). out_proj's
-# fp32 partial rows are summed, in a fixed order, by the next layer's add_rms (or before the LM head), so
-# no reduce kernel and no atomics remain. None: cuBLAS. Settings from scripts/tune_mamba_kernels.py --tiles.
-# H200 sweep (graph-replayed decode, assets/benchmarks/logs/h200-mamba-tiles-tuning.txt): Mamba-2.8B 388.4 tok/s
-# with cuBLAS -> 416.7 with the tiled out_proj -> 425.6-427.3 with the tiled in_proj too; Mamba-130M (tiled
-# in_proj only: its out_proj is under GEMV_MAX_BYTES) 2,289.5 -> 2,414.5.
-TILES_IN_PROJ: dict | None = {"rows": 8, "block_k": 256, "warps": 4, "stages": 3}
-TILES_OUT_PROJ: dict | None = {"rows": 16, "block_k": 256, "parts": 4, "warps": 4, "stages": 2}
-ADD_RMS_WARPS = 8  # for hidden sizes >= 2048
-# Programmatic dependent launch (Hopper and later): each kernel is launched while the one before it
-# drains, loads what does not depend on it (weights: the first PRE_TILES tiles of a GEMV block, the conv,
-# x_proj and dt_proj weights), then waits for it (griddepcontrol.wait) and lets the next launch. Without
-# it every kernel boundary in the graph costs a launch plus a cold DRAM round trip, five per layer.
-# None: on where the GPU and Triton support it; False: off. H200 A/B (scripts/ab_pdl.py,
-# assets/benchmarks/logs/h200-pdl-ab.txt): Mamba-2.8B graph replays 451.8 -> 512.1 tok/s, Mamba-130M 2,549 -> 3,661;
-# 2 or 4 tiles before the wait: 2.8B 497-499, 130M 3,712-3,720.
-PDL: bool | None = None
-PRE_TILES = 1  # GEMV tiles of block_k columns loaded before the wait (a power of two)
+@dataclass(frozen=True)
+class Tiles:
+    """A tiled GEMV's launch: ``rows`` per program, ``block_k`` columns per tile, K split in ``parts``
+    (parts > 1 leaves fp32 partial rows for the next norm to add up), ``evict``: L2 eviction hint."""
+
+    rows: int
+    block_k: int
+    parts: int = 1
+    warps: int = 4
+    stages: int = 3
+    evict: bool = False
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """Every tunable of the decode kernels, handed to the ops (TritonOps / KernelOps) rather than kept
+    as module globals, so a tuning script or a test builds an engine with other settings without
+    changing any other engine in the process. The defaults are the H200 settings of
+    scripts/tune_mamba_kernels.py and scripts/ab_pdl.py (figures below and in docs/benchmarks.md)."""
+
+    # channels per program of the conv+x_proj and state-update kernels (final sweep, graph replays:
+    # 2.8B 386.8 tok/s; 130M 2,285.6 with the GEMV below)
+    conv_block: int = 64
+    step_block: int = 16
+    # Projections through comparer's one-wave GEMV instead of cuBLAS (which runs out_proj as split-K
+    # plus a reduce kernel, 10.7 us for 26 MB on the H200). Only for small weights: on the H200 it took
+    # Mamba-130M's out_proj (2.4 MB) from 4.1 us to 3.6 us (2,000 -> 2,275 tok/s) but Mamba-2.8B's
+    # (26 MB) from 10.7 to 14.9 us; in_proj gained nothing.
+    gemv_out_proj: bool = True
+    gemv_in_proj: bool = False
+    gemv_max_bytes: int = 4 * 2**20
+    gemv_block_k: int = 512
+    gemv_warps: int = 4
+    gemv_stages: int = 3
+    # Weights over gemv_max_bytes (Mamba-2.8B: in_proj 52 MB, out_proj 26 MB): a tiled GEMV over a 2-D
+    # grid of row blocks x K splits. out_proj's fp32 partial rows are summed, in a fixed order, by the
+    # next layer's add_rms (or before the LM head), so no reduce kernel and no atomics remain. None:
+    # cuBLAS. H200 sweep (assets/benchmarks/logs/h200-mamba-tiles-tuning.txt): Mamba-2.8B 388.4 tok/s
+    # with cuBLAS -> 416.7 with the tiled out_proj -> 425.6-427.3 with the tiled in_proj too; Mamba-130M
+    # (tiled in_proj only: its out_proj is under gemv_max_bytes) 2,289.5 -> 2,414.5.
+    tiles_in_proj: Tiles | None = Tiles(rows=8, block_k=256, warps=4, stages=3)
+    tiles_out_proj: Tiles | None = Tiles(rows=16, block_k=256, parts=4, warps=4, stages=2)
+    add_rms_warps: int = 8  # for hidden sizes >= 2048
+    # Programmatic dependent launch (Hopper and later): each kernel is launched while the one before it
+    # drains, loads what does not depend on it (weights: the first pre_tiles tiles of a GEMV block, the
+    # conv, x_proj and dt_proj weights), then waits for it (griddepcontrol.wait) and lets the next
+    # launch. Without it every kernel boundary in the graph costs a launch plus a cold DRAM round trip,
+    # five per layer. None: on where the GPU and Triton support it; False: off. H200 A/B
+    # (assets/benchmarks/logs/h200-pdl-ab.txt): Mamba-2.8B graph replays 451.8 -> 512.1 tok/s,
+    # Mamba-130M 2,549 -> 3,661; 2 or 4 tiles before the wait: 2.8B 497-499, 130M 3,712-3,720.
+    pdl: bool | None = None
+    pre_tiles: int = 1  # GEMV tiles of block_k columns loaded before the wait (a power of two)
+
+
+DEFAULT = DecodeSettings()
 
 gdc_wait = gdc_launch_dependents = None  # Triton's PDL intrinsics, where it has them
 
 if triton is not None:
-    import triton.language as tl
 
     try:
         from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
@@ -238,73 +261,76 @@ def _pdl_supported(device_index: int) -> bool:
             and torch.cuda.get_device_capability(device_index)[0] >= 9)
 
 
-def pdl_on(t: torch.Tensor) -> bool:
-    """Whether this step's kernels on ``t``'s device use programmatic dependent launch (see PDL)."""
-    return PDL is not False and t.is_cuda and _pdl_supported(t.device.index or 0)
+def pdl_on(t: torch.Tensor, settings: DecodeSettings = DEFAULT) -> bool:
+    """Whether this step's kernels on ``t``'s device use programmatic dependent launch (see ``pdl``)."""
+    return settings.pdl is not False and t.is_cuda and _pdl_supported(t.device.index or 0)
 
 
-def _launch(t: torch.Tensor) -> dict:
+def _launch(t: torch.Tensor, settings: DecodeSettings) -> dict:
     """The kernel arguments that switch PDL on or off for a launch on ``t``'s device."""
-    return {"PDL": True, "launch_pdl": True} if pdl_on(t) else {"PDL": False}
+    return {"PDL": True, "launch_pdl": True} if pdl_on(t, settings) else {"PDL": False}
 
 
-def gemv(x, weight, programs: int | None = None):
+def gemv(x, weight, programs: int | None = None, settings: DecodeSettings = DEFAULT):
     """F.linear(x, weight) for x (1, K), weight (N, K), in one wave: rows split evenly over one program per SM
     (cuBLAS' split-K leaves a reduce kernel and a second wave). fp32 accumulation, like cuBLAS."""
     n, k = weight.shape
-    too_big = weight.numel() * weight.element_size() > GEMV_MAX_BYTES
-    if k % GEMV_BLOCK_K or not weight.is_contiguous() or too_big:
+    if k % settings.gemv_block_k or not weight.is_contiguous() or _is_large(weight, settings):
         return torch.nn.functional.linear(x, weight)
     if programs is None:
         programs = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 4
     rows = triton.cdiv(n, programs)
     out = torch.empty(1, n, dtype=x.dtype, device=x.device)
     _gemv_kernel[(triton.cdiv(n, rows),)](weight, x, out, N=n, K=k, ROWS=rows, BN=triton.next_power_of_2(rows),
-                                          BK=GEMV_BLOCK_K, num_warps=GEMV_WARPS, num_stages=GEMV_STAGES,
-                                          **_launch(x))
+                                          BK=settings.gemv_block_k, num_warps=settings.gemv_warps,
+                                          num_stages=settings.gemv_stages, **_launch(x, settings))
     return out
 
 
 def gemv_tiles(x, weight, parts: int = 1, rows: int = 32, block_k: int = 256, warps: int = 4, stages: int = 3,
-               evict: bool = False):
+               evict: bool = False, settings: DecodeSettings = DEFAULT):
     """F.linear(x, weight) for x (1, K), weight (N, K) contiguous, K a multiple of parts * block_k:
     one program per (block of ``rows`` rows, K split). parts == 1: (1, N) in x's dtype; parts > 1:
     the fp32 partial rows (parts, 1, N), for add_rms (or its final norm) to add up in a fixed order."""
     n, k = weight.shape
     out = torch.empty(parts, 1, n, dtype=torch.float32 if parts > 1 else x.dtype, device=x.device)
-    pre_tiles = min(PRE_TILES, k // parts // block_k)
+    pre_tiles = min(settings.pre_tiles, k // parts // block_k)
     pre_tiles = 1 << (pre_tiles.bit_length() - 1)  # a power of two, at most the tiles a split has
     _gemv_tiles_kernel[(triton.cdiv(n, rows), parts)](weight, x, out, N=n, K=k, KS=k // parts, BN=rows, BK=block_k,
                                                       EVICT=evict, PRE=pre_tiles * block_k, num_warps=warps,
-                                                      num_stages=stages, **_launch(x))
+                                                      num_stages=stages, **_launch(x, settings))
     return out if parts > 1 else out[0]
 
 
-def _tiles(weight, settings: dict | None) -> bool:
-    """Whether the tiled GEMV with ``settings`` (None: off) takes this weight."""
-    return (settings is not None and weight.is_contiguous()
-            and weight.shape[1] % (settings.get("parts", 1) * settings["block_k"]) == 0)
+def _tiles_take(weight, tiles: Tiles | None) -> bool:
+    """Whether the tiled GEMV with ``tiles`` (None: off) takes this weight."""
+    return tiles is not None and weight.is_contiguous() and weight.shape[1] % (tiles.parts * tiles.block_k) == 0
 
 
-def _is_large(weight) -> bool:
-    return weight.numel() * weight.element_size() > GEMV_MAX_BYTES
+def _is_large(weight, settings: DecodeSettings) -> bool:
+    return weight.numel() * weight.element_size() > settings.gemv_max_bytes
 
 
-def in_proj(x, weight):
-    """in_proj through the kernel the settings above pick for this weight's size."""
-    if _is_large(weight):
-        return gemv_tiles(x, weight, **TILES_IN_PROJ) if _tiles(weight, TILES_IN_PROJ) else F.linear(x, weight)
-    return gemv(x, weight) if GEMV_IN_PROJ else F.linear(x, weight)
+def _project(x, weight, tiles: Tiles | None, small_gemv: bool, settings: DecodeSettings):
+    if _is_large(weight, settings):
+        if _tiles_take(weight, tiles):
+            return gemv_tiles(x, weight, **asdict(tiles), settings=settings)
+        return F.linear(x, weight)
+    return gemv(x, weight, settings=settings) if small_gemv else F.linear(x, weight)
 
 
-def out_proj(x, weight):
+def in_proj(x, weight, settings: DecodeSettings = DEFAULT):
+    """in_proj through the kernel ``settings`` pick for this weight's size."""
+    return _project(x, weight, settings.tiles_in_proj, settings.gemv_in_proj, settings)
+
+
+def out_proj(x, weight, settings: DecodeSettings = DEFAULT):
     """out_proj likewise; may return partial rows (parts, 1, N) that the next add_rms sums."""
-    if _is_large(weight):
-        return gemv_tiles(x, weight, **TILES_OUT_PROJ) if _tiles(weight, TILES_OUT_PROJ) else F.linear(x, weight)
-    return gemv(x, weight) if GEMV_OUT_PROJ else F.linear(x, weight)
+    return _project(x, weight, settings.tiles_out_proj, settings.gemv_out_proj, settings)
 
 
-def add_rms(delta, residual, weight, eps: float, residual_in_fp32: bool, zero=None, final: bool = False):
+def add_rms(delta, residual, weight, eps: float, residual_in_fp32: bool, zero=None, final: bool = False,
+            settings: DecodeSettings = DEFAULT):
     """(1, hidden) rows: returns (RMSNorm(residual + delta), residual + delta), as TorchOps.add_norm;
     also sets the int64 vector ``zero`` (the previous layer's x_proj accumulator) to zeros. ``delta``
     may be out_proj's fp32 partial rows (parts, 1, hidden), summed here. ``final``: norm_f before the LM
@@ -318,12 +344,12 @@ def add_rms(delta, residual, weight, eps: float, residual_in_fp32: bool, zero=No
     _add_rms_kernel[(1,)](delta, residual if residual is not None else delta, res_out, weight, y,
                           zero if zero is not None else res_out, N=n, eps=eps, HAS_RES=residual is not None,
                           BLOCK=triton.next_power_of_2(n), Z=z, BZ=triton.next_power_of_2(max(z, 1)),
-                          PARTS=parts, FINAL=final, num_warps=ADD_RMS_WARPS if n >= 2048 else 4,
-                          **_launch(delta))
+                          PARTS=parts, FINAL=final, num_warps=settings.add_rms_warps if n >= 2048 else 4,
+                          **_launch(delta, settings))
     return y, res_out
 
 
-def add_rms_rows(delta, residual, weight, eps: float, residual_in_fp32: bool):
+def add_rms_rows(delta, residual, weight, eps: float, residual_in_fp32: bool, settings: DecodeSettings = DEFAULT):
     """add_rms for a prefill chunk: delta (1, rows, hidden) contiguous, residual likewise or None; one
     program per row, in the dtypes of TorchOps.add_norm (mamba-ssm's fused norm where it is installed)."""
     rows, n = delta.shape[-2], delta.shape[-1]
@@ -335,28 +361,29 @@ def add_rms_rows(delta, residual, weight, eps: float, residual_in_fp32: bool):
     y = torch.empty(delta.shape, dtype=weight.dtype, device=delta.device)
     _add_rms_kernel[(rows,)](delta, residual if residual is not None else delta, res_out, weight, y, res_out, N=n,
                              eps=eps, HAS_RES=residual is not None, BLOCK=triton.next_power_of_2(n), Z=0, BZ=1,
-                             PARTS=0, FINAL=False, num_warps=ADD_RMS_WARPS if n >= 2048 else 4, PDL=False)
+                             PARTS=0, FINAL=False, num_warps=settings.add_rms_warps if n >= 2048 else 4,
+                             PDL=False)
     return y, res_out
 
 
-def decode_mixer(layer, xz, conv_state, ssm_state, time_step_rank: int, acc):
+def decode_mixer(layer, xz, conv_state, ssm_state, time_step_rank: int, acc, settings: DecodeSettings = DEFAULT):
     """The mixer after in_proj for one token. xz: (1, 2*d_inner) in_proj output; conv_state
     (1, d_inner, width) and ssm_state (1, d_inner, n) are updated in place; ``acc`` is this layer's
     int64 fixed-point x_proj accumulator (zeros on entry). Returns y (1, d_inner)."""
     d, n = layer.A.shape
     width, p = layer.conv_w.shape[1], layer.x_proj.shape[0]
     x_conv = torch.empty(1, d, dtype=xz.dtype, device=xz.device)
-    _conv_xproj_kernel[(triton.cdiv(d, CONV_BLOCK),)](xz, conv_state, layer.conv_w,
+    _conv_xproj_kernel[(triton.cdiv(d, settings.conv_block),)](xz, conv_state, layer.conv_w,
                                                       layer.conv_b if layer.conv_b is not None else xz, layer.x_proj,
                                                       x_conv, acc, DIM=d, P=p, W=width,
-                                                      HAS_BIAS=layer.conv_b is not None, BD=CONV_BLOCK,
+                                                      HAS_BIAS=layer.conv_b is not None, BD=settings.conv_block,
                                                       BP=triton.next_power_of_2(p), BW=triton.next_power_of_2(width),
-                                                      num_warps=4, **_launch(xz))
+                                                      num_warps=4, **_launch(xz, settings))
     y = torch.empty(1, d, dtype=xz.dtype, device=xz.device)
-    _ssm_step_kernel[(triton.cdiv(d, STEP_BLOCK),)](acc, layer.dt_proj, layer.dt_bias, layer.A, layer.D, x_conv,
+    _ssm_step_kernel[(triton.cdiv(d, settings.step_block),)](acc, layer.dt_proj, layer.dt_bias, layer.A, layer.D, x_conv,
                                                     xz[:, d:], ssm_state, y, DIM=d, R=time_step_rank, N=n,
-                                                    BD=STEP_BLOCK, BR=triton.next_power_of_2(time_step_rank),
-                                                    num_warps=4, **_launch(xz))
+                                                    BD=settings.step_block, BR=triton.next_power_of_2(time_step_rank),
+                                                    num_warps=4, **_launch(xz, settings))
     return y
 
 

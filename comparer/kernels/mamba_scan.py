@@ -27,7 +27,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from comparer.kernels.decode_attention import triton
+from comparer.kernels.triton import tl, triton
 
 PAD = 16  # columns every prefill row is padded to a multiple of (aligned, vectorised loads)
 # (channels per program, steps per tile, warps) by compute capability. sm_90: the H200 sweep's fastest,
@@ -39,7 +39,6 @@ SETTINGS = {(9, 0): (1, 512, 1)}
 DEFAULT_SETTING = (4, 256, 4)
 
 if triton is not None:
-    import triton.language as tl
 
     @triton.jit
     def _first_order(a1, b1, a2, b2):

@@ -107,7 +107,7 @@ class KernelPath:
     family (e.g. "Triton", "mamba-ssm + causal-conv1d", "compiled C scan (CPU)", "PyTorch").
     ``prefill`` / ``decode``: what each phase runs, for people. ``cuda_graph``: decode replays CUDA
     graphs. ``devices``: how many devices its layers sit on. ``compile_s`` / ``capture_s``: time spent at
-    load compiling kernels and capturing graphs (never inside a measurement)."""
+    load compiling ``compiled`` and capturing graphs (never inside a measurement)."""
 
     engine: str
     kernels: str
@@ -117,13 +117,20 @@ class KernelPath:
     devices: int = 1
     compile_s: float | None = None
     capture_s: float | None = None
+    compiled: str = ""
 
     def describe(self) -> str:
-        return f"{self.engine} ({self.kernels}): {self.prefill}; {self.decode}"
+        devices = f", layers on {self.devices} devices" if self.devices > 1 else ""
+        return f"{self.engine} ({self.kernels}{devices}): prefill {self.prefill}; decode {self.decode}"
 
     def load_notes(self) -> list[str]:
-        notes = [f"kernels compiled or loaded from cache at load in {self.compile_s:.1f} s"] if self.compile_s else []
-        return notes + ([f"decode graphs captured at load in {self.capture_s:.2f} s"] if self.capture_s else [])
+        """What the load spent before any measurement, for the card's notes."""
+        notes = []
+        if self.compile_s is not None:
+            notes.append(f"{self.compiled or 'kernels'} compiled or loaded from cache at load in {self.compile_s:.1f} s")
+        if self.capture_s:
+            notes.append(f"decode graphs captured at load in {self.capture_s:.2f} s")
+        return notes
 
 
 def short_path(path: dict) -> str:

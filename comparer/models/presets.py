@@ -11,6 +11,8 @@ from pathlib import Path
 
 from comparer.paths import ASSETS_DIR, PRESETS_FILE
 
+SIDES = ("left", "right")  # a preset's two models, in pane order
+
 DEFAULT_PRESET = "offline"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from comparer.pair import SIDES
+from comparer.models.presets import SIDES
 from comparer.models.presets import RANDOM, load_presets
 from comparer.prompts import load_prompts
 from comparer.ui.handlers import CompareService

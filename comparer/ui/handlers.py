@@ -11,18 +11,17 @@ from typing import Iterator
 
 import gradio as gr
 
-from comparer.live import format_stats_markdown
 from comparer.models.presets import ModelLoadError
 from comparer import race as race_modes
-from comparer.pair import SIDES, PairRun, PaneState, progress_line, swap_sides
+from comparer.pair import PairRun, swap_sides
 from comparer.pool import ModelPool, preset_specs
 from comparer.models.availability import why_not_loadable
-from comparer.models.presets import CUSTOM, RANDOM, Preset, custom_preset, load_presets
+from comparer.models.presets import CUSTOM, RANDOM, SIDES, Preset, custom_preset, load_presets
 from comparer.reviews.store import NewComparison, ReviewStore
 from comparer.settings import GenerationSettings, SettingsError
 from comparer.ui.cards import card_markdown
 from comparer.ui.errors import clear_errors
-from comparer.ui.zerogpu import local_stream
+from comparer.ui import panes as pane_view
 from comparer.validation import InputError, check_flag, check_prompt
 
 
@@ -140,16 +139,16 @@ class CompareService:
         else:
             run = PairRun(models, prompt, settings, mode=race)
             self._register(session, run)
-            stream = local_stream(run, blind, pane_outputs)
+            stream = pane_view.closing(run)
         last = None
         try:
-            for outputs in stream:
-                last = outputs
-                yield (*outputs, comparison_id)
+            for panes in stream:
+                last = panes
+                yield (*pane_view.pane_outputs(panes, blind), comparison_id)
         finally:
             if self.gpu_stream is None:
                 self._unregister(session, run)
-            self._record_finish(comparison_id, last)
+            self._record_finish(comparison_id, last, blind)
 
     def _record_start(self, prompt, preset, models, settings, blind, session: str) -> str:
         if self.store is None:
@@ -159,16 +158,12 @@ class CompareService:
                             models["left"].card.to_dict(), models["right"].card.to_dict(), owner=session)
         return self.store.start_comparison(new)
 
-    def _record_finish(self, comparison_id: str, outputs: tuple | None) -> None:
-        if self.store is None or not comparison_id or outputs is None:
+    def _record_finish(self, comparison_id: str, panes: dict | None, blind: bool) -> None:
+        if self.store is None or not comparison_id or panes is None:
             return
-        left_text, right_text, _, _, stats = outputs
-        stats = {side: {k: v for k, v in stats[side].items() if k != "model_id"} for side in ("left", "right")}
-        statuses = {stats[side]["status"] for side in ("left", "right")}
-        time_limited = any("time limit" in (stats[side].get("warning") or "") for side in ("left", "right"))
-        status = ("error" if "error" in statuses else "stopped: time limit" if time_limited else
-                  "stopped" if statuses & {"stopped", "generating", "waiting"} else "done")
-        self.store.finish_comparison(comparison_id, left_text, right_text, stats["left"], stats["right"], status)
+        result = pane_view.stored_result(panes, blind)
+        self.store.finish_comparison(comparison_id, result.left_text, result.right_text, result.left_stats,
+                                     result.right_stats, result.status)
 
     def stop(self, request: gr.Request = None) -> None:
         """Stop the comparison of this browser session (the button also cancels the event)."""
@@ -288,33 +283,3 @@ def _session_id(request: gr.Request | None) -> str:
 
 RANDOM_NOTE = ("**Random pair (blind).** Each Compare draws one of the {n} offered pairs that can load here, "
                "at random, and shuffles the sides; the pair and the sides are named after your vote.")
-
-# In blind mode the engine names would say which side is which family (a CPU Mamba runs comparer's engine)
-BLIND_NOTICE = "unequal paths: the two sides run different engines (named after your vote)"
-
-
-def pane_outputs(panes: dict[str, PaneState], blind: bool = False) -> tuple:
-    left, right = panes["left"], panes["right"]
-    stats = {side: _pane_json(pane, blind) for side, pane in panes.items()}
-    if blind:
-        for side, name in (("left", "Model A"), ("right", "Model B")):
-            stats[side]["model_id"] = f"{name} (hidden until you vote)"
-    return (left.text, right.text, _stats_md(left, blind), _stats_md(right, blind), stats)
-
-
-def _notice(pane: PaneState, blind: bool) -> str | None:
-    return BLIND_NOTICE if pane.notice and blind else pane.notice
-
-
-def _stats_md(pane: PaneState, blind: bool = False) -> str:
-    status = progress_line(pane) if pane.error is None else f"error — {pane.error}"
-    warning = f"\n\n⚠️ {pane.warning}" if pane.warning else ""
-    notice = f"⚠️ {_notice(pane, blind)}\n\n" if pane.notice else ""
-    return notice + format_stats_markdown(pane.stats, status) + warning
-
-
-def _pane_json(pane: PaneState, blind: bool = False) -> dict:
-    return {"model_id": pane.model_id, "status": pane.status, "error": pane.error, "warning": pane.warning,
-            "prompt_tokens": pane.prompt_tokens, "mode": pane.label, "produced_tokens": len(pane.token_ids),
-            "notice": _notice(pane, blind),
-            **pane.stats.to_dict()}

@@ -8,15 +8,16 @@ from pathlib import Path
 
 import gradio as gr
 
-from comparer.bench.run import PointCounter, new_record, summary_table, weights_label
-from comparer.paths import DATA_DIR, RECORDS_DIR
-from comparer.bench.measure import sweep, this_device_name
-from comparer.ui.errors import clear_errors
-from comparer.memory import is_cuda
+from comparer.bench.measure import this_device_name
 from comparer.bench.plots import scaling_figure
-from comparer.pool import ModelPool
-from comparer.models.presets import RANDOM, get_preset
 from comparer.bench.records import BenchRecord, to_csv
+from comparer.bench.run import measure_models, new_record, summary_table, weights_label
+from comparer.memory import is_cuda
+from comparer.models.presets import RANDOM, get_preset
+from comparer.models.presets import SIDES
+from comparer.paths import DATA_DIR, RECORDS_DIR
+from comparer.pool import ModelPool
+from comparer.ui.errors import clear_errors
 
 STORED_DIR = RECORDS_DIR
 # The headline pair on the H200: transformers generate for both, and each model's fast engine.
@@ -75,16 +76,13 @@ class ScalingService:
         contexts = parse_contexts(contexts_text, MAX_LIVE_CONTEXT["cuda" if is_cuda(device) else "cpu"])
         record = new_record(preset, weights_label(get_preset(preset), self.pool.random_weights), device,
                             contexts, int(new_tokens), int(repeats))
-        counter = PointCounter(2 * len(contexts), lambda d, t, label: progress(d / t, desc=label))
         self._stop.clear()
         deadline_s = time.perf_counter() + self.budget_s
         until = lambda: self._stop.is_set() or time.perf_counter() > deadline_s  # noqa: E731
         self.measuring.set()
         try:
-            for side in ("left", "right"):
-                model = models[side]
-                record.models.append(sweep(model, contexts, int(new_tokens), int(repeats),
-                                           counter.for_model(model.spec.model_id), until=until, stop=self._stop))
+            measure_models(record, [models[side] for side in SIDES], len(SIDES), int(new_tokens), int(repeats),
+                           lambda d, t, label: progress(d / t, desc=label), until=until, stop=self._stop)
         finally:
             self.measuring.clear()
         path = self.live_dir / f"live-{preset}-{time.strftime('%Y%m%d-%H%M%S')}.json"

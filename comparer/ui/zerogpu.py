@@ -2,7 +2,8 @@
 one ``@spaces.GPU`` generator that covers both models. Elsewhere nothing changes.
 
 ZeroGPU runs the decorated function in a worker and pickles its arguments and yielded values, so the
-function takes plain values (prompt, settings dict, preset name, flags) and yields plain tuples; the
+function takes plain values (prompt, settings dict, preset name, flags) and yields the pane states
+(plain dataclasses, pickled at each yield; ui/panes.py formats them in the app's process); the
 loaded models are reached through the process-wide pool set by ``install`` (a pool of models cannot
 be pickled, and the worker inherits it).
 """
@@ -14,6 +15,7 @@ from typing import Callable, Iterator
 
 from comparer.pair import PairRun, swap_sides
 from comparer.settings import GenerationSettings
+from comparer.ui.panes import closing
 
 _POOL = None  # set once by install(); see the module docstring for why this is module state
 # What one GPU task may ask for (seconds). ZeroGPU's default is 60 s; shorter requests are queued sooner and
@@ -60,23 +62,11 @@ def install(pool) -> Callable | None:
 
 
 def stream_outputs(prompt: str, settings: dict, preset: str, swap: bool, blind: bool,
-                   race: str = "auto") -> Iterator[tuple]:
-    """Both models of ``preset`` on one prompt, in race mode ``race``; yields (left text, right text,
-    left stats, right stats, JSON)."""
-    from comparer.ui.handlers import pane_outputs
-
+                   race: str = "auto") -> Iterator[dict]:
+    """Both models of ``preset`` on one prompt, in race mode ``race``; yields the panes by side
+    (``blind`` is applied where they are shown)."""
     models = _POOL.pair(preset)
     _POOL.ready(models)  # engines are built here, inside the GPU task (engines/deferred.py)
     if swap:
         models = swap_sides(models)
-    yield from local_stream(PairRun(models, prompt, GenerationSettings(**settings), mode=race), blind, pane_outputs)
-
-
-def local_stream(run: PairRun, blind: bool, to_outputs) -> Iterator[tuple]:
-    """Iterate a run, closing it (stop + join) however the consumer leaves."""
-    panes_iter = iter(run)
-    try:
-        for panes in panes_iter:
-            yield to_outputs(panes, blind)
-    finally:
-        panes_iter.close()
+    yield from closing(PairRun(models, prompt, GenerationSettings(**settings), mode=race))

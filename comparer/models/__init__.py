@@ -1,0 +1,1 @@
+"""Models: presets and the allowlist, the architecture card, loading the torch module, tokenizers."""

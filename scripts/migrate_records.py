@@ -1,0 +1,91 @@
+"""One-off: benchmark records of schema 1 -> 2 (issue 20). Run once; kept so the change can be read.
+
+Schema 1 stored a card's kernel path as text only; schema 2 stores the structured ``path`` that the
+engine describes (models/arch.KernelPath) beside that text. The records here were written by nine
+distinct wordings of the old code, so each is mapped by an explicit table, never parsed: an unknown
+wording stops the migration. Load times (compile, capture) stay where v1 kept them, in the notes.
+
+    python scripts/migrate_records.py            # rewrites assets/benchmarks/records/**.json in place
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from comparer.models.arch import FAST, HF, HF_REFERENCE_SCAN, KernelPath  # noqa: E402
+from comparer.paths import RECORDS_DIR  # noqa: E402
+
+_MAMBA_DECODE = "Triton fused step with programmatic dependent launch, CUDA graph"
+_CARRY = "chunks of 8192 tokens carrying the state, fused add+RMSNorm"
+
+
+def _transformer(tokens: int, decode: str, graph: bool, devices: int = 1) -> KernelPath:
+    return KernelPath(FAST, "Triton", f"SDPA causal into a preallocated KV cache of {tokens} tokens", decode,
+                      cuda_graph=graph, devices=devices)
+
+
+V1_PATHS = {
+    "comparer fast Mamba: compiled C scan (CPU), chunked prefill (8192 tokens), eager decode":
+        KernelPath(FAST, "compiled C scan (CPU)", "chunks of 8192 tokens carrying the state", "PyTorch step, eager"),
+    "transformers generate, sdpa attention, eager decode":
+        KernelPath(HF, "PyTorch", "sdpa attention", "sdpa attention, growing KV cache, eager"),
+    "reference PyTorch (sequential scan, no fused kernels)":
+        KernelPath(HF_REFERENCE_SCAN, "reference PyTorch, no fused kernels", "sequential scan",
+                   "sequential step, eager"),
+    "mamba-ssm + causal-conv1d CUDA kernels (via transformers)":
+        KernelPath(HF, "mamba-ssm + causal-conv1d CUDA kernels, via transformers", "selective scan kernel",
+                   "selective state update, eager"),
+    "comparer fast Mamba: mamba-ssm + causal-conv1d kernels, fused add+RMSNorm, chunked prefill (8192 tokens), "
+    "Triton fused decode step with programmatic dependent launch, CUDA-graph decode":
+        KernelPath(FAST, "mamba-ssm + causal-conv1d kernels", _CARRY, _MAMBA_DECODE, cuda_graph=True),
+    "comparer fast Mamba: Triton selective scan + causal conv (no mamba-ssm), fused add+RMSNorm, chunked prefill "
+    "(8192 tokens), Triton fused decode step with programmatic dependent launch, CUDA-graph decode":
+        KernelPath(FAST, "Triton selective scan + causal conv (no mamba-ssm)", _CARRY, _MAMBA_DECODE,
+                   cuda_graph=True),
+    "comparer fast Transformer: preallocated KV cache (131200 tokens), SDPA causal prefill, Triton split-KV "
+    "attention, CUDA-graph decode (9 buckets up to 131200)":
+        _transformer(131200, "Triton split-KV attention, CUDA graphs (9 buckets up to 131200)", True),
+    "comparer fast Transformer: preallocated KV cache (32896 tokens), SDPA causal prefill, Triton split-KV "
+    "attention, CUDA-graph decode (7 buckets up to 32896)":
+        _transformer(32896, "Triton split-KV attention, CUDA graphs (7 buckets up to 32896)", True),
+    "comparer fast Transformer: preallocated KV cache (2048 tokens), SDPA causal prefill, Triton split-KV "
+    "attention, CUDA-graph decode (2 buckets up to 2048)":
+        _transformer(2048, "Triton split-KV attention, CUDA graphs (2 buckets up to 2048)", True),
+    "comparer fast Transformer: preallocated KV cache (8288 tokens), SDPA causal prefill, Triton split-KV "
+    "attention, eager decode (layers on 2 GPUs: a CUDA graph cannot span them)":
+        _transformer(8288, "Triton split-KV attention, eager (a CUDA graph cannot span 2 GPUs)", False, devices=2),
+}
+
+
+def migrated_card(card: dict) -> dict:
+    if "path" in card:
+        return card
+    old = card["kernel_path"]
+    if old not in V1_PATHS:
+        raise SystemExit(f"unknown schema-1 kernel path, add it to V1_PATHS: {old!r}")
+    path = V1_PATHS[old]
+    return {**card, "path": asdict(path), "kernel_path": path.describe(), "kernel_path_v1": old}
+
+
+def migrate(raw: dict) -> dict:
+    if "models" in raw:  # a benchmark record (bench/records.py)
+        raw = {**raw, "models": [{**m, "card": migrated_card(m["card"])} for m in raw["models"]]}
+        return {**raw, "schema_version": 2}
+    return {**raw, "cards": {side: migrated_card(c) for side, c in raw["cards"].items()}}  # a race record
+
+
+def main() -> None:
+    for path in sorted(RECORDS_DIR.rglob("*.json")):
+        raw = json.loads(path.read_text())
+        path.write_text(json.dumps(migrate(raw), indent=1))
+        print("migrated", path.relative_to(ROOT))
+
+
+if __name__ == "__main__":
+    main()
