@@ -3,8 +3,13 @@
 Why these numbers matter: at batch 1, decoding one token must read every weight once plus the
 whole KV cache (Transformer) or the fixed recurrent state (Mamba) from device memory, so memory
 bandwidth, not arithmetic, sets the ceiling (nanochat's ``kv_bytes_per_token`` reasoning).
-Prefill instead does ``2 * params`` FLOPs per prompt token plus attention's quadratic term, so it
-is compute-bound. The plots draw these bounds next to the measurements.
+Prefill instead does 2 FLOPs per layer weight per prompt token plus attention's quadratic term, so
+it is compute-bound. The plots draw these bounds next to the measurements.
+
+A bound is what no run can beat, so each counts only what must happen: decode reads one row of an
+untied input embedding, not the matrix; a prefill runs the LM head at the last position only (TTFT
+samples from it alone); nothing counts the embedding lookup as FLOPs. tests/test_bounds.py checks
+every committed record point against its bound.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ def dtype_bytes(dtype_name: str) -> int:
 
 
 def weight_bytes(n_params: int, bytes_per_param: int) -> int:
-    """Bytes read per decoded token for the weights (every parameter once)."""
+    """Bytes of ``n_params`` parameters at ``bytes_per_param``."""
     return n_params * bytes_per_param
 
 
@@ -47,17 +52,21 @@ def cache_bytes(context_tokens: int, kv_per_token: int, state_bytes: int) -> int
 
 def decode_bound_tok_per_s(bandwidth_bytes_per_s: float, weights_b: int, kv_per_token: int,
                            context_tokens: int, state_b: int) -> float:
-    """Upper bound on batch-1 decode speed: bandwidth / bytes read per token."""
+    """Upper bound on batch-1 decode speed: bandwidth / bytes read per token. ``weights_b``: the weight
+    bytes a token must read (an untied input embedding contributes one row, not the matrix)."""
     per_token_b = weights_b + cache_bytes(context_tokens, kv_per_token, state_b)
     return bandwidth_bytes_per_s / per_token_b
 
 
-def prefill_flops(n_params: int, context_tokens: int, n_attn_layers: int = 0, attn_width: int = 0) -> float:
-    """FLOPs to prefill ``context_tokens``: 2 per parameter per token for the matmuls, plus causal
-    attention's QK^T and AV, each 2 * T^2 * width / 2 multiply-adds per layer -> 2 * L * width * T^2."""
-    dense = 2.0 * n_params * context_tokens
-    attention = 2.0 * n_attn_layers * attn_width * context_tokens**2
-    return dense + attention
+def prefill_flops(layer_weight_params: int, context_tokens: int, head_params: int = 0, n_attn_layers: int = 0,
+                  attn_width: int = 0) -> float:
+    """FLOPs a prefill of ``context_tokens`` must do before its first token: 2 per layer weight
+    (every matrix or filter of the repeated blocks, embeddings and head excluded) per token; the LM
+    head at the last position only; causal attention's QK^T and AV over the T(T+1)/2 (query, key)
+    pairs, 2 * width FLOPs each per product per layer -> 2 * L * width * T(T+1)."""
+    dense = 2.0 * layer_weight_params * context_tokens
+    attention = 2.0 * n_attn_layers * attn_width * context_tokens * (context_tokens + 1)
+    return dense + 2.0 * head_params + attention
 
 
 def prefill_bound_s(flops: float, flops_per_s: float) -> float:

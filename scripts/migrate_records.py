@@ -1,4 +1,8 @@
-"""One-off: benchmark records of schema 1 -> 2 (issue 20). Run once; kept so the change can be read.
+"""One-off migrations of the committed benchmark records; each step runs once, kept so it can be read.
+
+Schema 1 -> 2 (issue 20): the structured kernel path. Schema 2 -> 3 (issue 21): what the bounds need
+and how a record was made. Details at each step.
+
 
 Schema 1 stored a card's kernel path as text only; schema 2 stores the structured ``path`` that the
 engine describes (models/arch.KernelPath) beside that text. The records here were written by nine
@@ -75,9 +79,65 @@ def migrated_card(card: dict) -> dict:
 
 def migrate(raw: dict) -> dict:
     if "models" in raw:  # a benchmark record (bench/records.py)
-        raw = {**raw, "models": [{**m, "card": migrated_card(m["card"])} for m in raw["models"]]}
-        return {**raw, "schema_version": 2}
+        if raw["schema_version"] == 1:
+            raw = {**raw, "models": [{**m, "card": migrated_card(m["card"])} for m in raw["models"]]}
+            raw = {**raw, "schema_version": 2}
+        if raw["schema_version"] == 2:
+            raw = to_schema_3(raw)
+        return raw
     return {**raw, "cards": {side: migrated_card(c) for side, c in raw["cards"].items()}}  # a race record
+
+
+# ---- 2 -> 3 -----------------------------------------------------------------------------------
+# The cards gain the parameter counts the bounds use, counted from each model built on the meta device
+# from its bundled config (the same module from_pretrained builds, no weights). The environment gains
+# the TTFT bound's rate: the datasheet peak for the H200's dtype, the stored measured rate on the CPU.
+# Commit and pins were not recorded then: said so. The method string is rewritten for the device, with
+# the warm-up these runs really had (4 new tokens at each point's prompt).
+def _counts(model_id: str):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from comparer.models.arch import ArchShape, param_counts
+    from comparer.models.loading import load_bundled_config
+    from comparer.models.presets import load_presets
+
+    names = {s.model_id: s.config_name for p in load_presets().values() for s in (p.left, p.right) if s.config_name}
+    config = load_bundled_config(names.get(model_id, model_id))
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return param_counts(model), ArchShape.from_config(config)
+
+
+def _card_3(card: dict) -> dict:
+    counts, shape = _counts(card["model_id"])
+    if counts.total != card["n_params"]:
+        raise SystemExit(f"{card['model_id']}: {counts.total} parameters from the config, {card['n_params']} stored")
+    return {**card, "layer_weight_params": counts.layer_weights, "head_params": counts.head,
+            "decode_read_params": counts.decode_read, "attn_width": shape.attn_width if card["family"] != "SSM" else 0}
+
+
+def to_schema_3(raw: dict) -> dict:
+    from comparer.bench.ceilings import matmul_peak
+    from comparer.bench.records import method_for
+
+    env = dict(raw["environment"])
+    env["peak_matmul_flops_per_s"], env["matmul_rate_source"] = matmul_peak(
+        env["device_name"], raw["settings"].get("dtype", "float16"), env["measured_matmul_flops_per_s"])
+    if not env["matmul_rate_source"].startswith("datasheet"):
+        env["matmul_rate_source"] = "measured on one 1024x1024 fp32 product (schema 2 and older)"
+    env["git_commit"] = "not recorded (schema 2 and older)"
+    env["pinned_versions"] = _pins_then(env)
+    models = [{**m, "card": _card_3(m["card"])} for m in raw["models"]]
+    method = method_for(env["device_type"], warmup="one generation of 4 new tokens at the measured prompt")
+    return {**raw, "environment": env, "models": models, "method": method, "schema_version": 3}
+
+
+def _pins_then(env: dict) -> dict:
+    from comparer.bench.ceilings import differing_pins
+
+    return differing_pins({"torch": env["torch_version"], "transformers": env["transformers_version"],
+                           "python": env["python_version"]})
 
 
 def main() -> None:

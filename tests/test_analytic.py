@@ -48,7 +48,7 @@ def test_decode_bound_matches_hand_computation():
 
 def test_prefill_flops_adds_quadratic_attention_term():
     assert analytic.prefill_flops(1000, 10) == 20_000
-    assert analytic.prefill_flops(1000, 10, n_attn_layers=2, attn_width=4) == 20_000 + 2 * 2 * 4 * 100
+    assert analytic.prefill_flops(1000, 10, n_attn_layers=2, attn_width=4) == 20_000 + 2 * 2 * 4 * 10 * 11
 
 
 def test_max_context_that_fits_and_is_infinite_for_ssm():

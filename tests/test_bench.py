@@ -154,3 +154,38 @@ def test_a_stored_record_says_whose_figures_it_shows_when_shown_elsewhere():
     elsewhere = provenance_line(record, "NVIDIA RTX PRO 6000 Blackwell")
     assert "NVIDIA H200" in elsewhere and "not of this one" in elsewhere and "RTX PRO 6000" in elsewhere
     assert "this machine" in provenance_line(record, record.environment.device_name)
+
+
+class RecordingEngine(FixedClockEngine):
+    """FixedClockEngine that logs each call; its first generation (the warm-up) is ten times slower."""
+
+    def __init__(self, log):
+        super().__init__()
+        self.log = log
+
+    def generate(self, prompt_ids, settings, on_token=None, stop=None):
+        self.log.append(("generate", len(prompt_ids), settings.max_new_tokens))
+        slow = 10.0 if len([e for e in self.log if e[0] == "generate"]) == 1 else 1.0
+        n = settings.max_new_tokens
+        return GenerationResult(list(range(n)), 100.0, [100.0 + slow * (0.5 + 0.1 * i) for i in range(n)])
+
+
+def test_the_warm_up_runs_at_the_measured_length_is_excluded_and_every_timer_follows_a_sync(monkeypatch):
+    from comparer.bench import measure
+
+    log = []
+    monkeypatch.setattr(measure, "_sync", lambda device: log.append(("sync",)))
+    point = measure_point(RecordingEngine(log), [1, 2, 3], new_tokens=6, repeats=3)
+    generations = [e for e in log if e[0] == "generate"]
+    assert generations[0] == ("generate", 3, 6)  # warm-up: the measured prompt and length
+    assert len(generations) == 1 + 3 + 3  # warm-up, TTFT repeats, decode repeats
+    assert all(log[i - 1] == ("sync",) for i, e in enumerate(log) if e[0] == "generate")
+    assert point.ttft_s.values == pytest.approx([0.5] * 3)  # the 5 s warm-up TTFT is in no figure
+    assert point.decode_tok_per_s.values == pytest.approx([10.0] * 3)
+
+
+def test_bandwidth_reads_in_units_that_do_not_round_to_zero():
+    from comparer.bench.run import bandwidth_text
+
+    assert bandwidth_text(17.5e9) == "17.5 GB/s" and bandwidth_text(4.2e12) == "4.20 TB/s"
+    assert "GB/s" in summary_table(BenchRecord.load(STORED / "cpu-small-auto.json"))

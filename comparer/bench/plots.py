@@ -48,22 +48,38 @@ def _add_model(fig: go.Figure, record: BenchRecord, run: ModelRun, color: str) -
     _mark_failures(fig, run, color)
 
 
+def decode_bound(record: BenchRecord, card: dict, context_tokens: int) -> float | None:
+    """The decode tok/s no run of this model can beat on the record's device (None: no bandwidth)."""
+    bandwidth = record.environment.measured_bandwidth_bytes_per_s
+    if not bandwidth:
+        return None
+    read_b = card["decode_read_params"] * analytic.dtype_bytes(card["dtype"])
+    return analytic.decode_bound_tok_per_s(bandwidth, read_b, card["kv_bytes_per_token"], context_tokens,
+                                           card["ssm_state_bytes"])
+
+
+def ttft_bound(record: BenchRecord, card: dict, context_tokens: int) -> float | None:
+    """The TTFT (s) no run can beat: the prefill's FLOPs at the device's peak matrix rate (None: unknown)."""
+    rate = record.environment.peak_matmul_flops_per_s
+    if not rate:
+        return None
+    attn_layers = card["n_layers"] if card["kv_bytes_per_token"] else 0
+    flops = analytic.prefill_flops(card["layer_weight_params"], context_tokens, card["head_params"], attn_layers,
+                                   card["attn_width"])
+    return analytic.prefill_bound_s(flops, rate)
+
+
 def _add_bounds(fig: go.Figure, record: BenchRecord, run: ModelRun, color: str, contexts: list[int]) -> None:
-    env, card = record.environment, run.card
+    card = run.card
     weights_b = card["n_params"] * analytic.dtype_bytes(card["dtype"])
     kv_b, state_b = card["kv_bytes_per_token"], card["ssm_state_bytes"]
     dash = dict(color=color, dash="dash", width=1)
     label = f"{run.model_id} bound ({record.environment.device_name})"
-    if env.measured_bandwidth_bytes_per_s:
-        ys = [analytic.decode_bound_tok_per_s(env.measured_bandwidth_bytes_per_s, weights_b, kv_b, c, state_b)
-              for c in contexts]
-        fig.add_trace(go.Scatter(x=contexts, y=ys, mode="lines", line=dash, name=label, legendgroup=label), 1, 1)
-    if env.measured_matmul_flops_per_s:
-        attn_layers = card["n_layers"] if kv_b else 0
-        ys = [analytic.prefill_bound_s(analytic.prefill_flops(card["n_params"], c, attn_layers, card["hidden_size"]),
-                                       env.measured_matmul_flops_per_s) for c in contexts]
-        fig.add_trace(go.Scatter(x=contexts, y=ys, mode="lines", line=dash, name=label, legendgroup=label,
-                                 showlegend=False), 1, 2)
+    for col, bound in ((1, decode_bound), (2, ttft_bound)):
+        ys = [bound(record, card, c) for c in contexts]
+        if None not in ys:
+            fig.add_trace(go.Scatter(x=contexts, y=ys, mode="lines", line=dash, name=label, legendgroup=label,
+                                     showlegend=col == 1), 1, col)
     ys = [(weights_b + analytic.cache_bytes(c, kv_b, state_b)) / GIB for c in contexts]
     fig.add_trace(go.Scatter(x=contexts, y=ys, mode="lines", line=dash, name=label, legendgroup=label,
                              showlegend=False), 1, 3)

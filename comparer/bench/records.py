@@ -13,9 +13,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-# 2: each card carries the engine's structured ``path`` (models/arch.KernelPath) beside its text
-# (scripts/migrate_records.py brought the schema-1 records over)
-SCHEMA_VERSION = 2
+# 2: each card carries the engine's structured ``path`` (models/arch.KernelPath) beside its text.
+# 3: cards count what the bounds need (layer weights, head, decode-read parameters, attention width);
+#    the environment holds the TTFT bound's rate and where it came from, the git commit and the pins;
+#    the method says what was done on that device. scripts/migrate_records.py brought older ones over.
+SCHEMA_VERSION = 3
 
 
 @dataclass
@@ -85,6 +87,13 @@ class Environment:
     measured_bandwidth_bytes_per_s: float | None = None
     measured_matmul_flops_per_s: float | None = None
     cpu_threads: int | None = None
+    # the rate the TTFT bound divides by: the datasheet peak where the device is known, else the
+    # measured rate (matmul_rate_source says which)
+    peak_matmul_flops_per_s: float | None = None
+    matmul_rate_source: str = ""
+    git_commit: str = "not recorded"
+    # the repository's pins (requirements.txt) where this run's versions differ from them
+    pinned_versions: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -94,9 +103,7 @@ class BenchRecord:
     environment: Environment
     settings: dict
     models: list[ModelRun] = field(default_factory=list)
-    method: str = ("each model measured alone; warm-up run excluded per point; torch.cuda.synchronize "
-                   "around timers; TTFT = generate 1 token; decode tok/s = (n-1)/(t_last - t_first) of "
-                   "a fixed-length generation (min = max new tokens); median, p10, p90 over repeats")
+    method: str = ""  # what was done, true for the device (method_for)
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
 
@@ -118,6 +125,15 @@ class BenchRecord:
     @classmethod
     def load(cls, path: str | Path) -> "BenchRecord":
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def method_for(device_type: str, warmup: str = "one generation at the measured length and new tokens") -> str:
+    """How the figures were made, said for the device they were made on."""
+    timers = ("torch.cuda.synchronize before each timer starts; token times after .tolist(), which waits "
+              "for the device" if device_type == "cuda" else "CPU: timers on the host clock, no device to wait for")
+    return (f"each model measured alone; warm-up excluded per point ({warmup}); {timers}; TTFT = generate 1 "
+            "token; decode tok/s = (n-1)/(t_last - t_first) of a fixed-length generation (min = max new "
+            "tokens); median, p10, p90 over repeats")
 
 
 def _point(raw: dict) -> Point:

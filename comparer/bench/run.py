@@ -11,7 +11,7 @@ import threading
 from typing import Callable, Iterable, Iterator
 
 from comparer.bench.measure import environment, sweep
-from comparer.bench.records import BenchRecord, Point
+from comparer.bench.records import BenchRecord, Point, method_for
 from comparer.engines.loaded import LoadedModel, load_model
 from comparer.models.loading import default_device, default_dtype
 from comparer.models.presets import ModelSpec, Preset, get_preset
@@ -23,9 +23,11 @@ Progress = Callable[[int, int, str], None]
 def new_record(preset_name: str, weights: str, device: str, contexts: list[int], new_tokens: int,
                repeats: int) -> BenchRecord:
     """An empty record holding the environment (versions, measured ceilings) and the settings."""
-    return BenchRecord(preset_name, weights, environment(device),
+    env = environment(device, default_dtype(device))
+    return BenchRecord(preset_name, weights, env,
                        dict(contexts=contexts, new_tokens=new_tokens, repeats=repeats,
-                            dtype=str(default_dtype(device)).replace("torch.", ""), device=device))
+                            dtype=str(default_dtype(device)).replace("torch.", ""), device=device),
+                       method=method_for(env.device_type))
 
 
 def weights_label(preset: Preset, random_weights: bool) -> str:
@@ -88,7 +90,7 @@ def summary_table(record: BenchRecord) -> str:
     """Plain-text table for the terminal and closing notes."""
     env = record.environment
     lines = [f"{record.preset} | {env.device_name} | {record.settings['dtype']} | weights: {record.weights} | "
-             f"bandwidth {(env.measured_bandwidth_bytes_per_s or 0) / 1e12:.2f} TB/s",
+             f"bandwidth {bandwidth_text(env.measured_bandwidth_bytes_per_s)}",
              f"{'model':38} {'ctx':>7} {'status':>6} {'TTFT s':>9} {'tok/s':>8} {'model GiB':>9}  path"]
     for run in record.models:
         notes = "; ".join(run.card.get("notes") or [])
@@ -103,3 +105,10 @@ def summary_table(record: BenchRecord) -> str:
             lines.append(f"{run.model_id:38} {p.context_tokens:>7} {p.status:>6} {ttft:>9} {tps:>8} {peak_s:>9}"
                          f"  {run.card['kernel_path']}")
     return "\n".join(lines)
+
+
+def bandwidth_text(bytes_per_s: float | None) -> str:
+    """TB/s on a GPU, GB/s on a CPU (17 GB/s is not "0.02 TB/s")."""
+    if not bytes_per_s:
+        return "not measured"
+    return f"{bytes_per_s / 1e12:.2f} TB/s" if bytes_per_s >= 1e12 else f"{bytes_per_s / 1e9:.1f} GB/s"

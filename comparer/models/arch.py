@@ -162,6 +162,12 @@ class ArchitectureCard:
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     path: KernelPath | None = None  # how it runs: written once, by engines.select, from the engine itself
+    # what the analytic bounds count (analytic.py): weights of the repeated blocks (matrices and conv
+    # filters, embeddings and head excluded), the LM head, and the parameters a decode step reads
+    layer_weight_params: int = 0
+    head_params: int = 0
+    decode_read_params: int = 0
+    attn_width: int = 0  # query heads x head dim (0: no attention)  # how it runs: written once, by engines.select, from the engine itself
 
     @property
     def kernel_path(self) -> str:
@@ -189,8 +195,35 @@ def name_warnings(model_id: str, family: str, shape: ArchShape) -> list[str]:
     return []
 
 
+@dataclass(frozen=True)
+class ParamCounts:
+    """How a module's parameters split, for the bounds (see ``param_counts``)."""
+
+    total: int
+    layer_weights: int
+    head: int
+    decode_read: int
+
+
+def param_counts(model) -> ParamCounts:
+    """Count from the module itself: the input embedding and the LM head (tied or not) apart from the
+    layers' weights (every parameter of two or more dimensions: matrices, conv filters, Mamba's A),
+    and what one decode step reads: everything but an untied input embedding, of which one row."""
+    params = list(dict.fromkeys(model.parameters()))  # a tied head is one Parameter
+    embedding = model.get_input_embeddings().weight
+    head_module = model.get_output_embeddings()
+    head = head_module.weight if head_module is not None else None
+    apart = [p for p in (embedding, head) if p is not None]
+    layers = sum(p.numel() for p in params if p.dim() >= 2 and all(p is not q for q in apart))
+    total = sum(p.numel() for p in params)
+    untied = head is not None and head is not embedding
+    read = total - (embedding.numel() - embedding.shape[-1] if untied else 0)
+    return ParamCounts(total, layers, head.numel() if head is not None else 0, read)
+
+
 def build_card(model_id: str, config, n_params: int, dtype: str, device: str, device_map: str,
-               random_weights: bool, notes: list[str] | None = None) -> ArchitectureCard:
+               random_weights: bool, notes: list[str] | None = None,
+               counts: ParamCounts | None = None) -> ArchitectureCard:
     """Assemble the card from the config and the facts of the load (dtype, device); the engine adds its path."""
     shape = ArchShape.from_config(config)
     elem_b = analytic.dtype_bytes(dtype)
@@ -203,4 +236,7 @@ def build_card(model_id: str, config, n_params: int, dtype: str, device: str, de
         weights="random (untrained)" if random_weights else "trained",
         max_positions=shape.max_positions, warnings=name_warnings(model_id, shape.family, shape),
         notes=list(notes or []),
+        layer_weight_params=counts.layer_weights if counts else 0, head_params=counts.head if counts else 0,
+        decode_read_params=counts.decode_read if counts else 0,
+        attn_width=shape.attn_width if shape.family != SSM else 0,
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from comparer.memory import is_cuda
-from comparer.models.arch import ArchitectureCard, build_card
+from comparer.models.arch import ArchitectureCard, build_card, param_counts
 from comparer.models.presets import ModelLoadError, ModelSpec
 from comparer.models.tokenizers import ByteTokenizer
 from comparer.paths import CONFIGS_DIR
@@ -180,9 +180,10 @@ def _load_hint(spec: ModelSpec, err: Exception) -> str:
 def _card_for(spec: ModelSpec, model, dtype: torch.dtype) -> ArchitectureCard:
     """What the model is; how it runs (``card.path``) is the engine's to say (engines.select)."""
     device_map = getattr(model, "hf_device_map", None)
-    return build_card(spec.model_id, model.config, sum(p.numel() for p in model.parameters()),
-                      str(dtype), str(model.device), json.dumps(device_map) if device_map else str(model.device),
-                      spec.random_weights, notes=training_notes(spec) + init_notes(spec, model.config))
+    counts = param_counts(model)
+    return build_card(spec.model_id, model.config, counts.total, str(dtype), str(model.device),
+                      json.dumps(device_map) if device_map else str(model.device), spec.random_weights,
+                      notes=training_notes(spec) + init_notes(spec, model.config), counts=counts)
 
 
 def init_notes(spec: ModelSpec, config) -> list[str]:

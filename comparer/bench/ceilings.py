@@ -1,0 +1,64 @@
+"""The device ceilings a bound divides by, and the provenance a record carries (commit, pins).
+
+Why a datasheet: a bound must be what no run can beat, and a measured matmul rate is only what one
+product reached (the committed Pythia-160M CPU record beat the old bound). Where the device is in
+the table, the TTFT bound uses its datasheet peak for the dtype (dense, no sparsity); elsewhere the
+measured rate, and the record says which (``matmul_rate_source``).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from comparer.paths import ROOT
+
+PINNED_PYTHON = "3.11"  # what CI and the development machine run (.ci/run)
+# dense tensor-core peaks from NVIDIA's datasheets (FLOP/s, no sparsity)
+DATASHEET_MATMUL_FLOPS = {
+    "NVIDIA H200": {"float16": 989.4e12, "bfloat16": 989.4e12, "float32": 66.9e12},
+    "NVIDIA H100 80GB HBM3": {"float16": 989.4e12, "bfloat16": 989.4e12, "float32": 66.9e12},
+}
+
+
+def matmul_peak(device_name: str, dtype: str, measured_flops_per_s: float) -> tuple[float, str]:
+    """(rate, where it came from) for the TTFT bound: the datasheet peak, never below the measurement."""
+    peak = DATASHEET_MATMUL_FLOPS.get(device_name, {}).get(dtype)
+    if peak is not None:
+        return max(peak, measured_flops_per_s), f"datasheet dense {dtype} peak of the {device_name}"
+    return measured_flops_per_s, "measured (best of the benchmark's matmul shapes; no datasheet entry)"
+
+
+def git_commit() -> str:
+    """The commit the run was made from, '+ changes' when the tree differs from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "not recorded (no git checkout)"
+    return head + (" + uncommitted changes" if dirty else "")
+
+
+def pins() -> dict[str, str]:
+    """name -> pinned version from requirements.txt (``name==version`` lines)."""
+    path = ROOT / "requirements.txt"
+    found = {}
+    for line in path.read_text().splitlines() if path.exists() else []:
+        match = re.match(r"^\s*([A-Za-z0-9_.-]+)==([^\s;#]+)", line)
+        if match:
+            found[match.group(1).lower()] = match.group(2)
+    return found
+
+
+def differing_pins(versions: dict[str, str | None]) -> dict[str, str]:
+    """The pins this run's versions differ from (torch's local '+cpu' / '+cu130' tag ignored), so a
+    record made on the GPU host (its own torch and Python) says it was not made with the pinned set."""
+    pinned = {**pins(), "python": PINNED_PYTHON}
+    differ = {}
+    for name, version in versions.items():
+        want = pinned.get(name)
+        if want and version and version.split("+")[0] != want.split("+")[0] and not version.startswith(want + "."):
+            differ[name] = f"pinned {want}, ran {version}"
+    return differ
