@@ -128,9 +128,22 @@ def to_schema_3(raw: dict) -> dict:
         env["matmul_rate_source"] = "measured on one 1024x1024 fp32 product (schema 2 and older)"
     env["git_commit"] = "not recorded (schema 2 and older)"
     env["pinned_versions"] = _pins_then(env)
-    models = [{**m, "card": _card_3(m["card"])} for m in raw["models"]]
+    models = [_split_memory_fixed({**m, "card": _card_3(m["card"])}) for m in raw["models"]]
     method = method_for(env["device_type"], warmup="one generation of 4 new tokens at the measured prompt")
     return {**raw, "environment": env, "models": models, "method": method, "schema_version": 3}
+
+
+def _split_memory_fixed(run: dict) -> dict:
+    """The two-GPU record summed allocated bytes over both GPUs but took reserved from cuda:0 alone
+    (67 GiB reserved beside 134 GiB allocated cannot be): that reserved figure is dropped, not guessed,
+    and the notes say which figure is which."""
+    if not any("peak allocated per GPU" in note for note in run["notes"]):
+        return run
+    points = [{**p, "peak_reserved_bytes": None} for p in run["points"]]
+    note = ("schema-3 migration: peak reserved removed (this run read it from cuda:0 only, while allocated is "
+            "the sum over both GPUs); baseline allocated is the sum over both GPUs read after each point "
+            "(the weights and the preallocated cache, which stay)")
+    return {**run, "points": points, "notes": [*run["notes"], note]}
 
 
 def _pins_then(env: dict) -> dict:

@@ -32,23 +32,30 @@ def _gpus() -> range:
 
 
 class PerGpuMemory:
-    """After each point: every GPU's peak into the notes, their sum into the point; then reset all
-    peaks (the benchmark resets only the engine's first GPU)."""
+    """After each point: every GPU's peak into the notes, their sums into the point (allocated and
+    reserved alike: the benchmark reads only the engine's first GPU, so reserved < allocated could
+    result); the baseline is what every GPU held before the point (read at the reset that preceded
+    it), not after. Then all peaks are reset and the next point's baseline read."""
 
     def __init__(self, notes: list[str]):
         self.notes = notes
+        self._reset()
+
+    def _reset(self) -> None:
         for i in _gpus():
             torch.cuda.reset_peak_memory_stats(i)
+        self.baseline_b = sum(torch.cuda.memory_allocated(i) for i in _gpus())
 
     def __call__(self, point: Point) -> None:
         peaks = {i: torch.cuda.max_memory_allocated(i) for i in _gpus()}
         if peaks and point.status == "ok":
             point.peak_allocated_bytes = sum(peaks.values())
-            point.baseline_allocated_bytes = sum(torch.cuda.memory_allocated(i) for i in _gpus())
+            point.peak_reserved_bytes = sum(torch.cuda.max_memory_reserved(i) for i in _gpus())
+            point.baseline_allocated_bytes = self.baseline_b
             self.notes.append(f"{point.context_tokens} tokens: peak allocated per GPU " + ", ".join(
-                f"cuda:{i} {b / 2**30:.2f} GiB" for i, b in peaks.items()) + " (the point's memory is their sum)")
-        for i in _gpus():
-            torch.cuda.reset_peak_memory_stats(i)
+                f"cuda:{i} {b / 2**30:.2f} GiB" for i, b in peaks.items()) + " (the point's allocated, reserved "
+                "and baseline figures are sums over the GPUs; the baseline is read before the point)")
+        self._reset()
 
 
 def main() -> None:

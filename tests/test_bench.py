@@ -189,3 +189,22 @@ def test_bandwidth_reads_in_units_that_do_not_round_to_zero():
 
     assert bandwidth_text(17.5e9) == "17.5 GB/s" and bandwidth_text(4.2e12) == "4.20 TB/s"
     assert "GB/s" in summary_table(BenchRecord.load(STORED / "cpu-small-auto.json"))
+
+
+def test_the_plot_says_where_a_fast_transformer_counts_its_preallocated_cache():
+    from comparer.bench.plots import preallocated_cache_models
+
+    fast = BenchRecord.load(STORED / "h200-paper-pythia-fast.json")
+    assert preallocated_cache_models([fast]) == ["EleutherAI/pythia-6.9b"]
+    assert preallocated_cache_models([BenchRecord.load(STORED / "h200-paper-random.json")]) == []
+    notes = [a.text for a in scaling_figure([fast]).layout.annotations]
+    assert any("KV cache preallocated" in text for text in notes)
+
+
+def test_every_dashed_bound_has_its_models_colour():
+    fig = scaling_figure([BenchRecord.load(STORED / "h200-paper-random.json")])
+    colours = {}
+    for trace in fig.data:
+        model = trace.legendgroup.split(" bound")[0].split(" (")[0]
+        colours.setdefault(model, set()).add(trace.line.color)
+    assert all(len(c) == 1 for c in colours.values()), colours

@@ -77,3 +77,22 @@ def test_the_h200_bound_uses_its_datasheet_peak_and_the_cpu_its_measured_rate():
     assert matmul_peak("NVIDIA H200", "float16", 7.5e14) == (989.4e12, "datasheet dense float16 peak of the NVIDIA H200")
     rate, source = matmul_peak("AMD EPYC (2 cores)", "float32", 1.4e11)
     assert rate == 1.4e11 and source.startswith("measured")
+
+
+@pytest.mark.parametrize("path", RECORDS, ids=lambda p: p.name)
+def test_reserved_memory_is_never_below_allocated_in_a_record(path):
+    """The allocator reserves what it allocates: a reserved peak below the allocated one means the two
+    were read from different GPUs (the two-GPU record before the fix)."""
+    for _, point in _points(BenchRecord.load(path)):
+        if point.peak_reserved_bytes is not None and point.peak_allocated_bytes is not None:
+            assert point.peak_reserved_bytes >= point.peak_allocated_bytes, point.context_tokens
+
+
+def test_every_record_says_how_it_was_made():
+    for path in RECORDS:
+        record = BenchRecord.load(path)
+        env = record.environment
+        assert env.matmul_rate_source and env.git_commit and record.method
+        assert ("synchronize" in record.method) == (env.device_type == "cuda"), path.name
+        if env.device_name == "NVIDIA H200":  # run on the lent host's own stack, not the pins
+            assert set(env.pinned_versions) == {"torch", "transformers", "python"}, path.name

@@ -38,6 +38,8 @@ def _error_text(err: Exception) -> str:
     return str(err)
 
 
+GRADIO_FIRST = ("less than minimum value", "greater than maximum value", "not in the list of choices",
+                "Could not preprocess input component", "not JSON compliant")
 HOSTILE = [
     dict(prompt=""), dict(prompt="   "), dict(prompt="\n\t\n"), dict(prompt="a\x00b"), dict(prompt="\x1b[31mred"),
     dict(prompt="ring\x07"), dict(prompt="c1 \x85 control"), dict(prompt="x" * 150_000), dict(prompt=None),
@@ -57,8 +59,14 @@ def test_hostile_input_gets_a_clear_error_and_the_server_keeps_serving(app, bad)
     with pytest.raises(Exception) as info:
         client.predict(**kwargs, api_name="/compare")
     message = _error_text(info.value)
-    assert len(message) > 15 and any(w in message.lower() for w in
-                                     ("prompt", "must", "value", "between", "choices", "true or false", "limit"))
+    field = next(iter(bad))
+    if field in message.lower():  # our validator: names the input that failed and says what it wants
+        assert any(w in message for w in ("must", "between", "limit", "empty", "remove it", "Choose one of")), message
+    else:  # Gradio's own component check ran first (API calls only; the UI cannot send these values): it
+        # names the bound or the choices but not the input (filed as an issue); NaN and inf do not leave
+        # gradio_client, which refuses to encode them
+        assert any(w in message for w in GRADIO_FIRST), message
+    assert "Traceback" not in message and "Exception" not in message
     assert app.comparer.service.active_runs() == 0
     assert client.predict("still serving?", max_new_tokens=2, api_name="/compare")[4]["left"]["status"] == "done"
 

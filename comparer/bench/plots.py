@@ -8,7 +8,7 @@ from plotly.subplots import make_subplots
 
 from comparer import analytic
 from comparer.bench.records import BenchRecord, ModelRun
-from comparer.models.arch import short_path
+from comparer.models.arch import FAST, short_path
 
 FIGURE_HEIGHT_PX = 520
 PANELS = ("decode tokens/s (batch 1)", "time to first token (s)", "each model's peak memory (GiB; bound = weights + cache)")
@@ -27,7 +27,23 @@ def scaling_figure(records: list[BenchRecord]) -> go.Figure:
     fig.update_yaxes(type="log", row=1, col=2)
     fig.update_layout(height=FIGURE_HEIGHT_PX, title=_title(records), legend=dict(orientation="h", y=-0.25),
                       margin=dict(t=90, b=120))
+    _note_preallocated(fig, records)
     return fig
+
+
+def preallocated_cache_models(records: list[BenchRecord]) -> list[str]:
+    """Models whose engine preallocates its KV cache for the longest context at load (comparer's fast
+    Transformer): their memory at a short context already holds the whole cache."""
+    return sorted({m.model_id for r in records for m in r.models
+                   if m.card["path"]["engine"] == FAST and m.card["kv_bytes_per_token"]})
+
+
+def _note_preallocated(fig: go.Figure, records: list[BenchRecord]) -> None:
+    names = preallocated_cache_models(records)
+    if names:
+        fig.add_annotation(text=f"{', '.join(names)}: KV cache preallocated at load, counted at every context",
+                           xref="x3 domain", yref="y3 domain", x=0.0, y=1.0, showarrow=False,
+                           xanchor="left", yanchor="top", font=dict(size=10))
 
 
 def _add_model(fig: go.Figure, record: BenchRecord, run: ModelRun, color: str) -> None:
