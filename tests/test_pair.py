@@ -126,9 +126,11 @@ def test_pane_stats_report_ttft_and_decode_rate_from_timestamps_and_name_the_mod
     run = PairRun(offline_pair, MAIA, GenerationSettings(max_new_tokens=16, fixed_length=True), mode=mode)
     for panes in run:
         pass
-    for pane in panes.values():
+    for side, pane in panes.items():
         s = pane.stats
-        assert s.tokens == 16 and s.ttft_s > 0 and s.decode_tok_per_s > 0 and s.memory_bytes > 0
+        assert s.tokens == 16 and s.ttft_s > 0 and s.decode_tok_per_s > 0
+        own_b = offline_pair[side].engine.weight_bytes()  # ~26 MiB each: the other model is not counted
+        assert own_b <= s.memory_bytes < own_b + 8 * 2**20, (side, s.memory_bytes, own_b)
         expected = 15 / (pane.token_times_s[-1] - pane.token_times_s[0])
         assert abs(s.decode_tok_per_s - expected) < 1e-6
         assert s.label == label
