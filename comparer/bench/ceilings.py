@@ -30,7 +30,13 @@ def matmul_peak(device_name: str, dtype: str, measured_flops_per_s: float) -> tu
 
 
 def git_commit() -> str:
-    """The commit the run was made from, '+ changes' when the tree differs from it."""
+    """The commit the run was made from, '+ changes' when the tree differs from it. COMPARER_GIT_COMMIT
+    overrides it where the checkout's git is not the tree's (the lent GPU host copies the working tree
+    onto an older base commit)."""
+    import os
+
+    if os.environ.get("COMPARER_GIT_COMMIT"):
+        return os.environ["COMPARER_GIT_COMMIT"]
     try:
         head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, capture_output=True,
                               text=True, timeout=10, check=True).stdout.strip()
