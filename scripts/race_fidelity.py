@@ -1,6 +1,6 @@
 """Does each pane show what its model does alone? Runs N comparisons through the app's pair code
 (``comparer.pair.PairRun``, consumed like the UI consumes it) in each race mode, and, in the same
-run, each model alone through ``comparer.measure.measure_point`` at the same prompt length, then
+run, each model alone through ``comparer.bench.measure.measure_point`` at the same prompt length, then
 writes a record (JSON) and prints the table of pane / alone ratios.
 
     python scripts/race_fidelity.py --preset offline --device cpu --out assets/benchmarks/records/race/cpu-race-fidelity.json
@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from comparer import measure  # noqa: E402
+from comparer.bench import measure  # noqa: E402
 from comparer.pair import PairRun, prompt_ids_for  # noqa: E402
 from comparer.pool import ModelPool  # noqa: E402
 from comparer.settings import GenerationSettings  # noqa: E402

@@ -72,3 +72,18 @@ def test_a_model_goes_on_one_gpu_when_it_fits_and_is_spread_by_accelerate_when_n
     assert choose_device_map("cuda:0", small, h200, None) == "cuda:0"
     assert choose_device_map("cuda", big, h200, None) == "auto"
     assert choose_device_map("cuda", small, h200, {0: "1GiB", 1: "1GiB"}) == "auto"
+
+
+def test_a_stored_card_comes_back_whole_new_or_old(real_mamba):
+    """The review store keeps cards as dicts; the reveal after a vote rebuilds them: a current card
+    (structured path) and one stored before it (only the text) both render their kernel path."""
+    from comparer.models.arch import ArchitectureCard
+    from comparer.ui.review import card_markdown_from_dict
+
+    card = load_model(ModelSpec("tiny", local_dir=str(real_mamba)), "cpu").card
+    back = ArchitectureCard.from_dict(card.to_dict())
+    assert back == card and back.kernel_path == card.kernel_path and back.engine == card.engine
+    old = {k: v for k, v in card.to_dict().items() if k not in ("path", "stored_kernel_path")}
+    old.update(kernel_path="reference PyTorch (sequential scan, no fused kernels)", engine="transformers generate")
+    assert "reference PyTorch (sequential scan" in card_markdown_from_dict(old)
+    assert card.kernel_path in card_markdown_from_dict(card.to_dict())

@@ -208,3 +208,28 @@ def test_every_dashed_bound_has_its_models_colour():
         model = trace.legendgroup.split(" bound")[0].split(" (")[0]
         colours.setdefault(model, set()).add(trace.line.color)
     assert all(len(c) == 1 for c in colours.values()), colours
+
+
+def test_a_preset_sweep_frees_each_model_before_loading_the_next(monkeypatch):
+    """run_bench measures one model at a time: by the time the second is loaded, the first is gone."""
+    import gc
+    import weakref
+
+    from comparer.bench import run as bench_run
+
+    alive = []
+
+    def fake_load(spec, device, engine, max_context_tokens):
+        gc.collect()
+        alive.append(sum(r() is not None for r in refs))
+        model = LoadedModel(spec, OomAtLongContext(limit=10**9), None, 0.0)
+        refs.append(weakref.ref(model))
+        return model
+
+    refs = []
+    monkeypatch.setattr(bench_run, "load_model", fake_load)
+    monkeypatch.setattr(bench_run, "environment", lambda device, dtype: None)
+    monkeypatch.setattr(bench_run, "method_for", lambda device_type: "")
+    monkeypatch.setattr(bench_run, "new_record", lambda *a: BenchRecord("small", "w", None, {"contexts": [8]}))
+    bench_run.run_bench("small", [8], 3, 1, random_weights=True, device="cpu")
+    assert alive == [0, 0]

@@ -2,7 +2,6 @@
 are the module's own (issue 21)."""
 
 import pytest
-import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM, MambaConfig, MambaForCausalLM
 
 from comparer import analytic

@@ -169,3 +169,19 @@ def test_a_run_cut_by_the_time_limit_is_stopped_with_a_warning_not_done(offline_
         assert pane.status == "stopped" and "time limit" in pane.warning
     *_, stats = pane_outputs(panes)
     assert "time limit" in stats["left"]["warning"]
+
+
+def test_the_stored_status_comes_from_the_panes_not_their_wording():
+    """A run cut while both panes were still measuring (shared mode) is stored 'stopped', not 'done';
+    the time limit is read from the pane's flag."""
+    from comparer.pair import PaneState
+    from comparer.ui.panes import stored_result
+
+    def panes(*states):
+        return {side: PaneState(side, side, status=status, time_limited=limited)
+                for side, (status, limited) in zip(("left", "right"), states)}
+
+    assert stored_result(panes(("measuring", False), ("measuring", False))).status == "stopped"
+    assert stored_result(panes(("done", False), ("done", False))).status == "done"
+    assert stored_result(panes(("stopped", True), ("done", False))).status == "stopped: time limit"
+    assert stored_result(panes(("error", False), ("done", False))).status == "error"

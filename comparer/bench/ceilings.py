@@ -21,6 +21,20 @@ DATASHEET_MATMUL_FLOPS = {
 }
 
 
+# HBM bandwidth from NVIDIA's datasheets (bytes/s): the decode bound's ceiling, since a measured copy
+# rate is only what one kernel reached (the fast Pythia decodes at 0.93 of the H200's measured 4.2 TB/s)
+DATASHEET_BANDWIDTH = {"NVIDIA H200": 4.8e12, "NVIDIA H100 80GB HBM3": 3.35e12}
+
+
+def bandwidth_peak(device_name: str, measured_bytes_per_s: float | None) -> tuple[float | None, str]:
+    """(bytes/s, where it came from) for the decode bound: the datasheet where known, never below the
+    measurement; elsewhere the measured copy rate."""
+    peak = DATASHEET_BANDWIDTH.get(device_name)
+    if peak is not None:
+        return max(peak, measured_bytes_per_s or 0), f"datasheet HBM bandwidth of the {device_name}"
+    return measured_bytes_per_s, "measured copy rate (no datasheet entry)"
+
+
 def matmul_peak(device_name: str, dtype: str, measured_flops_per_s: float) -> tuple[float, str]:
     """(rate, where it came from) for the TTFT bound: the datasheet peak, never below the measurement."""
     peak = DATASHEET_MATMUL_FLOPS.get(device_name, {}).get(dtype)

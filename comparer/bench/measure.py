@@ -125,7 +125,7 @@ def environment(device: str, dtype: torch.dtype = torch.float16) -> Environment:
     """Versions (and the pins they differ from), the commit, and the ceilings the plots' bounds use."""
     on_cuda = memory.is_cuda(device)
     name = torch.cuda.get_device_name(device) if on_cuda else _cpu_name()
-    measured = measure_matmul_rate(device)
+    measured = measure_matmul_rate(device, dtype)
     peak, source = ceilings.matmul_peak(name, str(dtype).replace("torch.", ""), measured)
     versions = {"torch": torch.__version__, "transformers": _version("transformers"), "python": python_version()}
     return Environment(
@@ -148,11 +148,11 @@ def measure_bandwidth(device: str, n_bytes: int | None = None, repeats: int = 10
     return 2 * n_bytes / _median_time(lambda: dst.copy_(src), device, repeats)
 
 
-def measure_matmul_rate(device: str, repeats: int = 5) -> float:
+def measure_matmul_rate(device: str, dtype: torch.dtype | None = None, repeats: int = 5) -> float:
     """Sustained dense matmul FLOP/s in the benchmark's dtype, the best of a square product and one of a
     prefill's shapes (2,048 tokens x 1,024 -> 4,096, an MLP's up-projection) so the rate is not one that
     the real shapes beat."""
-    dtype = torch.float16 if memory.is_cuda(device) else torch.float32
+    dtype = dtype or (torch.float16 if memory.is_cuda(device) else torch.float32)
     shapes = [(8192, 8192, 8192)] if memory.is_cuda(device) else [(1024, 1024, 1024), (2048, 1024, 4096)]
     rates = []
     for m, k, n in shapes:

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from comparer import analytic
+from comparer.bench.ceilings import bandwidth_peak
 from comparer.bench.records import BenchRecord, ModelRun
 from comparer.models.arch import FAST, short_path
 
@@ -66,7 +67,8 @@ def _add_model(fig: go.Figure, record: BenchRecord, run: ModelRun, color: str) -
 
 def decode_bound(record: BenchRecord, card: dict, context_tokens: int) -> float | None:
     """The decode tok/s no run of this model can beat on the record's device (None: no bandwidth)."""
-    bandwidth = record.environment.measured_bandwidth_bytes_per_s
+    env = record.environment
+    bandwidth, _ = bandwidth_peak(env.device_name, env.measured_bandwidth_bytes_per_s)
     if not bandwidth:
         return None
     read_b = card["decode_read_params"] * analytic.dtype_bytes(card["dtype"])

@@ -59,6 +59,7 @@ def measure_models(record: BenchRecord, models: Iterable[LoadedModel], n_models:
     for model in models:
         record.models.append(sweep(model, contexts, new_tokens, repeats, counter.for_model(model.spec.model_id),
                                    until=until, stop=stop))
+        del model  # the last reference here: a generator of models can free it before loading the next
     return record
 
 

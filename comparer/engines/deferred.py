@@ -49,8 +49,8 @@ class DeferredEngine(Engine):
         """The built engine's path in this process; before that, a path that says it is not built yet."""
         if self.is_built():
             return self._built.describe()
-        pending = f"built in the GPU task (engine '{self._choice}')"
-        return KernelPath(pending, "chosen in the GPU task", pending, pending)
+        pending = f"built in the GPU task with engine '{self._choice}'"
+        return KernelPath("", pending, "in the GPU task", "in the GPU task")
 
     def is_built(self) -> bool:
         return self._built is not None and self._pid == os.getpid()

@@ -305,4 +305,4 @@ class TransformerFastEngine(StepEngine):
         return KernelPath(FAST, "Triton" if self.use_triton else "PyTorch",
                           f"SDPA causal into a preallocated KV cache of {self.max_context_tokens} tokens", decode,
                           cuda_graph=bool(self.graphs), devices=devices,
-                          capture_s=self.capture_s if self.graphs else None)
+                          capture_s=self.capture_s if self.graphs else None, graphs=len(self.graphs))

@@ -118,8 +118,11 @@ class KernelPath:
     compile_s: float | None = None
     capture_s: float | None = None
     compiled: str = ""
+    graphs: int = 1  # decode graphs captured (one per cache bucket for the fast Transformer)
 
     def describe(self) -> str:
+        if not self.engine:  # not built yet (ZeroGPU: built in the GPU task): ``kernels`` says so
+            return self.kernels
         devices = f", layers on {self.devices} devices" if self.devices > 1 else ""
         return f"{self.engine} ({self.kernels}{devices}): prefill {self.prefill}; decode {self.decode}"
 
@@ -129,7 +132,8 @@ class KernelPath:
         if self.compile_s is not None:
             notes.append(f"{self.compiled or 'kernels'} compiled or loaded from cache at load in {self.compile_s:.1f} s")
         if self.capture_s:
-            notes.append(f"decode graphs captured at load in {self.capture_s:.2f} s")
+            what = f"{self.graphs} decode graphs (kernels compiled)" if self.graphs > 1 else "decode graph"
+            notes.append(f"{what} captured at load in {self.capture_s:.2f} s")
         return notes
 
 
@@ -161,17 +165,20 @@ class ArchitectureCard:
     max_positions: int | None = None
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    path: KernelPath | None = None  # how it runs: written once, by engines.select, from the engine itself
+    path: KernelPath | None = None  # how it runs: what the engine describes (engines.select, deferred)
     # what the analytic bounds count (analytic.py): weights of the repeated blocks (matrices and conv
     # filters, embeddings and head excluded), the LM head, and the parameters a decode step reads
     layer_weight_params: int = 0
     head_params: int = 0
     decode_read_params: int = 0
-    attn_width: int = 0  # query heads x head dim (0: no attention)  # how it runs: written once, by engines.select, from the engine itself
+    attn_width: int = 0  # query heads x head dim (0: no attention)
+    stored_kernel_path: str = ""  # a card stored before the path was structured: its text alone
 
     @property
     def kernel_path(self) -> str:
-        return self.path.describe() if self.path else "not built yet"
+        if self.path:
+            return self.path.describe()
+        return self.stored_kernel_path or "not built yet"
 
     @property
     def engine(self) -> str:
@@ -180,7 +187,18 @@ class ArchitectureCard:
 
     def to_dict(self) -> dict:
         """What a record stores: the fields, the structured path, and its text for people and CSV."""
-        return {**asdict(self), "kernel_path": self.kernel_path}
+        return {**asdict(self), "kernel_path": self.kernel_path, "engine": self.engine}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "ArchitectureCard":
+        """A stored card back (review store, records): the derived texts dropped, the path rebuilt; a card
+        stored before the path was structured keeps its text (``stored_kernel_path``)."""
+        fields = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
+        if isinstance(fields.get("path"), dict):
+            fields["path"] = KernelPath(**fields["path"])
+        elif raw.get("kernel_path"):
+            fields["stored_kernel_path"] = raw["kernel_path"]
+        return cls(**fields)
 
 
 def name_warnings(model_id: str, family: str, shape: ArchShape) -> list[str]:

@@ -61,7 +61,7 @@ def _status(panes: list[PaneState]) -> str:
         return "error"
     if any(pane.time_limited for pane in panes):
         return "stopped: time limit"
-    return "stopped" if statuses & {"stopped", "generating", "waiting"} else "done"
+    return "stopped" if statuses & {"stopped", "generating", "measuring", "waiting"} else "done"
 
 
 def notice(pane: PaneState, blind: bool) -> str | None:

@@ -157,7 +157,7 @@ def hide_unvoted_blind(item: dict) -> dict:
 def card_markdown_from_dict(card: dict | None) -> str:
     from comparer.models.arch import ArchitectureCard
 
-    return card_markdown(ArchitectureCard(**card)) if card else ""
+    return card_markdown(ArchitectureCard.from_dict(card)) if card else ""
 
 
 def vote_panel() -> dict:
