@@ -11,10 +11,10 @@ and the benchmark records. The rules it follows are checked by tests/test_space.
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 from pathlib import Path
 
+from comparer.bench.ceilings import pins
 from comparer.paths import ROOT
 
 SPACE_PYTHON = "3.12"  # ZeroGPU: 3.12.12 or 3.10.13
@@ -26,16 +26,6 @@ SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
 # the Space installs gradio from sdk_version and has spaces preinstalled (ZeroGPU)
 NOT_IN_SPACE = {"torch", "gradio", "ninja", "pytest"}  # ninja: the CPU scan only; pytest: tests
 DEFAULT_PRESETS = "paper,small,offline"  # what a ZeroGPU Space offers: the headline pair first
-
-
-def pins(path: Path = ROOT / "requirements.txt") -> dict[str, str]:
-    """name -> version of every ``name==version`` line (comments and options ignored)."""
-    found = {}
-    for line in path.read_text().splitlines():
-        match = re.match(r"^\s*([A-Za-z0-9_.\-\[\]]+)==([^\s;#]+)", line)
-        if match:
-            found[match.group(1).lower()] = match.group(2)
-    return found
 
 
 def front_matter(gradio_version: str, presets: str) -> str:

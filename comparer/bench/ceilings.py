@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 
 from comparer.paths import ROOT
 
@@ -61,12 +62,12 @@ def git_commit() -> str:
     return head + (" + uncommitted changes" if dirty else "")
 
 
-def pins() -> dict[str, str]:
-    """name -> pinned version from requirements.txt (``name==version`` lines)."""
-    path = ROOT / "requirements.txt"
+def pins(path: Path = ROOT / "requirements.txt") -> dict[str, str]:
+    """name -> version of every ``name==version`` line (comments and options ignored); also what the
+    Space's requirements are written from (space.py)."""
     found = {}
     for line in path.read_text().splitlines() if path.exists() else []:
-        match = re.match(r"^\s*([A-Za-z0-9_.-]+)==([^\s;#]+)", line)
+        match = re.match(r"^\s*([A-Za-z0-9_.\-\[\]]+)==([^\s;#]+)", line)
         if match:
             found[match.group(1).lower()] = match.group(2)
     return found

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from comparer.engines.graphs import capture
-from comparer.engines.mamba_ops import KernelOps, final_norm
+from comparer.engines.mamba_ops import final_norm
 from comparer.engines.stepping import StepEngine
 from comparer.memory import tensor_bytes
 from comparer.models.arch import FAST, ArchitectureCard, KernelPath
@@ -152,7 +152,7 @@ class MambaFastEngine(StepEngine):
     def describe(self) -> KernelPath:
         ops = self.ops
         norm = ", fused add+RMSNorm" if ops.fused_norm else ""
-        decode = "mamba-ssm state update + causal-conv1d step" if isinstance(ops, KernelOps) else "PyTorch step"
+        decode = ops.step_name
         if ops.fused_decode:
             from comparer.kernels import mamba_decode
 

@@ -29,6 +29,7 @@ class TorchOps:
     name = "PyTorch blocked scan"
     fused_norm = False
     fused_decode = False  # the decode step through comparer's Triton kernels (FusedDecodeMixin)
+    step_name = "PyTorch step"  # what the decode step runs when it is not fused
     compiled_what = ""  # what prepare() compiles, for the card; compile_s: how long it took
     compile_s: float | None = None
     # in_proj as W @ x^T gives the channel-major rows the conv and scan read, without the transposed
@@ -208,6 +209,7 @@ class KernelOps(FusedDecodeMixin, TorchOps):
     update with ``fused_decode=False``. (TritonOps below needs neither package.)"""
 
     name = "mamba-ssm + causal-conv1d kernels"
+    step_name = "mamba-ssm state update + causal-conv1d step"
     # W @ x^T here too: Mamba-2.8B's 32K prefill 0.98 -> 0.86 s and 0.08 GiB less peak on the H200
     # (assets/benchmarks/logs/h200-mamba-prefill-tuning.txt)
     channel_major_in_proj = True
