@@ -84,6 +84,8 @@ def migrate(raw: dict) -> dict:
             raw = {**raw, "schema_version": 2}
         if raw["schema_version"] == 2:
             raw = to_schema_3(raw)
+        if raw["schema_version"] == 3:
+            raw = to_schema_4(raw)
         return raw
     return {**raw, "cards": {side: migrated_card(c) for side, c in raw["cards"].items()}}  # a race record
 
@@ -151,6 +153,59 @@ def _pins_then(env: dict) -> dict:
 
     return differing_pins({"torch": env["torch_version"], "transformers": env["transformers_version"],
                            "python": env["python_version"]})
+
+
+# ---- 3 -> 4 -----------------------------------------------------------------------------------
+# Every memory figure counts only its model. On CUDA the stored device-wide figures are re-read per run:
+# where the run's baseline minus its own weights is smaller than any other model's weights, that model
+# was alone on the device and the device peak is its own; where an earlier run's model was still
+# resident (the schema-3 pair record), that run's baseline (its resident bytes, constant over its points)
+# is subtracted. Anything else stops the migration. CPU records held process RSS only: no figure of the
+# model alone can be derived from them, so they are left without one (and were re-measured).
+def to_schema_4(raw: dict) -> dict:
+    from comparer.bench.records import memory_counts
+
+    device_type = raw["environment"]["device_type"]
+    models, earlier = [], []
+    for run in raw["models"]:
+        run = {**run, "resident_bytes": None, "weight_bytes": None}
+        if device_type == "cuda":
+            run = _own_cuda_peaks(run, earlier, raw["models"])
+            earlier.append(run)
+        else:
+            run = {**run, "points": [{**p, "model_peak_bytes": None} for p in run["points"]]}
+        models.append(run)
+    return {**raw, "models": models, "memory_counts": memory_counts(device_type), "schema_version": 4}
+
+
+def _param_bytes(run: dict) -> int:
+    from comparer import analytic
+
+    return run["card"]["n_params"] * analytic.dtype_bytes(run["card"]["dtype"])
+
+
+def _own_cuda_peaks(run: dict, earlier: list[dict], runs: list[dict]) -> dict:
+    others_b = [_param_bytes(r) for r in runs if r is not run and r["model_id"] != run["model_id"]]
+    resident_before = sum(max(p["baseline_allocated_bytes"] or 0 for p in r["points"]) for r in earlier)
+    points = []
+    for p in run["points"]:
+        if p["status"] != "ok":
+            points.append(p)
+            continue
+        extra_b = p["baseline_allocated_bytes"] - _param_bytes(run)
+        if not others_b or extra_b < min(others_b):
+            own = p["peak_allocated_bytes"]  # alone on the device
+        elif earlier and p["baseline_allocated_bytes"] - resident_before >= _param_bytes(run):
+            own = p["peak_allocated_bytes"] - resident_before  # an earlier model still resident
+        else:
+            raise SystemExit(f"{run['model_id']} @ {p['context_tokens']}: cannot tell its own memory")
+        points.append({**p, "model_peak_bytes": own})
+    notes = run["notes"]
+    if earlier and others_b and any(p.get("model_peak_bytes") for p in run["points"]):
+        notes = [*notes, "schema-4 migration: model_peak_bytes is now the device peak minus the earlier "
+                 f"model's resident bytes ({resident_before / 2**30:.2f} GiB, its baseline before its own "
+                 "points), so it counts this model's CUDA-graph pools too (it counted its tensors only)"]
+    return {**run, "points": points, "notes": notes}
 
 
 def main() -> None:

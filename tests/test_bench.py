@@ -107,7 +107,8 @@ def test_plots_build_from_every_stored_record_without_a_gpu(name):
     assert fig.layout.height == FIGURE_HEIGHT_PX
     measured = [t for t in fig.data if t.mode == "lines+markers"]
     assert len(measured) == 3 * len(record.models)
-    assert "weights random" in fig.layout.title.text and record.environment.device_name in fig.layout.title.text
+    assert f"weights {record.weights}" in fig.layout.title.text.replace("<br>", " ")
+    assert record.environment.device_name in fig.layout.title.text
     assert len(to_csv(record).splitlines()) == 1 + sum(len(m.points) for m in record.models)
     assert record.models[0].card["kernel_path"] in summary_table(record)
 
@@ -205,9 +206,11 @@ def test_every_dashed_bound_has_its_models_colour():
     fig = scaling_figure([BenchRecord.load(STORED / "h200-paper-random.json")])
     colours = {}
     for trace in fig.data:
-        model = trace.legendgroup.split(" bound")[0].split(" (")[0]
-        colours.setdefault(model, set()).add(trace.line.color)
+        if trace.meta.get("model"):
+            colours.setdefault(trace.meta["model"], set()).add(trace.line.color)
     assert all(len(c) == 1 for c in colours.values()), colours
+    bounds = [t for t in fig.data if t.meta.get("kind") == "bound"]
+    assert bounds and all(t.line.dash == "dash" for t in bounds)
 
 
 def test_a_preset_sweep_frees_each_model_before_loading_the_next(monkeypatch):
@@ -233,3 +236,50 @@ def test_a_preset_sweep_frees_each_model_before_loading_the_next(monkeypatch):
     monkeypatch.setattr(bench_run, "new_record", lambda *a: BenchRecord("small", "w", None, {"contexts": [8]}))
     bench_run.run_bench("small", [8], 3, 1, random_weights=True, device="cpu")
     assert alive == [0, 0]
+
+
+def test_a_sweep_record_says_what_each_memory_figure_counts(tmp_path):
+    """Each memory field of a point is named in the record for its device, and every ok point carries
+    the model's own figure (what the plots and tables show), at least its weights."""
+    record = run_bench("offline", [8, 32], new_tokens=4, repeats=1, random_weights=False, device="cpu")
+    assert set(record.memory_counts) == {"model_peak_bytes", "peak_rss_bytes"}
+    assert "this model only" in record.memory_counts["model_peak_bytes"]
+    assert "whole process" in record.memory_counts["peak_rss_bytes"]
+    for run in record.models:
+        assert run.weight_bytes > 0 and run.resident_bytes is None  # CPU: its tensors are counted
+        for p in run.points:
+            assert run.weight_bytes <= p.model_peak_bytes < p.peak_rss_bytes
+
+
+def _param_bytes(card: dict) -> int:
+    from comparer import analytic
+    return card["n_params"] * analytic.dtype_bytes(card["dtype"])
+
+
+@pytest.mark.parametrize("path", sorted(STORED.glob("*.json")), ids=lambda p: p.name)
+def test_every_committed_memory_figure_is_the_models_own(path):
+    """No point of a committed record shows a device total or a process RSS as a model's memory: each
+    ok point has model_peak_bytes, at least the model's weights and (on CUDA) at most the device peak,
+    and the record names what it counts."""
+    record = BenchRecord.load(path)
+    assert "this model only" in record.memory_counts["model_peak_bytes"]
+    for run in record.models:
+        for p in run.points:
+            if p.status != "ok":
+                continue
+            assert p.model_peak_bytes is not None, (run.model_id, p.context_tokens)
+            assert p.model_peak_bytes >= 0.99 * _param_bytes(run.card), (run.model_id, p.context_tokens)
+            if record.environment.device_type == "cuda":
+                assert p.model_peak_bytes <= p.peak_allocated_bytes, (run.model_id, p.context_tokens)
+            else:
+                assert p.model_peak_bytes < p.peak_rss_bytes, (run.model_id, p.context_tokens)
+
+
+def test_the_pair_record_measured_beside_mamba_shows_pythia_without_mamba():
+    """h200-paper-fast-schema3: Pythia ran while Mamba-2.8B (5.3 GiB) was still allocated; its figure
+    is the device peak minus Mamba's resident bytes, not the device peak."""
+    record = BenchRecord.load(STORED / "h200-paper-fast-schema3.json")
+    mamba, pythia = record.models
+    mamba_resident = mamba.points[0].baseline_allocated_bytes
+    for p in pythia.points:
+        assert p.model_peak_bytes == p.peak_allocated_bytes - mamba_resident

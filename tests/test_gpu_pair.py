@@ -74,3 +74,20 @@ def test_pane_memory_on_cuda_is_the_models_own_tensors_and_prefill_peak():
         assert stats.weights_bytes >= own and stats.cache_bytes == model.engine.cache_bytes() > 0
         assert stats.workspace_bytes is not None and stats.workspace_bytes > 0
         assert "prefill peak, measured" in stats.memory_kind
+
+
+def test_each_models_resident_bytes_are_its_own_and_add_up_to_the_device():
+    """Both models loaded, as in the app's live sweep: each one's resident bytes (allocated while it
+    loaded) hold at least its weights, the two add up to what the device holds, and a point measured
+    beside the other model counts the same memory as that model alone would (not the device total)."""
+    from comparer.bench.measure import measure_point, random_prompt_ids
+
+    models = _pair("small")
+    held_b = torch.cuda.memory_allocated()
+    for model in models.values():
+        assert model.resident_bytes >= model.engine.weight_bytes() + (model.engine.cache_bytes() or 0)
+    assert abs(sum(m.resident_bytes for m in models.values()) - held_b) < 64 * 2**20
+    left, right = models["left"], models["right"]
+    prompt = random_prompt_ids(left.engine.vocab_size(), 512)
+    point = measure_point(left.engine, prompt, 16, 1, own_before_b=left.own_bytes())
+    assert left.resident_bytes <= point.model_peak_bytes < point.peak_allocated_bytes - right.resident_bytes / 2

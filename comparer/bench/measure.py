@@ -6,10 +6,11 @@ fixed-length generation ((n - 1) tokens over the span from the first to the last
 early EOS cannot flatter it. A warm-up run per point is excluded (allocator growth, kernel
 autotuning, lazy init). The device is synchronised before every timer starts, and the engine's
 token timestamps are taken after ``.tolist()``, which waits for the device. Peak memory is reset
-per point. Each point's ``model_peak_bytes`` counts only that model: its weights and caches before the
-point plus the peak growth above what the device held then (another loaded model and, on the CPU, the
-rest of the process are not counted; on the CPU, memory the process already held and reused is not seen,
-so it is a lower bound there). An out-of-memory error is recorded and the sweep goes on.
+per point. Each point's ``model_peak_bytes`` counts only that model: what it holds between generations
+(CUDA: the bytes torch allocated while it loaded and kept, graph pools included; CPU: its tensors) plus
+the peak growth during the point above what the device held before it (CUDA: allocated bytes; CPU:
+process RSS), so another loaded model and the rest of the process are not counted (records.memory_counts
+says this in each record). An out-of-memory error is recorded and the sweep goes on.
 """
 
 from __future__ import annotations
@@ -39,14 +40,16 @@ def random_prompt_ids(vocab_size: int, context_tokens: int, seed: int = 0) -> li
 
 
 def measure_point(engine: Engine, prompt_ids: list[int], new_tokens: int, repeats: int,
-                  stop: threading.Event | None = None) -> Point | None:
+                  stop: threading.Event | None = None, own_before_b: int | None = None) -> Point | None:
     """TTFT and decode rate of one model at one context, alone on the device; None once ``stop`` is set
-    (the generation in flight ends at its next token, the point is not kept)."""
+    (the generation in flight ends at its next token, the point is not kept). ``own_before_b``: what this
+    model holds between generations (LoadedModel.own_bytes); by default the engine's own tensors."""
     context = len(prompt_ids)
+    if own_before_b is None:
+        own_before_b = (engine.weight_bytes() or 0) + (engine.cache_bytes() or 0)
     try:
         _sync(engine.device)
         before_b = memory.current_bytes(engine.device)  # every loaded model's weights, the other's too
-        own_before_b = (engine.weight_bytes() or 0) + (engine.cache_bytes() or 0)
         memory.reset_peak(engine.device)
         # warm-up at the measured length, excluded: a shorter one left the first decode repeat the slowest
         # (Pythia-6.9B eager on the H200: 16.9 then 58.6, 59.0 tok/s after a 4-token warm-up)
@@ -106,19 +109,26 @@ def sweep(model: LoadedModel, contexts: list[int], new_tokens: int, repeats: int
     ``stop``: ends it at once, within the generation in flight."""
     vocab = model.engine.vocab_size()
     t0_s = time.perf_counter()
-    _generate(model.engine, random_prompt_ids(vocab, min(contexts), seed=1), WARMUP_NEW_TOKENS)
-    _sync(model.engine.device)
-    run = ModelRun(model.spec.model_id, model.card.to_dict(), model.load_s, time.perf_counter() - t0_s)
+    _first_warmup(model, random_prompt_ids(vocab, min(contexts), seed=1))
+    run = ModelRun(model.spec.model_id, model.card.to_dict(), model.load_s, time.perf_counter() - t0_s,
+                   resident_bytes=model.resident_bytes, weight_bytes=model.engine.weight_bytes())
     for context in contexts:
         if until is not None and until():
             break
-        point = measure_point(model.engine, random_prompt_ids(vocab, context), new_tokens, repeats, stop)
+        point = measure_point(model.engine, random_prompt_ids(vocab, context), new_tokens, repeats, stop,
+                              own_before_b=model.own_bytes())
         if point is None:
             break
         run.points.append(point)
         if on_point is not None:
             on_point(point)
     return run
+
+
+def _first_warmup(model: LoadedModel, prompt_ids: list[int]) -> None:
+    """Lazy init, compilation, an engine built on first use: what it keeps is this model's too."""
+    model.keeping(lambda: _generate(model.engine, prompt_ids, WARMUP_NEW_TOKENS))
+    _sync(model.engine.device)
 
 
 def environment(device: str, dtype: torch.dtype = torch.float16) -> Environment:

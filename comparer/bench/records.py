@@ -17,7 +17,9 @@ from pathlib import Path
 # 3: cards count what the bounds need (layer weights, head, decode-read parameters, attention width);
 #    the environment holds the TTFT bound's rate and where it came from, the git commit and the pins;
 #    the method says what was done on that device. scripts/migrate_records.py brought older ones over.
-SCHEMA_VERSION = 3
+# 4: every point's model_peak_bytes counts only that model, and memory_counts says what each memory
+#    figure counts on that device; runs keep the model's resident and weight bytes.
+SCHEMA_VERSION = 4
 
 
 @dataclass
@@ -59,8 +61,8 @@ class Point:
     peak_rss_bytes: int | None = None
     baseline_allocated_bytes: int | None = None
     error: str | None = None
-    # this model's own memory: its weights plus the peak growth above what the device (CUDA: allocated
-    # bytes; CPU: process RSS) held before the point, so another loaded model is not counted
+    # this model's own memory (the figure the plots and tables show): what it holds between generations
+    # plus the peak growth during the point, so another loaded model is not counted (memory_counts)
     model_peak_bytes: int | None = None
 
 
@@ -72,6 +74,8 @@ class ModelRun:
     warmup_s: float
     points: list[Point] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    resident_bytes: int | None = None  # CUDA: allocated while it loaded and kept (LoadedModel.resident_bytes)
+    weight_bytes: int | None = None  # the tensors it computes with (Engine.weight_bytes), dtype included
 
 
 @dataclass
@@ -104,6 +108,7 @@ class BenchRecord:
     settings: dict
     models: list[ModelRun] = field(default_factory=list)
     method: str = ""  # what was done, true for the device (method_for)
+    memory_counts: dict = field(default_factory=dict)  # field -> what it counts there (memory_counts)
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     schema_version: int = SCHEMA_VERSION
 
@@ -134,6 +139,21 @@ def method_for(device_type: str, warmup: str = "one generation at the measured l
     return (f"each model measured alone; warm-up excluded per point ({warmup}); {timers}; TTFT = generate 1 "
             "token; decode tok/s = (n-1)/(t_last - t_first) of a fixed-length generation (min = max new "
             "tokens); median, p10, p90 over repeats")
+
+
+def memory_counts(device_type: str) -> dict:
+    """What each memory field of a point counts on this device, stored in the record beside them."""
+    if device_type == "cuda":
+        return {"model_peak_bytes": "this model only: the bytes torch allocated while it loaded and kept "
+                                    "(weights, derived tensors, state or preallocated KV cache, CUDA-graph "
+                                    "pools) plus the peak growth of allocated bytes during the point",
+                "peak_allocated_bytes": "device-wide: every tensor torch had allocated on the device",
+                "peak_reserved_bytes": "device-wide: what torch's caching allocator held from the driver",
+                "baseline_allocated_bytes": "device-wide allocated bytes before the point"}
+    return {"model_peak_bytes": "this model only: its tensors (weights, derived tensors, state or cache) plus "
+                                "the growth of the process's resident set during the point (a lower bound: "
+                                "memory the process had freed and reused is not seen)",
+            "peak_rss_bytes": "the whole process's resident set (Python, torch, every loaded model)"}
 
 
 def _point(raw: dict) -> Point:

@@ -11,7 +11,7 @@ import threading
 from typing import Callable, Iterable, Iterator
 
 from comparer.bench.measure import environment, sweep
-from comparer.bench.records import BenchRecord, Point, method_for
+from comparer.bench.records import BenchRecord, Point, memory_counts, method_for
 from comparer.engines.loaded import LoadedModel, load_model
 from comparer.models.loading import default_device, default_dtype
 from comparer.models.presets import ModelSpec, Preset, get_preset
@@ -27,7 +27,7 @@ def new_record(preset_name: str, weights: str, device: str, contexts: list[int],
     return BenchRecord(preset_name, weights, env,
                        dict(contexts=contexts, new_tokens=new_tokens, repeats=repeats,
                             dtype=str(default_dtype(device)).replace("torch.", ""), device=device),
-                       method=method_for(env.device_type))
+                       method=method_for(env.device_type), memory_counts=memory_counts(env.device_type))
 
 
 def weights_label(preset: Preset, random_weights: bool) -> str:
@@ -101,7 +101,7 @@ def summary_table(record: BenchRecord) -> str:
         for p in run.points:
             ttft = f"{p.ttft_s.median:.4f}" if p.ttft_s else "-"
             tps = f"{p.decode_tok_per_s.median:.1f}" if p.decode_tok_per_s else "-"
-            peak = p.model_peak_bytes or p.peak_allocated_bytes or p.peak_rss_bytes
+            peak = p.model_peak_bytes
             peak_s = f"{peak / 2**30:.2f}" if peak else "-"
             lines.append(f"{run.model_id:38} {p.context_tokens:>7} {p.status:>6} {ttft:>9} {tps:>8} {peak_s:>9}"
                          f"  {run.card['kernel_path']}")

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
+from comparer import memory
 from comparer.engines.base import Engine
 from comparer.models.arch import ArchitectureCard
 from comparer.models.loading import default_device, default_dtype, load_module
@@ -31,6 +33,29 @@ class LoadedModel:
     load_s: float
     notes: list[str] = field(default_factory=list)
     pace: Pace | None = None  # its last measured pace alone on this device (orders the fair race)
+    # CUDA: what torch allocated while this model loaded (weights, derived tensors, state or preallocated
+    # cache, CUDA-graph pools) and kept; None on the CPU and for split models, where the engine's own
+    # tensors (Engine.weight_bytes + cache_bytes) are counted instead
+    resident_bytes: int | None = None
+
+    def keeping(self, step: Callable[[], object]) -> None:
+        """Run ``step`` (a warm-up: lazy init, an engine built on first use) and count what it leaves
+        allocated as this model's too."""
+        device = self.engine.device
+        if self.resident_bytes is None:
+            step()
+            return
+        torch.cuda.synchronize(device)
+        before_b = memory.current_bytes(device)
+        step()
+        torch.cuda.synchronize(device)
+        self.resident_bytes += max(memory.current_bytes(device) - before_b, 0)
+
+    def own_bytes(self) -> int:
+        """Memory this model holds between generations, and only this model."""
+        if self.resident_bytes is not None:
+            return self.resident_bytes
+        return (self.engine.weight_bytes() or 0) + (self.engine.cache_bytes() or 0)
 
     @property
     def card(self) -> ArchitectureCard:
@@ -57,9 +82,12 @@ def load_model(spec: ModelSpec, device: str | None = None, dtype: torch.dtype | 
     device = device or default_device()
     dtype = dtype or default_dtype(device)
     t0_s = time.perf_counter()
+    counted = memory.is_cuda(device) and max_memory is None and not defer_engine  # ZeroGPU: no GPU yet
+    before_b = memory.current_bytes(device) if counted else 0
     model, tokenizer, card = load_module(spec, device, dtype, max_memory)
     if defer_engine:
         built = DeferredEngine(model, card, engine, max_context_tokens)
     else:
         built = make_engine(model, card, engine, max_context_tokens)
-    return LoadedModel(spec, built, tokenizer, time.perf_counter() - t0_s)
+    resident_b = memory.current_bytes(device) - before_b if counted else None
+    return LoadedModel(spec, built, tokenizer, time.perf_counter() - t0_s, resident_bytes=resident_b)
