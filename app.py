@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("GRADIO_TEMP_DIR", os.path.join("data", "gradio-cache", str(os.getpid())))
     _import_spaces_first()
     args = parse_args(argv)
+    _log_to_terminal()
     from comparer.ui.app import create_app, launch_kwargs
 
     demo = create_app(args.preset, args.presets, args.device, args.random_weights, dtype=args.dtype,
@@ -48,6 +49,17 @@ def main(argv: list[str] | None = None) -> None:
     demo.queue(max_size=args.queue_size or _default_queue_size()).launch(
         server_name=args.host, server_port=args.port, ssr_mode=False, show_error=False, run_history=False,
         footer_links=["api"], **launch_kwargs())
+
+
+def _log_to_terminal() -> None:
+    """comparer's own log lines (a refused pair, a vote before any comparison: one line each) on stderr."""
+    import logging
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s comparer: %(message)s", "%H:%M:%S"))
+    logger = logging.getLogger("comparer")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def _default_queue_size() -> int:

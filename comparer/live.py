@@ -63,11 +63,16 @@ def pane_stats(t_start_s: float, token_times_s: list[float], n_chars: int, now_s
 
 
 def format_stats_markdown(stats: PaneStats, status: str) -> str:
-    """Two short lines for the strip above a pane's text: status and mode, then the figures."""
-    figures = [f"TTFT {_fmt(stats.ttft_s, '{:.3f} s')}", f"decode {_fmt(stats.decode_tok_per_s, '{:.1f} tok/s')}",
-               f"{_fmt(stats.chars_per_s, '{:.0f} chars/s')}", f"{stats.tokens} tokens",
-               f"memory {_fmt_memory(stats)}"]
-    return f"**{status}** · _{stats.label}_  \n" + " · ".join(figures)
+    """The strip beside a pane's text: status and the figures on one line, then how the memory was
+    counted and the mode, small (the page's "how this was measured" note says the rest)."""
+    figures = [f"**{status}**", f"TTFT **{_fmt(stats.ttft_s, '{:.3f} s')}**",
+               f"decode **{_fmt(stats.decode_tok_per_s, '{:.1f} tok/s')}**", f"{_fmt(stats.chars_per_s, '{:.0f} chars/s')}",
+               f"{stats.tokens} tokens", f"{_fmt(_mib_or_none(stats.memory_bytes), '{:,.1f} MiB')}"]
+    return " · ".join(figures) + f"  \n<small>_{stats.label}_ · memory {_fmt_memory(stats)}</small>"
+
+
+def _mib_or_none(n_bytes: int | None) -> float | None:
+    return None if n_bytes is None else n_bytes / 2**20
 
 
 def _fmt(value, pattern: str) -> str:
@@ -80,7 +85,7 @@ def _fmt_memory(stats: PaneStats) -> str:
     parts = f"weights {_mib(stats.weights_bytes)} + cache {_mib(stats.cache_bytes)}"
     if stats.workspace_bytes is not None:
         parts += f" + prefill {_mib(stats.workspace_bytes)}"
-    return f"{_mib(stats.memory_bytes)} MiB ({parts}; {stats.memory_kind})"
+    return f"{parts} MiB, {stats.memory_kind}"
 
 
 def _mib(n_bytes: int | None) -> str:

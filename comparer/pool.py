@@ -42,11 +42,11 @@ class ModelPool:
         with self._lock:
             if self._loaded and self._loaded[0] == key:
                 return self._loaded[1]
-            specs = preset_specs(preset or get_preset(preset_name), self.random_weights, self.init_std)
-            problems = [why for why in map(why_not_loadable, specs) if why]
-            if problems:  # refused at once, and the pair others are using stays loaded
-                raise ModelLoadError(f"The pair '{preset_name}' cannot load here: {'; '.join(problems)}. "
+            why = self.why_not(preset or get_preset(preset_name))
+            if why:  # refused at once, and the pair others are using stays loaded
+                raise ModelLoadError(f"The pair '{preset_name}' cannot load here: {why}. "
                                      "Pick a pair that runs offline, such as 'offline'.")
+            specs = preset_specs(preset or get_preset(preset_name), self.random_weights, self.init_std)
             self._unload()
             devices = side_devices(self.device, torch.cuda.device_count() if torch.cuda.is_available() else 0)
             models = {side: load_model(spec, devices[side], self.dtype, self.engine, defer_engine=self.defer_engines)
@@ -56,6 +56,27 @@ class ModelPool:
                     warm_up(model)
             self._loaded = (key, models)
             return models
+
+    def why_not(self, preset: Preset) -> str | None:
+        """None when the preset's pair can load and run here; else why, in milliseconds (a pair too
+        large for a CPU, a model neither on disk nor reachable)."""
+        if preset.needs == "gpu" and not self.has_gpu():
+            return "it needs a GPU (billions of parameters; this server computes on its CPU)"
+        problems = [why for why in map(why_not_loadable, preset_specs(preset, self.random_weights, self.init_std))
+                    if why]
+        return "; ".join(problems) or None
+
+    def has_gpu(self) -> bool:
+        """Whether the models compute on a GPU (ZeroGPU: one is attached inside each GPU task)."""
+        if self.defer_engines:
+            return True
+        if self.device is not None:
+            return memory.is_cuda(self.device)
+        return torch.cuda.is_available()
+
+    @property
+    def loaded_preset(self) -> str | None:
+        return self._loaded[0] if self._loaded else None
 
     def ready(self, models: dict[str, LoadedModel]) -> None:
         """Build and warm up, in this process, every deferred engine not built here yet (inside ZeroGPU's
@@ -88,7 +109,7 @@ def warm_up(model: LoadedModel) -> None:
     """A short generation at load on every lane that may run the model (``comparer.lanes``): lazy
     initialisation (allocator, first kernels, per-thread CUDA handles) is paid here, not by the
     first visitor's figures; its pace is the first hint for the race order."""
-    lanes.run_on_every_lane(_warm_once, model)
+    model.keeping(lambda: lanes.run_on_every_lane(_warm_once, model))
 
 
 def _warm_once(model: LoadedModel) -> None:

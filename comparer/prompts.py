@@ -12,12 +12,14 @@ from comparer.paths import PROMPTS_DIR
 class Prompt:
     title: str
     text: str
+    kind: str = "story"  # story: a continuation any base model can take; instruction: for tuned models
 
 
-def load_prompts() -> list[Prompt]:
-    """Prompts in display order: the notebook's five, then the long-context one."""
+def load_prompts(kinds: tuple[str, ...] | None = None) -> list[Prompt]:
+    """Prompts in display order, only those of ``kinds`` when given (a preset's prompt_kinds)."""
     index = json.loads((PROMPTS_DIR / "index.json").read_text())
-    return [Prompt(item["title"], _text(item)) for item in index]
+    prompts = [Prompt(item["title"], _text(item), item.get("kind", "story")) for item in index]
+    return [p for p in prompts if kinds is None or p.kind in kinds]
 
 
 def _text(item: dict) -> str:

@@ -1,7 +1,9 @@
 """The app in a real browser: Debian's Chromium driven by Playwright (no browser download)."""
 
 import os
+import re
 import shutil
+import time
 
 import pytest
 
@@ -13,14 +15,20 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
 
 
 @pytest.fixture(scope="module")
-def page(app_url, tmp_path_factory):
+def browser():
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        page = browser.new_page(viewport={"width": 1300, "height": 1400})
-        page.goto(app_url)
-        page.wait_for_selector("#compare-btn")
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, app_url):
+    page = browser.new_page(viewport={"width": 1300, "height": 1400})
+    page.goto(app_url)
+    page.wait_for_selector("#compare-btn")
+    yield page
+    page.close()
 
 
 def _screenshot(page, tmp_path, name: str) -> None:
@@ -80,14 +88,6 @@ def test_both_panes_grow_together_on_one_clock(page, tmp_path):
     assert saw_measuring and final[0] > 0 and final[1] > 0
     assert len(both_partial) >= 2, samples  # both texts were growing at the same moments
     _screenshot(page, tmp_path, "race.png")
-
-
-def test_scaling_plot_renders_the_stored_h200_runs(page, tmp_path):
-    page.get_by_role("tab", name="Scaling").click()
-    page.wait_for_selector("#scaling-plot .main-svg", timeout=30_000)
-    assert "H200" in page.locator("#scaling-plot").inner_text()
-    _screenshot(page, tmp_path, "scaling.png")
-    page.get_by_role("tab", name="Compare").click()
 
 
 def _wait_done(page) -> None:
@@ -162,3 +162,140 @@ def test_the_review_export_downloads_as_a_file_named_for_its_format_and_the_rand
     download.save_as(saved)
     lines = saved.read_text().splitlines()
     assert lines and all(line.startswith("{") for line in lines) and cid in saved.read_text()
+
+
+def _fresh(browser_page_factory, app_url, width: int, height: int, query: str = ""):
+    page = browser_page_factory(width, height)
+    page.goto(app_url + query)
+    page.wait_for_selector("#compare-btn")
+    page.wait_for_function("document.querySelector('#left-card').innerText.includes('parameters')", timeout=30_000)
+    return page
+
+
+@pytest.fixture(scope="module")
+def new_page(browser):
+    """Pages at chosen viewport sizes in the one browser (1280 x 800 desktop, 390 x 844 phone)."""
+    return lambda width, height: browser.new_page(viewport={"width": width, "height": height})
+
+
+def test_the_demo_pair_opens_with_its_own_examples_penalty_and_cards(new_page, app_url, tmp_path):
+    """Story continuations only (no Q&A or code for a 6.7M storybook model), repetition penalty 1.2
+    (1.0 loops), and cards that show family, size, data and held-out perplexity without opening them."""
+    page = _fresh(new_page, app_url, 1280, 800)
+    labels = page.locator("#examples button").all_inner_texts()
+    assert "The miller's daughter" in labels and "The Maia story" in labels
+    assert not any(word in " ".join(labels) for word in ("Python", "moon", "transformers work"))
+    page.get_by_text("Decoding settings").click()
+    assert page.locator("input[aria-label='number input for repetition penalty']").input_value() == "1.2"
+    left, right = page.locator("#left-card").inner_text(), page.locator("#right-card").inner_text()
+    assert "SSM" in left and "6.7M parameters" in left and "test perplexity 84.4" in left
+    assert "Transformer" in right and "test perplexity 56.2" in right and "public-domain books" in right
+    page.locator("#examples button", has_text="The miller's daughter").click()
+    assert page.locator("#prompt textarea").input_value().startswith("Once upon a time there lived a poor miller")
+    _screenshot(page, tmp_path, "compare-1280x800-open.png")
+    page.close()
+
+
+def test_a_pair_that_cannot_load_is_marked_and_refused_at_once_without_half_switching(new_page, app_url, tmp_path):
+    """Offline, 'Small' needs the Hub: its option says so; choosing it returns at once to the pair on
+    screen (dropdown, cards and pane names unchanged) with a warning, and Compare still works."""
+    page = _fresh(new_page, app_url, 1280, 800)
+    cards_before = page.locator("#left-card").inner_text()
+    page.locator("#preset input").click()
+    small = page.get_by_role("option", name="Small", exact=False)
+    assert "needs network" in small.inner_text()
+    t0 = time.monotonic()
+    small.click()
+    page.wait_for_selector(".toast-body:has-text('cannot load here')", timeout=5_000)
+    assert time.monotonic() - t0 < 5
+    page.wait_for_timeout(500)
+    assert page.locator("#preset input").input_value().startswith("Offline demo pair")
+    assert page.locator("#left-card").inner_text() == cards_before
+    page.locator("#prompt textarea").fill("The old sailor looked at the sea and")
+    page.locator("#compare-btn").click()
+    _wait_done(page)
+    assert _text(page, "left-text") and "error" not in page.locator("#left-stats").inner_text()
+    page.close()
+
+
+def _in_view(page, selector: str) -> bool:
+    return page.evaluate(f"""(() => {{ const r = document.querySelector("{selector}").getBoundingClientRect();
+        return r.top >= 0 && r.left >= 0 && r.bottom <= window.innerHeight && r.right <= window.innerWidth; }})()""")
+
+
+def test_at_1280x800_both_texts_and_both_figures_are_in_view_while_streaming_and_stop_lights_only_then(
+        new_page, app_url, tmp_path):
+    page = _fresh(new_page, app_url, 1280, 800)
+    assert page.locator("#stop-btn").is_disabled()
+    page.locator("#prompt textarea").fill("It was a cold night in the old town, and the lamps")
+    page.get_by_text("Decoding settings").click()
+    page.get_by_label("fixed length (min = max new tokens), for speed comparisons").check()
+    page.locator("input[aria-label='number input for max new tokens']").fill("400")
+    page.locator("input[aria-label='number input for max new tokens']").press("Enter")
+    page.locator("#compare-btn").click()
+    page.wait_for_function("document.querySelector('#left-stats').innerText.includes('generating') && "
+                           "document.querySelector('#right-stats').innerText.includes('generating')", timeout=60_000)
+    assert page.locator("#stop-btn").is_enabled()
+    for selector in ("#left-text textarea", "#right-text textarea", "#left-stats", "#right-stats"):
+        assert _in_view(page, selector), selector
+    for side in ("left", "right"):
+        strip = page.locator(f"#{side}-stats").inner_text()
+        assert re.search(r"TTFT [\d.]+ s", strip) and re.search(r"[\d.]+ tok/s", strip), strip
+    heights = [page.locator(f"#{side}-text textarea").bounding_box()["height"] for side in ("left", "right")]
+    assert abs(heights[0] - heights[1]) < 2  # panes of equal height
+    _screenshot(page, tmp_path, "compare-1280x800-streaming.png")
+    _wait_done(page)
+    page.wait_for_function("document.querySelector('#stop-btn').disabled", timeout=10_000)
+    page.close()
+
+
+def test_a_shared_link_opens_the_same_comparison(new_page, app_url, tmp_path):
+    """Copy link on one page; the link in a new page restores prompt, settings, seed and race, and the
+    greedy outputs are the same."""
+    page = _fresh(new_page, app_url, 1280, 800)
+    page.locator("#prompt textarea").fill("The queen walked into the garden & said: 'Who is there?'")
+    page.get_by_text("Decoding settings").click()
+    page.locator("input[aria-label='number input for max new tokens']").fill("40")
+    page.locator("input[aria-label='number input for max new tokens']").press("Enter")
+    page.locator("input[aria-label='number input for repetition penalty']").fill("1.35")
+    page.locator("input[aria-label='number input for repetition penalty']").press("Enter")
+    page.locator("#race").get_by_label("both at once: contention").check()
+    page.locator("#compare-btn").click()
+    _wait_done(page)
+    first = (_text(page, "left-text"), _text(page, "right-text"))
+    page.locator("#share-btn").click()
+    page.wait_for_function("document.querySelector('#share-link textarea, #share-link input')?.value.startsWith('http')",
+                           timeout=10_000)
+    link = page.evaluate("document.querySelector('#share-link textarea, #share-link input').value")
+    assert "prompt=" in link and "repetition_penalty=1.35" in link and "race=shared" in link
+    other = new_page(1280, 800)
+    other.goto(link)
+    other.wait_for_function("document.querySelector('#prompt textarea')?.value.startsWith('The queen')", timeout=30_000)
+    assert other.locator("#prompt textarea").input_value() == "The queen walked into the garden & said: 'Who is there?'"
+    other.get_by_text("Decoding settings").click()
+    assert other.locator("input[aria-label='number input for repetition penalty']").input_value() == "1.35"
+    assert other.locator("input[aria-label='number input for max new tokens']").input_value() == "40"
+    assert other.locator("#race").get_by_label("both at once: contention").is_checked()
+    other.locator("#compare-btn").click()
+    _wait_done(other)
+    assert (_text(other, "left-text"), _text(other, "right-text")) == first
+    bad = new_page(1280, 800)
+    bad.goto(app_url + "?preset=nope&top_k=lots&prompt=Hello")
+    bad.wait_for_selector(".toast-body:has-text('was not used')", timeout=30_000)
+    assert bad.locator("#prompt textarea").input_value() == "Hello"
+    for p in (page, other, bad):
+        p.close()
+
+
+def test_on_a_phone_the_panes_stack_and_each_strip_sits_above_its_text(new_page, app_url, tmp_path):
+    page = _fresh(new_page, app_url, 390, 844)
+    page.locator("#prompt textarea").fill("Once upon a time a small boat")
+    page.locator("#compare-btn").click()
+    _wait_done(page)
+    left, right = (page.locator(f"#{side}-text").bounding_box() for side in ("left", "right"))
+    assert abs(left["x"] - right["x"]) < 2 and right["y"] > left["y"] + left["height"] - 1
+    assert left["width"] <= 390
+    strip = page.locator("#left-stats").bounding_box()
+    assert strip["y"] < left["y"] and strip["width"] <= 390
+    _screenshot(page, tmp_path, "compare-390x844.png")
+    page.close()

@@ -173,6 +173,8 @@ class ArchitectureCard:
     decode_read_params: int = 0
     attn_width: int = 0  # query heads x head dim (0: no attention)
     stored_kernel_path: str = ""  # a card stored before the path was structured: its text alone
+    data: str | None = None  # what it was trained on (presets.json), for the card's first line
+    test_perplexity: float | None = None  # held-out, where comparer trained it (the demo pair's training.json)
 
     @property
     def kernel_path(self) -> str:

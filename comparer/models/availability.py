@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -26,13 +27,23 @@ def hub_reachable(timeout_s: float = 2.0, ttl_s: float = 60.0) -> bool:
     seen = _probe.get("hub")
     if seen is not None and time.monotonic() - seen[0] < ttl_s:
         return seen[1]
-    try:
-        socket.create_connection(HUB_HOST, timeout=timeout_s).close()
-        ok = True
-    except OSError:
-        ok = False
+    answer: list[bool] = []
+    # in a thread joined with the timeout: create_connection's timeout does not cover the DNS lookup,
+    # which on some offline machines takes ~25 s to fail
+    probe = threading.Thread(target=lambda: answer.append(_connects(timeout_s)), daemon=True)
+    probe.start()
+    probe.join(timeout_s)
+    ok = bool(answer and answer[0])
     _probe["hub"] = (time.monotonic(), ok)
     return ok
+
+
+def _connects(timeout_s: float) -> bool:
+    try:
+        socket.create_connection(HUB_HOST, timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
 
 
 def in_local_cache(model_id: str, revision: str | None = None) -> bool:

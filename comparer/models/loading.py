@@ -181,9 +181,19 @@ def _card_for(spec: ModelSpec, model, dtype: torch.dtype) -> ArchitectureCard:
     """What the model is; how it runs (``card.path``) is the engine's to say (engines.select)."""
     device_map = getattr(model, "hf_device_map", None)
     counts = param_counts(model)
-    return build_card(spec.model_id, model.config, counts.total, str(dtype), str(model.device),
+    card = build_card(spec.model_id, model.config, counts.total, str(dtype), str(model.device),
                       json.dumps(device_map) if device_map else str(model.device), spec.random_weights,
                       notes=training_notes(spec) + init_notes(spec, model.config), counts=counts)
+    card.data = spec.data
+    facts = _training_facts(spec)
+    card.test_perplexity = facts["test_ppl"] if facts and not spec.random_weights else None
+    return card
+
+
+def _training_facts(spec: ModelSpec) -> dict | None:
+    if not spec.local_dir or not (path := Path(spec.local_dir) / "training.json").exists():
+        return None
+    return json.loads(path.read_text())
 
 
 def init_notes(spec: ModelSpec, config) -> list[str]:
@@ -197,9 +207,9 @@ def init_notes(spec: ModelSpec, config) -> list[str]:
 def training_notes(spec: ModelSpec) -> list[str]:
     """What a model trained by comparer is (size, data, held-out perplexity), from the training.json
     that scripts/train_demo_pair.py writes beside its weights."""
-    if not spec.local_dir or not (path := Path(spec.local_dir) / "training.json").exists():
+    facts = _training_facts(spec)
+    if facts is None:
         return []
-    facts = json.loads(path.read_text())
     return [f"trained by comparer: {facts['parameters'] / 1e6:.2f}M parameters, {facts['tokens_seen'] / 1e6:.0f}M "
             f"tokens of eleven public-domain books (assets/demo/SOURCES.md) in {facts['train_s']:.0f} s on "
             f"{facts['device']}; held-out test perplexity {facts['test_ppl']:.1f} (per token, shared tokenizer)"]

@@ -6,7 +6,7 @@ The presets are also the allowlist of model ids a public deployment may load.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from comparer.paths import ASSETS_DIR, PRESETS_FILE
@@ -31,6 +31,7 @@ class ModelSpec:
     config_name: str | None = None
     random_weights: bool = False
     init_std: float | None = None  # std of the random weights; None: the config's initializer_range
+    data: str | None = field(default=None, compare=False)  # what it was trained on, for the card's line
 
     def with_random_weights(self, init_std: float | None = None) -> "ModelSpec":
         """``init_std`` 0.02 keeps a random fp16 Mamba finite (the configs' 0.1 overflows); speed does
@@ -38,7 +39,7 @@ class ModelSpec:
         if not self.config_name:
             raise ModelLoadError(f"{self.model_id} has no bundled config in assets/configs, so it "
                                  f"cannot be built with random weights; add one or load it trained.")
-        return ModelSpec(self.model_id, None, None, self.config_name, True, init_std)
+        return ModelSpec(self.model_id, None, None, self.config_name, True, init_std, self.data)
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,11 @@ class Preset:
     left: ModelSpec
     right: ModelSpec
     offline: bool = False
+    # which bundled prompts suit the pair: "story" continuations for base models, "instruction" only for
+    # pairs tuned to follow them (a 6.7M storybook model asked for code writes word salad)
+    prompt_kinds: tuple[str, ...] = ("story",)
+    defaults: dict = field(default_factory=dict)  # decoding settings the pair reads well with
+    needs: str | None = None  # "gpu": too large for a CPU, refused at once there
 
 
 def load_presets(path: Path = PRESETS_FILE) -> dict[str, Preset]:
@@ -69,14 +75,15 @@ def allowed_model_ids() -> set[str]:
 
 def _preset(name: str, entry: dict) -> Preset:
     offline = entry["left"].get("offline", False)
-    return Preset(name, entry["label"], entry["description"], _spec(entry["left"]), _spec(entry["right"]), offline)
+    return Preset(name, entry["label"], entry["description"], _spec(entry["left"]), _spec(entry["right"]), offline,
+                  tuple(entry.get("prompts", ["story"])), dict(entry.get("defaults", {})), entry.get("needs"))
 
 
 def _spec(entry: dict) -> ModelSpec:
     """``local_dir`` in the file is relative to assets/ (the shipped demo pair)."""
     local_dir = str(ASSETS_DIR / entry["local_dir"]) if entry.get("local_dir") else None
     return ModelSpec(model_id=entry["model_id"], local_dir=local_dir, revision=entry.get("revision"),
-                     config_name=entry.get("config_name"))
+                     config_name=entry.get("config_name"), data=entry.get("data"))
 
 
 CUSTOM = "custom"

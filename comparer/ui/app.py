@@ -9,7 +9,7 @@ import gradio as gr
 
 from comparer.pool import ModelPool
 from comparer.models.presets import load_presets
-from comparer.ui.blocks import build_demo
+from comparer.ui.blocks import CSS, build_demo
 from comparer.reviews.store import ReviewStore
 from comparer.reviews.sync import start_sync_from_env
 from comparer.ui import zerogpu
@@ -50,7 +50,8 @@ def launch_kwargs() -> dict:
 
     from comparer.ui.guard import Guard
 
-    return {"app_kwargs": {"middleware": [Middleware(Guard)]}, "max_file_size": "1kb", "auth": gradio_auth()}
+    return {"app_kwargs": {"middleware": [Middleware(Guard)]}, "max_file_size": "1kb", "auth": gradio_auth(),
+            "css": CSS}
 
 
 def _preset_names(first: str, wanted: str) -> list[str]:

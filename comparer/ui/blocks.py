@@ -6,17 +6,39 @@ import gradio as gr
 
 from comparer.models.presets import SIDES
 from comparer.models.presets import RANDOM, load_presets
-from comparer.prompts import load_prompts
+from comparer.ui import share
 from comparer.ui.handlers import CompareService
 from comparer.ui.review import ReviewService, review_tab, vote_panel
 from comparer.ui.scaling import ScalingService, scaling_tab
 
-INTRO = """# comparer — Mamba vs Transformer, side by side
-Both models get the same prompt, and the race shows **each model's own pace**: on one device they run
-one after the other, each with the device to itself, and both panes play on one clock from one start,
-every token at the moment its model made it (on two GPUs, one model per GPU, both at once). Each strip
-says how its figures were made; the **Scaling** tab measures each model across context lengths. Each
-card says what actually runs: the architecture comes from the model's config, never from its name."""
+INTRO = """## comparer — Mamba vs Transformer, side by side
+<small>The same prompt to both; each pane plays its model's own pace (on one device they run in turn, each
+alone, replayed on one clock). Each card says what really runs: the architecture comes from the config,
+not the name.</small>"""
+
+# How the strip's figures are made, said beside them (issue: "explain the numbers where they are shown")
+HOW_MEASURED = ("<small>**How these were measured**: timed on the server from the engine's own token "
+                "timestamps (not your network); *alone* = each model had the device to itself, *shared* = both "
+                "at once; warm-up done at load, excluded; TTFT = prompt in → first token; tok/s over the tokens "
+                "after the first; chars/s because the two tokenizers cut text differently; memory = that "
+                "model's own weights + cache, as stated in each strip. Full method: Scaling tab.</small>")
+
+# At 1280 x 800 both strips and both texts are in view while they stream: the panes scroll into view
+# when Compare is pressed if they are not (the prompt may scroll away; it is not changing).
+SHOW_PANES_JS = """() => {
+  const el = document.querySelector('#panes');
+  if (!el) return;
+  const r = el.getBoundingClientRect();
+  if (r.top < 0 || r.bottom > window.innerHeight) el.scrollIntoView({block: 'start'});
+}"""
+
+CSS = """
+#panes textarea { font-size: 0.95rem; line-height: 1.45; }
+.pane-strip { min-height: 3.2em; }
+.pane-strip p { margin: 0 !important; }
+#preset-info p { margin: 0 !important; font-size: 0.85rem; line-height: 1.35; }
+#how-measured p { margin: 0 !important; }
+"""
 
 
 def build_demo(service: CompareService, scaling: ScalingService, reviews: ReviewService,
@@ -37,12 +59,15 @@ def build_demo(service: CompareService, scaling: ScalingService, reviews: Review
 
 
 def _compare_tab(service: CompareService, default_preset: str) -> dict:
-    presets = load_presets()
-    choices = [(presets[n].label, n) for n in service.presets]
+    choices = service.preset_choices()
     choices += [(RANDOM_LABEL, RANDOM)] if len(service.presets) > 1 else []
     choices += [("Custom pair (below)", "custom")] if service.free_entry else []
-    ui = {"preset": gr.Dropdown(choices, value=default_preset,
-                                label="Model pair", elem_id="preset")}
+    ui = {}
+    with gr.Row(equal_height=True):
+        ui["preset"] = gr.Dropdown(choices, value=default_preset, label="Model pair", elem_id="preset", scale=4)
+        ui["race"] = gr.Radio(RACE_CHOICES, value="auto", label="race", elem_id="race", scale=3)
+        ui["blind"] = gr.Checkbox(False, label="blind (sides shuffled, names hidden until you vote)",
+                                  elem_id="blind", scale=2)
     if service.free_entry:
         with gr.Accordion("Custom pair: any two Hub models (free entry enabled by the operator)", open=False):
             with gr.Row():
@@ -50,24 +75,26 @@ def _compare_tab(service: CompareService, default_preset: str) -> dict:
                 ui["custom_right"] = gr.Textbox(label="right model id", placeholder="EleutherAI/pythia-160m")
                 ui["custom_load"] = gr.Button("Load custom pair")
     ui["preset_info"] = gr.Markdown(elem_id="preset-info")
-    ui["prompt"] = gr.Textbox(label="Prompt", lines=4, max_lines=8, elem_id="prompt",
-                              placeholder="Type a prompt or pick an example below")
-    prompts = load_prompts()
-    gr.Examples([[p.text] for p in prompts], inputs=[ui["prompt"]], example_labels=[p.title for p in prompts])
+    with gr.Row(equal_height=True):
+        ui["prompt"] = gr.Textbox(label="Prompt", lines=3, max_lines=6, elem_id="prompt", scale=6,
+                                  placeholder="Type the start of a text, or pick an example below")
+        with gr.Column(scale=1, min_width=150):
+            ui["compare"] = gr.Button("Compare", variant="primary", elem_id="compare-btn")
+            ui["stop"] = gr.Button("Stop", variant="secondary", elem_id="stop-btn", interactive=False)
+            ui["share"] = gr.Button("Copy link", variant="secondary", size="sm", elem_id="share-btn")
+    ui["examples"] = gr.Dataset(components=[ui["prompt"]], samples=[], label="Examples", elem_id="examples",
+                                samples_per_page=8)
+    ui["share_link"] = gr.Textbox(label="link to this comparison (copied)", visible=False, elem_id="share-link",
+                                  interactive=False, buttons=["copy"])
     ui.update(_settings_panel())
-    with gr.Row():
-        ui["compare"] = gr.Button("Compare", variant="primary", elem_id="compare-btn", scale=3)
-        ui["stop"] = gr.Button("Stop", variant="stop", elem_id="stop-btn", scale=3)
-        ui["blind"] = gr.Checkbox(False, label="blind (shuffle sides, hide names until you vote)",
-                                  elem_id="blind", scale=2)
-        ui["race"] = gr.Radio(RACE_CHOICES, value="auto", label="race", elem_id="race", scale=3)
-    with gr.Row(equal_height=False):
+    with gr.Row(equal_height=True, elem_id="panes"):
         for side in SIDES:
-            with gr.Column():
-                ui[f"{side}_stats"] = gr.Markdown(label=f"{side} stats", elem_id=f"{side}-stats")
-                ui[f"{side}_text"] = gr.Textbox(label=side, lines=9, max_lines=30, interactive=False,
-                                                elem_id=f"{side}-text")
+            with gr.Column(min_width=320):
                 ui[f"{side}_card"] = gr.Markdown(elem_id=f"{side}-card")
+                ui[f"{side}_stats"] = gr.Markdown(elem_id=f"{side}-stats", elem_classes=["pane-strip"])
+                ui[f"{side}_text"] = gr.Textbox(label=side, lines=12, max_lines=12, interactive=False,
+                                                autoscroll=True, elem_id=f"{side}-text")
+    gr.Markdown(HOW_MEASURED, elem_id="how-measured")
     ui.update(vote_panel())
     with gr.Accordion("Raw live stats (JSON) and comparison id", open=False):
         ui["stats_json"] = gr.JSON(label="stats", elem_id="stats-json")
@@ -86,7 +113,7 @@ def _settings_panel() -> dict:
             temperature = gr.Slider(0.05, 2.0, value=1.0, step=0.05, label="temperature")
             top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="top-p")
             top_k = gr.Slider(0, 200, value=0, step=1, label="top-k (0 = off)")
-            penalty = gr.Slider(1.0, 2.0, value=1.0, step=0.05, label="repetition penalty")
+            penalty = gr.Slider(1.0, 2.0, value=1.2, step=0.05, label="repetition penalty")
     return {"max_new_tokens": max_new, "do_sample": sample, "temperature": temperature, "top_p": top_p,
             "top_k": top_k, "repetition_penalty": penalty, "seed": seed, "fixed_length": fixed}
 
@@ -101,22 +128,34 @@ SETTING_NAMES = ("max_new_tokens", "do_sample", "temperature", "top_p", "top_k",
 
 def _wire(demo: gr.Blocks, service: CompareService, ui: dict) -> None:
     load_outputs = [ui["left_card"], ui["right_card"], ui["left_text"], ui["right_text"], ui["preset_info"]]
-    demo.load(service.load, inputs=[ui["preset"]], outputs=load_outputs, api_visibility="private")
-    ui["preset"].change(service.load, inputs=[ui["preset"]], outputs=load_outputs, api_visibility="private")
+    switch_outputs = load_outputs + [ui["preset"], ui["examples"], ui["repetition_penalty"]]
+    value_outputs = [ui[name] for name in share.VALUE_NAMES]
+    demo.load(service.open_page, inputs=None, outputs=switch_outputs[:-1] + value_outputs, api_visibility="private")
+    ui["preset"].select(service.switch, inputs=[ui["preset"]], outputs=switch_outputs, api_visibility="private")
+    ui["examples"].click(lambda sample: sample[0], inputs=[ui["examples"]], outputs=[ui["prompt"]],
+                         api_visibility="private", queue=False)
+    ui["share"].click(None, inputs=[ui["preset"], *value_outputs], outputs=[ui["share_link"]], js=share.SHARE_JS)
+    ui["share_link"].change(lambda link: gr.Textbox(visible=bool(link)), inputs=[ui["share_link"]],
+                            outputs=[ui["share_link"]], api_visibility="private", queue=False)
     if service.free_entry:
         ui["custom_load"].click(service.load_custom, inputs=[ui["custom_left"], ui["custom_right"]],
                                 outputs=load_outputs + [ui["preset"]], api_name="load_custom")
     inputs = [ui["prompt"], *(ui[name] for name in SETTING_NAMES), ui["preset"], ui["blind"], ui["race"]]
     outputs = [ui["left_text"], ui["right_text"], ui["left_stats"], ui["right_stats"], ui["stats_json"],
                ui["comparison_id"]]
+    ui["compare"].click(None, js=SHOW_PANES_JS)
     ui["compare"].click(service.pane_headers, inputs=[ui["preset"], ui["blind"]], outputs=load_outputs[:4] + [ui["reveal"]],
                         api_visibility="private", queue=False)
     ui["compare"].click(ReviewService.fresh_form, inputs=[ui["blind"], ui["preset"]],
                         outputs=[ui["vote"], ui["tags"], ui["note"], ui["vote_tally"]], api_visibility="private",
                         queue=False)
+    ui["compare"].click(lambda: gr.Button(interactive=True, variant="stop"), outputs=[ui["stop"]],
+                        api_visibility="private", queue=False)
     compare = ui["compare"].click(service.compare, inputs=inputs, outputs=outputs, api_name="compare",
                                   concurrency_id="generation", concurrency_limit=1, show_progress="minimal",
                                   validator=service.validate, time_limit=int(service.limits.max_time_s) + 30)
+    compare.then(lambda: gr.Button(interactive=False, variant="secondary"), outputs=[ui["stop"]],
+                 api_visibility="private", queue=False)
     ui["stop"].click(service.stop, inputs=None, outputs=None, cancels=[compare], api_name="stop", queue=False)
 
 

@@ -19,16 +19,25 @@ def _said(err: Exception, what: str) -> gr.Error:
                     "serving. Try again; if it repeats, tell the operator the time of the failure.")
 
 
+def _ordinary(err: gr.Error, what: str) -> gr.Error:
+    """A visitor's mistake (voting before comparing, a pair that cannot load here): one log line, no
+    traceback in the terminal (Gradio prints one for every gr.Error unless told not to)."""
+    log.info("%s refused: %s", what, getattr(err, "message", err))
+    err.print_exception = False
+    return err
+
+
 def clear_errors(what: str):
-    """Decorate a handler (plain or generator): gr.Error passes through, anything else is said plainly."""
+    """Decorate a handler (plain or generator): gr.Error passes through as one log line, anything else
+    is said plainly with its traceback in the log."""
     def wrap(fn):
         if inspect.isgeneratorfunction(fn):
             @functools.wraps(fn)
             def gen(*args, **kwargs):
                 try:
                     yield from fn(*args, **kwargs)
-                except gr.Error:
-                    raise
+                except gr.Error as err:
+                    raise _ordinary(err, what)
                 except Exception as err:  # noqa: BLE001
                     raise _said(err, what) from err
             return gen
@@ -37,8 +46,8 @@ def clear_errors(what: str):
         def plain(*args, **kwargs):
             try:
                 return fn(*args, **kwargs)
-            except gr.Error:
-                raise
+            except gr.Error as err:
+                raise _ordinary(err, what)
             except Exception as err:  # noqa: BLE001
                 raise _said(err, what) from err
         return plain

@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
+import logging
+
 import gradio as gr
 
 from comparer.models.presets import ModelLoadError
@@ -20,9 +22,13 @@ from comparer.models.presets import CUSTOM, RANDOM, SIDES, Preset, custom_preset
 from comparer.reviews.store import NewComparison, ReviewStore
 from comparer.settings import GenerationSettings, SettingsError
 from comparer.ui.cards import card_markdown
+from comparer.prompts import load_prompts
+from comparer.ui import share
 from comparer.ui.errors import clear_errors
 from comparer.ui import panes as pane_view
 from comparer.validation import InputError, check_flag, check_prompt
+
+log = logging.getLogger("comparer")
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,40 @@ class CompareService:
         cards = [card_markdown(models[side].card) for side in SIDES]
         labels = [gr.Textbox(label=f"{side}: {models[side].spec.model_id}") for side in SIDES]
         return (*cards, *labels, f"**{info.label}.** {info.description}")
+
+    def preset_choices(self) -> list[tuple[str, str]]:
+        """(label, name) for the dropdown; a pair that cannot run here says why in its label and is
+        refused at once if chosen (never a half-switched page)."""
+        presets = load_presets()
+        return [(presets[n].label + _mark(self.pool.why_not(presets[n])), n) for n in self.presets]
+
+    def switch(self, preset: str) -> tuple:
+        """A visitor picked a pair: its cards, pane names and note, its examples and reading settings.
+        A pair that cannot load is refused and the dropdown returns to the pair on screen."""
+        try:
+            loaded = self.load(preset)
+        except gr.Error as err:
+            gr.Warning(str(err.message if hasattr(err, "message") else err))
+            log.info("pair %r refused: %s", preset, err)
+            return (*(gr.skip() for _ in range(5)), gr.Dropdown(value=self._on_screen()), gr.skip(), gr.skip())
+        return (*loaded, gr.Dropdown(value=preset), *preset_reading(preset, self.custom))
+
+    def _on_screen(self) -> str:
+        loaded = self.pool.loaded_preset
+        return loaded if loaded in self.presets else self.presets[0]
+
+    def open_page(self, request: gr.Request = None) -> tuple:
+        """The page as a shared link asks for it (share.py), else the default pair: switch's outputs,
+        then the prompt, the settings and the race, blind and example choices."""
+        wanted, problems = share.parse(dict(getattr(request, "query_params", None) or {}), self.presets)
+        for problem in problems:
+            gr.Warning(problem)
+        preset = wanted.pop("preset", self.presets[0])
+        head = self.switch(preset)
+        values = [wanted.get(name, gr.skip()) for name in share.VALUE_NAMES]
+        if "repetition_penalty" not in wanted and head[-1] is not gr.skip():
+            values[share.VALUE_NAMES.index("repetition_penalty")] = head[-1]
+        return (*head[:-1], *values)
 
     def pane_headers(self, preset: str, blind: bool) -> tuple:
         """Cards and pane names when Compare is pressed: hidden in blind mode until a vote."""
@@ -231,6 +271,25 @@ class CompareService:
 
 COMPARE_INPUTS = ("prompt", "max_new_tokens", "do_sample", "temperature", "top_p", "top_k", "repetition_penalty",
                   "seed", "fixed_length", "preset", "blind", "race")
+
+
+def _mark(why: str | None) -> str:
+    if why is None:
+        return ""
+    return " — needs a GPU" if "needs a GPU" in why else " — needs network"
+
+
+def preset_reading(preset: str, custom: Preset | None = None) -> tuple:
+    """The examples that suit the pair (story continuations for base models) and its repetition penalty."""
+    info = custom if preset == CUSTOM else (None if preset == RANDOM else load_presets()[preset])
+    kinds = info.prompt_kinds if info is not None else ("story",)
+    prompts = load_prompts(kinds)
+    penalty = (info.defaults if info is not None else {}).get("repetition_penalty", DEFAULT_PENALTY)
+    return (gr.Dataset(samples=[[p.text] for p in prompts], sample_labels=[p.title for p in prompts]),
+            gr.Slider(value=penalty))
+
+
+DEFAULT_PENALTY = 1.2  # 1.0 lets small base models loop ("and a whale, and a whale…")
 
 
 def _check_race(race) -> None:

@@ -71,8 +71,8 @@ def notice(pane: PaneState, blind: bool) -> str | None:
 def stats_markdown(pane: PaneState, blind: bool = False) -> str:
     status = progress_line(pane) if pane.error is None else f"error — {pane.error}"
     warning = f"\n\n⚠️ {pane.warning}" if pane.warning else ""
-    said = f"⚠️ {notice(pane, blind)}\n\n" if pane.notice else ""
-    return said + format_stats_markdown(pane.stats, status) + warning
+    said = f"  \n<small>⚠️ {notice(pane, blind)}</small>" if pane.notice else ""
+    return format_stats_markdown(pane.stats, status) + said + warning
 
 
 def pane_json(pane: PaneState, blind: bool = False) -> dict:
