@@ -151,9 +151,158 @@ def test_a_process_killed_during_writes_leaves_every_committed_row_readable(tmp_
     assert len(committed) >= 60 and all(cid in stored and stored[cid]["votes"] for cid in committed)
 
 
-def test_diff_marks_words_only_in_one_output():
+def test_two_unrelated_outputs_read_side_by_side_with_no_strike_through():
+    """Unrelated texts: both shown whole in two columns, nothing marked, and the view says so."""
+    left = "The lighthouse keeper climbed the stairs at dusk <b>slowly</b>."
+    right = "Quarterly revenue rose by four percent in the northern region."
+    html = diff_html(left, right)
+    assert "No meaningful overlap" in html and "<mark" not in html and "line-through" not in html
+    assert "&lt;b&gt;slowly&lt;/b&gt;" in html and "<b>slowly" not in html and "Quarterly revenue" in html
+    assert html.index("lighthouse") < html.index("Quarterly")  # left column first
+
+
+def test_a_shared_passage_is_highlighted_in_both_columns_and_a_chance_word_is_not():
+    from comparer.reviews.diff import shared_passages, side_by_side_html
+
+    left = "Once upon a time there was a fox who lived in the woods and the river ran cold."
+    right = "In the city a man said that there was a fox who lived in the woods near him."
+    (passage,) = shared_passages(left, right)  # the lone shared "a" before it is chance, left plain
+    assert (passage.left_start, passage.right_start, passage.words) == (4, 7, 9)
+    html = side_by_side_html(left, right, "left: m", "right: t")
+    marks = [chunk.split(">", 1)[1].split("</mark>")[0] for chunk in html.split("<mark")[1:]]
+    assert [m.strip() for m in marks] == ["there was a fox who lived in the woods"] * 2
+    assert "left: m" in html and "right: t" in html and "1 shared passage" in html
+
+
+def test_near_identical_outputs_mark_every_common_word_and_keep_the_differing_ones_plain():
     html = diff_html("the cat sat <here>", "the dog sat <here>")
-    assert "line-through" in html and ">cat<" in html and ">dog<" in html and "&lt;here&gt;" in html
+    assert '<span>cat </span>' in html and '<span>dog </span>' in html and "&lt;here&gt;</mark>" in html
+    assert "line-through" not in html and "No meaningful overlap" not in html
+
+
+def _synthetic_votes(strengths: dict, n: int, seed: int) -> list[tuple]:
+    """Votes drawn from a Bradley-Terry model with the given log-strengths; 10 % of votes are ties."""
+    import math
+    import random
+
+    rng, models, rows = random.Random(seed), list(strengths), []
+    for _ in range(n):
+        left, right = rng.sample(models, 2)
+        p_left = 1 / (1 + math.exp(strengths[right] - strengths[left]))
+        vote = "tie" if rng.random() < 0.1 else ("left" if rng.random() < p_left else "right")
+        rows.append((left, right, vote, 1))
+    return rows
+
+
+def test_bradley_terry_recovers_a_known_order_with_bootstrap_intervals_around_each_estimate():
+    from comparer.reviews.leaderboard import ELO_PER_LOGIT, leaderboard
+
+    strengths = {"strong": 1.2, "good": 0.4, "fair": -0.3, "weak": -1.3}
+    ratings = leaderboard(_synthetic_votes(strengths, 1500, seed=3))
+    assert [r.model for r in ratings] == ["strong", "good", "fair", "weak"]
+    assert [r.rank for r in ratings] == [1, 2, 3, 4]  # 1,500 votes separate the intervals
+    gap = ratings[0].rating - ratings[-1].rating
+    assert abs(gap - ELO_PER_LOGIT * 2.5) < 60  # true gap 2.5 log-odds = 434 Elo points
+    assert all(r.low < r.rating < r.high for r in ratings)
+    assert abs(sum(r.rating for r in ratings) / 4 - 1000) < 1e-6  # 1000 = the average model
+    few = leaderboard(_synthetic_votes(strengths, 12, seed=3))
+    assert all(f.high - f.low > r.high - r.low for f, r in zip(sorted(few, key=lambda r: r.model),
+                                                                 sorted(ratings, key=lambda r: r.model)))
+
+
+def test_ties_and_both_bad_count_as_half_a_win_for_each_side():
+    import math
+
+    import numpy as np
+
+    from comparer.reviews.leaderboard import fit_bradley_terry, games, leaderboard
+
+    rows = [("a", "b", "left", 2), ("b", "a", "tie", 1), ("a", "b", "both_bad", 1)]
+    models, i, j, score, count = games(rows)
+    theta = fit_bradley_terry(len(models), i, j, score, count, ridge=0.0)
+    assert theta[0] - theta[1] == pytest.approx(math.log(3))  # a scored 3 of 4: odds 3 to 1
+    even = leaderboard([("a", "b", "tie", 5), ("b", "a", "both_bad", 5)])
+    assert [r.rating for r in even] == pytest.approx([1000.0, 1000.0])
+    a = next(r for r in leaderboard(rows) if r.model == "a")
+    assert (a.votes, a.wins, a.losses, a.ties, a.both_bad) == (4, 2, 0, 1, 1)
+    assert np.isfinite(theta).all() and leaderboard([]) == []
+
+
+def test_the_tally_follows_the_panes_and_says_what_its_win_rate_counts():
+    """A is the model shown on the left most often (here the alphabetically later one); the rate's
+    denominator is the decisive votes only, printed beside it; ties and both bad have their own columns."""
+    from comparer.reviews.tally import tally_counts, tally_line, tally_markdown
+
+    rows = [("mamba", "llama", "left", 2), ("mamba", "llama", "right", 1), ("llama", "mamba", "tie", 1),
+            ("mamba", "llama", "both_bad", 3)]
+    (t,) = tally_counts(rows)
+    assert (t.model_a, t.model_b, t.a_wins, t.b_wins, t.ties, t.both_bad) == ("mamba", "llama", 2, 1, 1, 3)
+    table = tally_markdown([t])
+    header, _, row = table.splitlines()[:3]
+    assert [c.strip() for c in row.strip("|").split("|")] == ["mamba", "llama", "2", "1", "1", "3",
+                                                             "67% of 3 (21%–94%)"]
+    assert "A (left)" in header and "both bad" in header and "ties and both bad are left out" in table
+    assert "7 votes" in tally_line(t) and "3 decisive votes" in tally_line(t)
+    (flipped,) = tally_counts([("llama", "mamba", "left", 1)] * 2 + [("mamba", "llama", "left", 1)])
+    assert (flipped.model_a, flipped.a_wins, flipped.b_wins) == ("llama", 2, 1)
+
+
+def test_the_leaderboard_is_exported_as_csv_with_the_votes(tmp_path):
+    import csv
+
+    db = tmp_path / "r.sqlite"
+    store = ReviewStore(db)
+    for left, right, vote in [("a", "b", "left"), ("b", "a", "right"), ("a", "c", "left"), ("b", "c", "left"),
+                              ("c", "b", "tie")]:
+        store.add_vote(_comparison(store, left, right), vote)
+    store.start_comparison(NewComparison("unvoted", "a", "z", {}))  # no vote: not on the board
+    out = tmp_path / "board.csv"
+    assert reviews_cli(["export", "--format", "leaderboard-csv", "--out", str(out), "--db", str(db)]) == 0
+    rows = list(csv.DictReader(open(out)))
+    assert [r["model"] for r in rows] == ["a", "b", "c"]
+    assert [(r["votes"], r["wins"], r["losses"], r["ties"]) for r in rows] == [
+        ("3", "3", "0", "0"), ("4", "1", "2", "1"), ("3", "0", "2", "1")]
+    assert all(float(r["rating_low_95"]) <= float(r["rating"]) <= float(r["rating_high_95"]) for r in rows)
+
+
+def test_history_filters_by_model_on_either_side_and_by_its_wins_and_losses(tmp_path):
+    """The vote filter is relative to a model, so a blind run that put it on the right still counts; an
+    unvoted blind comparison is never matched by a model filter (that would name its models)."""
+    import gradio as gr
+
+    from comparer.ui.review import ReviewService
+
+    store = ReviewStore(tmp_path / "r.sqlite")
+    won_left, won_right, lost, other = (_comparison(store, *p) for p in [("m", "t"), ("t", "m"), ("m", "t"),
+                                                                          ("x", "y")])
+    for cid, vote in [(won_left, "left"), (won_right, "right"), (lost, "right"), (other, "left")]:
+        store.add_vote(cid, vote)
+    blind = store.start_comparison(NewComparison("secret", "m", "t", {}, blind=True))
+    assert {i["id"] for i in store.history(model="m")} == {won_left, won_right, lost}
+    assert {i["id"] for i in store.history(model="m", vote="won")} == {won_left, won_right}
+    assert [i["id"] for i in store.history(model="m", vote="lost")] == [lost]
+    assert blind in {i["id"] for i in store.history()} and blind not in {i["id"] for i in store.history(pair=("m", "t"))}
+    service = ReviewService(store)
+    rows, tally_md, choices = service.history("t", "", "won")
+    assert [r[-1] for r in rows["data"]] == [lost] and rows["headers"][-1] == "id"
+    assert choices.constructor_args["choices"] == ["", "m", "t", "x", "y", "m vs t", "x vs y"]
+    assert "| m | t | 2 | 1 |" in tally_md and "| x |" not in tally_md
+    with pytest.raises(gr.Error, match="pick one model"):
+        service.history("", "", "won")
+
+
+def test_a_history_row_shows_status_verdict_tags_note_and_both_speeds_as_text(tmp_path):
+    from comparer.ui.review import HISTORY_COLUMNS, ReviewService
+
+    store = ReviewStore(tmp_path / "r.sqlite")
+    cid = store.start_comparison(NewComparison("p", "mamba", "llama", {}, preset="small"))
+    store.finish_comparison(cid, "x", "y", {"decode_tok_per_s": 151.26}, {"decode_tok_per_s": None}, "stopped")
+    store.add_vote(cid, "right", ["fluent", "repetition"], "<b>short</b> " + "n" * 300)
+    rows, *_ = ReviewService(store).history()
+    row = dict(zip(HISTORY_COLUMNS, rows["data"][0]))
+    assert (row["status"], row["vote"], row["tags"]) == ("stopped", "llama better", "fluent, repetition")
+    assert row["decode tok/s (left / right)"] == "151.3 / –" and row["id"] == cid
+    assert row["note"].startswith("<b>short</b> nnn") and row["note"].endswith("…") and len(row["note"]) == 120
 
 
 class LocalFolderApi:

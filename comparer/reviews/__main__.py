@@ -1,4 +1,4 @@
-"""python -m comparer.reviews export --format csv|jsonl|llm-comparator --out FILE [--db PATH]"""
+"""python -m comparer.reviews export --format csv|jsonl|llm-comparator|leaderboard-csv --out FILE [--db PATH]"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Exports of the review store: CSV and JSONL (one row per comparison, latest vote) and the JSON
-input format of PAIR's LLM Comparator (one pair of models, score > 0 when model A is preferred)."""
+"""Exports of the review store: CSV and JSONL (one row per comparison, latest vote), the JSON input format
+of PAIR's LLM Comparator (one pair of models, score > 0 when model A is preferred) and the leaderboard
+the votes give (comparer/reviews/leaderboard.py) as CSV, one row per model."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import io
 import json
 from collections import Counter
 
-FORMATS = ("csv", "jsonl", "llm-comparator")
+from comparer.reviews import leaderboard
+
+FORMATS = ("csv", "jsonl", "llm-comparator", "leaderboard-csv")
 CSV_COLUMNS = ("id", "created_at", "preset", "blind", "prompt", "left_model", "right_model", "left_output",
                "right_output", "vote", "tags", "note", "left_ttft_s", "right_ttft_s", "left_decode_tok_per_s",
                "right_decode_tok_per_s", "settings", "app_version")
@@ -72,4 +75,10 @@ def _example(item: dict, model_a: str) -> dict:
 def export(items: list[dict], fmt: str) -> str:
     if fmt not in FORMATS:
         raise ValueError(f"Unknown export format {fmt!r}; use one of {', '.join(FORMATS)}.")
-    return {"csv": to_csv, "jsonl": to_jsonl, "llm-comparator": to_llm_comparator}[fmt](items)
+    return {"csv": to_csv, "jsonl": to_jsonl, "llm-comparator": to_llm_comparator,
+            "leaderboard-csv": to_leaderboard_csv}[fmt](items)
+
+
+def to_leaderboard_csv(items: list[dict]) -> str:
+    """Bradley-Terry ratings with 95 % bootstrap intervals from each comparison's latest vote."""
+    return leaderboard.to_csv(leaderboard.from_comparisons(items))

@@ -189,11 +189,11 @@ class ReviewStore:
         return [{**dict(r), "tags": json.loads(r["tags"])} for r in rows]
 
     def history(self, pair: tuple[str, str] | None = None, preset: str | None = None, vote: str | None = None,
-                limit: int = 500, offset: int = 0, owner: str | None = None) -> list[dict]:
+                limit: int = 500, offset: int = 0, owner: str | None = None, model: str | None = None) -> list[dict]:
         """Newest first, one page of at most ``limit`` matches after ``offset``; ``vote`` filters on the latest
-        vote ('none' for unvoted). The filters are in the query, so an old match is never cut off by newer
+        vote (see ``_filters``). The filters are in the query, so an old match is never cut off by newer
         others and a page costs the same at any store size. ``owner``: only that session's comparisons."""
-        where, params = _filters(pair, preset, vote, owner)
+        where, params = _filters(pair, preset, vote, owner, model)
         rows = self._conn().execute(f"SELECT * FROM comparisons {where} ORDER BY created_at DESC LIMIT ? OFFSET ?",
                                     (*params, int(limit), int(offset))).fetchall()
         votes = self._votes_of([r["id"] for r in rows])
@@ -210,17 +210,20 @@ class ReviewStore:
         return found
 
     def latest_votes(self, pair: tuple[str, str] | None = None, preset: str | None = None,
-                     owner: str | None = None) -> list[tuple]:
-        """(left model, right model, latest vote, count) over voted comparisons: what a tally needs, grouped
-        in SQL on an index."""
-        where, params = _filters(pair, preset, None, owner)
+                     owner: str | None = None, model: str | None = None) -> list[tuple]:
+        """(left model, right model, latest vote, count) over voted comparisons: what a tally and a leaderboard
+        need, grouped in SQL on an index."""
+        where, params = _filters(pair, preset, None, owner, model)
         where = f"{where} {'AND' if where else 'WHERE'} latest_vote IS NOT NULL"
         return [tuple(r) for r in self._conn().execute(
             f"SELECT left_model, right_model, latest_vote, COUNT(*) FROM comparisons {where} "
             "GROUP BY left_model, right_model, latest_vote", params)]
 
     def pairs(self, owner: str | None = None) -> list[tuple[str, str]]:
+        """The (left, right) model pairs of the comparisons whose models may be named: an unvoted blind
+        comparison's are left out, so the filter's choices never name a model only blind runs used."""
         where, params = _filters(None, None, None, owner)
+        where = f"{where} {'AND' if where else 'WHERE'} {NAMED}"
         return [tuple(r) for r in self._conn().execute(
             f"SELECT DISTINCT left_model, right_model FROM comparisons {where}", params)]
 
@@ -228,20 +231,37 @@ class ReviewStore:
         return self._conn().execute("SELECT COUNT(*) FROM comparisons").fetchone()[0]
 
 
-def _filters(pair, preset, vote, owner=None) -> tuple[str, list]:
-    """The Review tab's filters as a WHERE clause (pair in either order, preset, latest vote, owner)."""
+# comparisons whose models may be named: not blind, or blind and voted on (see hide_unvoted_blind)
+NAMED = "(blind=0 OR latest_vote IS NOT NULL)"
+# the latest vote relative to a model, wherever it sat: blind runs shuffle the sides
+WON = "((left_model=? AND latest_vote='left') OR (right_model=? AND latest_vote='right'))"
+LOST = "((left_model=? AND latest_vote='right') OR (right_model=? AND latest_vote='left'))"
+
+
+def _filters(pair, preset, vote, owner=None, model=None) -> tuple[str, list]:
+    """The Review tab's filters as a WHERE clause: owner; pair in either order or one ``model`` on either
+    side (neither matches an unvoted blind comparison, which would name its models); preset; latest vote,
+    one of VOTES, 'none' (unvoted), or 'won' / 'lost' by ``model`` on whichever side it was."""
     clauses, params = [], []
     if owner is not None:
         clauses.append("owner=?")
         params.append(owner)
     if pair:
         a, b = pair
-        clauses.append("((left_model=? AND right_model=?) OR (left_model=? AND right_model=?))")
+        clauses.append(f"((left_model=? AND right_model=?) OR (left_model=? AND right_model=?)) AND {NAMED}")
         params += [a, b, b, a]
+    if model:
+        clauses.append(f"(left_model=? OR right_model=?) AND {NAMED}")
+        params += [model, model]
     if preset:
         clauses.append("preset=?")
         params.append(preset)
-    if vote == "none":
+    if vote in ("won", "lost"):
+        if not model:
+            raise ReviewError(f"'{vote}' needs a model: pick one model to filter on its wins or losses.")
+        clauses.append(WON if vote == "won" else LOST)
+        params += [model, model]
+    elif vote == "none":
         clauses.append("latest_vote IS NULL")
     elif vote:
         clauses.append("latest_vote=?")

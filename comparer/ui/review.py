@@ -9,10 +9,11 @@ import time
 import gradio as gr
 
 from comparer.models.presets import RANDOM
-from comparer.reviews.diff import diff_html, similarity
+from comparer.reviews import leaderboard
+from comparer.reviews.diff import side_by_side_html, similarity
 from comparer.reviews.export import FORMATS, export
-from comparer.reviews.store import TAGS, VOTES, ReviewError, ReviewStore
-from comparer.reviews.tally import tally_counts, tally_markdown
+from comparer.reviews.store import TAGS, ReviewError, ReviewStore
+from comparer.reviews.tally import tally_counts, tally_line, tally_markdown
 from comparer.ui.access import Access, oauth_on
 from comparer.ui.errors import clear_errors
 from comparer.ui.cards import card_markdown
@@ -22,8 +23,24 @@ VOTE_CHOICES = [("Left is better", "left"), ("Right is better", "right"), ("Tie"
 BLIND_VOTE_CHOICES = [("A is better", "left"), ("B is better", "right"), ("Tie", "tie"), ("Both bad", "both_bad")]
 HIDDEN = "hidden until a vote"
 HISTORY_PAGE = 200  # newest matching comparisons shown; filters narrow it (the store pages in SQL)
-HISTORY_COLUMNS = ["when (UTC)", "preset", "left", "right", "blind", "vote", "prompt", "id"]
-EXPORT_SUFFIX = {"csv": ".csv", "jsonl": ".jsonl", "llm-comparator": ".json"}
+# the /history API's rows keep when, preset, left, right and blind first and the id last (API callers index them)
+HISTORY_COLUMNS = ["when (UTC)", "preset", "left", "right", "blind", "status", "vote", "tags", "note",
+                   "decode tok/s (left / right)", "prompt", "id"]
+# pixels, 1,200 in all: the whole table, id included, fits a 1280-wide window; a phone scrolls it sideways
+HISTORY_WIDTHS = ["80px", "80px", "84px", "84px", "64px", "70px", "80px", "82px", "104px", "80px", "88px", "300px"]
+NOTE_CHARS, PROMPT_CHARS = 120, 60
+LEADERBOARD_COLUMNS = ["rank", "model", "rating (Elo scale)", "95 % interval", "votes", "wins", "losses",
+                       "ties + both bad"]
+LEADERBOARD_NOTE = (f"Bradley-Terry fit over every model's latest votes, on the Elo scale (1000 = the average "
+                    f"model; +100 = 64 % expected wins). 95 % intervals from {leaderboard.BOOTSTRAP_ROUNDS} "
+                    "bootstrap resamples of the votes; ties and both bad count half a win for each side. "
+                    "**rank** = 1 + the models whose interval lies wholly above. With few votes per model the "
+                    "intervals mean little.")
+# the vote filter is relative to a model, not a side: blind runs shuffle which model sat on the left
+VOTE_FILTER_CHOICES = [("any", ""), ("the chosen model won", "won"), ("the chosen model lost", "lost"),
+                       ("tie", "tie"), ("both bad", "both_bad"), ("not voted yet", "none")]
+PAIR_SEPARATOR = " vs "
+EXPORT_SUFFIX = {"csv": ".csv", "jsonl": ".jsonl", "llm-comparator": ".json", "leaderboard-csv": "-leaderboard.csv"}
 
 
 class ReviewService:
@@ -43,6 +60,8 @@ class ReviewService:
         """Record a vote (allowed while generating); reveal the models; return the new tally."""
         if not comparison_id:
             raise gr.Error("Nothing to vote on yet: press Compare first.")
+        if not vote:
+            raise gr.Error("Pick a verdict first: left, right, tie or both bad.")
         if self._visible(str(comparison_id), request, profile) is None:
             raise gr.Error(f"No comparison with id {str(comparison_id)[:40]!r} in your session: vote on the "
                            "comparison on your screen.")
@@ -56,7 +75,8 @@ class ReviewService:
                   f"Left was **{as_text(item['left_model'])}**, right was **{as_text(item['right_model'])}**.")
         pair = (item["left_model"], item["right_model"])
         owner = self.access.owner(request, profile)
-        return reveal, tally_markdown(tally_counts(self.store.latest_votes(pair=pair, owner=owner)))
+        (pair_tally,) = tally_counts(self.store.latest_votes(pair=pair, owner=owner))
+        return reveal, tally_line(pair_tally, as_text)
 
     @staticmethod
     def fresh_form(blind: bool, preset: str | None = None) -> tuple:
@@ -77,17 +97,34 @@ class ReviewService:
     @clear_errors("Reading the history")
     def history(self, pair: str | None = None, preset: str | None = None, vote: str | None = None,
                 request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> tuple:
-        """The newest matching comparisons this caller may see (see comparer/ui/access.py)."""
-        wanted = tuple(pair.split(" vs ")) if pair else None
+        """The newest matching comparisons this caller may see (see comparer/ui/access.py), the tally of
+        their pairs and the filter's choices. ``pair``: "a vs b" for one pair, or one model's name for every
+        comparison it took part in; ``vote``: see comparer.reviews.store._filters."""
         owner = self.access.owner(request, profile)
-        items = self.store.history(wanted, preset or None, vote or None, limit=HISTORY_PAGE, owner=owner)
-        shown = [hide_unvoted_blind(i) for i in items]
-        rows = [[time.strftime("%Y-%m-%d %H:%M", time.gmtime(i["created_at"])), i["preset"], i["left_model"],
-                 i["right_model"], i["blind"], i["votes"][-1]["vote"] if i["votes"] else "none",
-                 i["prompt"][:80], i["id"]] for i in shown]
-        pairs = sorted({" vs ".join(sorted(p)) for p in self.store.pairs(owner)})
-        tallies = tally_counts(self.store.latest_votes(wanted, preset or None, owner))
-        return rows, tally_markdown(tallies), gr.Dropdown(choices=[""] + pairs)
+        filters = dict(_pair_or_model(pair), preset=preset or None)
+        try:
+            items = self.store.history(vote=vote or None, limit=HISTORY_PAGE, owner=owner, **filters)
+        except ReviewError as err:
+            raise gr.Error(str(err)) from err
+        rows = [history_row(hide_unvoted_blind(i)) for i in items]
+        tallies = tally_counts(self.store.latest_votes(owner=owner, **filters))
+        return ({"headers": HISTORY_COLUMNS, "data": rows}, tally_markdown(tallies, as_text),
+                gr.Dropdown(choices=self.filter_choices(owner)))
+
+    def filter_choices(self, owner: str | None) -> list[str]:
+        """Every nameable model, then every pair (unvoted blind comparisons name none: ReviewStore.pairs)."""
+        pairs = {tuple(sorted(p)) for p in self.store.pairs(owner)}
+        models = sorted({m for p in pairs for m in p})
+        return ["", *models, *sorted(PAIR_SEPARATOR.join(p) for p in pairs)]
+
+    @clear_errors("Ranking the models")
+    def leaderboard_table(self, pair: str | None = None, preset: str | None = None, vote: str | None = None,
+                    request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> dict:
+        """The Bradley-Terry leaderboard of the comparisons the filters select (the vote filter aside: a
+        ranking needs every verdict)."""
+        owner = self.access.owner(request, profile)
+        rows = self.store.latest_votes(owner=owner, preset=preset or None, **_pair_or_model(pair))
+        return {"headers": LEADERBOARD_COLUMNS, "data": leaderboard.table_rows(leaderboard.leaderboard(rows))}
 
     @clear_errors("Re-opening")
     def reopen(self, comparison_id: str, request: gr.Request = None, profile: gr.OAuthProfile | None = None) -> tuple:
@@ -101,8 +138,9 @@ class ReviewService:
                   f"preset {as_text(item['preset'] or 'custom')}, "
                   f"status {item['status']}; word overlap {similarity(item['left_output'], item['right_output']):.0%}"
                   f"\n\nVotes:\n{votes}")
-        return item["prompt"], item["left_output"], item["right_output"], header, diff_html(item["left_output"],
-                                                                                           item["right_output"])
+        view = side_by_side_html(item["left_output"], item["right_output"], f"left: {item['left_model']}",
+                                 f"right: {item['right_model']}")
+        return item["prompt"], item["left_output"], item["right_output"], header, view
 
     def reopen_selected(self, evt: gr.SelectData, request: gr.Request = None,
                         profile: gr.OAuthProfile | None = None) -> tuple:
@@ -154,6 +192,44 @@ def hide_unvoted_blind(item: dict) -> dict:
     return hidden
 
 
+def _pair_or_model(choice: str | None) -> dict:
+    """The store's filter for the Review tab's one "model or pair" choice: "a vs b" or a single model."""
+    choice = (choice or "").strip()
+    if PAIR_SEPARATOR in choice:
+        return {"pair": tuple(m.strip() for m in choice.split(PAIR_SEPARATOR, 1)), "model": None}
+    return {"pair": None, "model": choice or None}
+
+
+def history_row(item: dict) -> list:
+    """One history row (HISTORY_COLUMNS) of a comparison as it may be shown (hide_unvoted_blind first).
+    Cells are plain strings: the table renders them as text, so what a user typed shows as typed."""
+    latest = item["votes"][-1] if item["votes"] else None
+    speeds = " / ".join(_tok_per_s(item.get(f"{side}_stats")) for side in ("left", "right"))
+    return [time.strftime("%Y-%m-%d %H:%M", time.gmtime(item["created_at"])), item["preset"] or "custom",
+            item["left_model"], item["right_model"], item["blind"], item["status"], verdict(item),
+            ", ".join(latest["tags"]) if latest else "", _clip(latest["note"], NOTE_CHARS) if latest else "", speeds,
+            _clip(item["prompt"], PROMPT_CHARS), item["id"]]
+
+
+def verdict(item: dict) -> str:
+    """The latest vote named by model ("demo-mamba better"), since the side it sat on varies in blind runs."""
+    if not item["votes"]:
+        return "not voted"
+    vote = item["votes"][-1]["vote"]
+    if vote in ("left", "right"):
+        return f"{item[f'{vote}_model']} better"
+    return "both bad" if vote == "both_bad" else vote
+
+
+def _tok_per_s(stats: dict | None) -> str:
+    rate = (stats or {}).get("decode_tok_per_s")
+    return f"{rate:.1f}" if isinstance(rate, (int, float)) else "–"
+
+
+def _clip(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[:chars - 1] + "…"
+
+
 def card_markdown_from_dict(card: dict | None) -> str:
     from comparer.models.arch import ArchitectureCard
 
@@ -168,45 +244,75 @@ def vote_panel() -> dict:
             tags = gr.CheckboxGroup(list(TAGS), label="tags (optional)", elem_id="tags")
         with gr.Row():
             note = gr.Textbox(label="note (optional)", lines=1, scale=4)
-            submit = gr.Button("Submit vote", elem_id="vote-btn", scale=1)
+            submit = gr.Button("Submit vote", variant="primary", elem_id="vote-btn", scale=1)
         reveal = gr.Markdown(elem_id="reveal")
         vote_tally = gr.Markdown(elem_id="vote-tally")
     return {"vote": vote, "tags": tags, "note": note, "vote_btn": submit, "reveal": reveal, "vote_tally": vote_tally}
 
 
-def review_tab(service: ReviewService, preset_names: list[str]) -> None:
+def review_tab(service: ReviewService, preset_names: list[str]) -> tuple:
+    """The Review tab; returns (refresh button, history filters, history outputs) for the page's load event."""
+    _access_note(service)
+    with gr.Row():
+        pair = gr.Dropdown([""], value="", label="model or pair", allow_custom_value=True, elem_id="filter-model")
+        preset = gr.Dropdown([""] + preset_names, value="", label="preset", elem_id="filter-preset")
+        vote = gr.Dropdown(VOTE_FILTER_CHOICES, value="", label="latest vote", elem_id="filter-vote")
+        refresh = gr.Button("Refresh", variant="secondary", elem_id="refresh-btn")
+    tally_md = gr.Markdown(elem_id="tally")
+    table = gr.Dataframe(headers=HISTORY_COLUMNS, value={"headers": HISTORY_COLUMNS, "data": []}, interactive=False,
+                         wrap=True, column_widths=HISTORY_WIDTHS, elem_id="history",
+                         label="history: newest first; click a row to re-open it below")
+    ranking = _leaderboard_section()
+    reopen_id, reopen_btn, reopened = _reopen_section()
+    _export_section(service)
+    filters, outputs = [pair, preset, vote], [table, tally_md, pair]
+    refresh.click(service.history, inputs=filters, outputs=outputs, api_name="history")
+    # the leaderboard derives from the same votes as the tally: recomputed whenever the tally changes
+    tally_md.change(service.leaderboard_table, inputs=filters, outputs=[ranking], api_visibility="private")
+    reopen_btn.click(service.reopen, inputs=[reopen_id], outputs=reopened, api_name="reopen")
+    table.select(service.reopen_selected, inputs=None, outputs=[reopen_id, *reopened], api_visibility="private")
+    return refresh, filters, outputs
+
+
+def _access_note(service: ReviewService) -> None:
     if service.access.public:
         gr.Markdown("You see the comparisons of your own session. Reviewers named by the operator see all of "
                     "them and can export" + (": sign in." if oauth_on() else "."))
         if oauth_on():
             gr.LoginButton()
+
+
+def _leaderboard_section() -> gr.Dataframe:
+    gr.Markdown("### Leaderboard")
+    ranking = gr.Dataframe(headers=LEADERBOARD_COLUMNS, value={"headers": LEADERBOARD_COLUMNS, "data": []},
+                           interactive=False, wrap=True, elem_id="leaderboard")
+    gr.Markdown(LEADERBOARD_NOTE, elem_id="leaderboard-note")
+    return ranking
+
+
+def _reopen_section() -> tuple[gr.Textbox, gr.Button, list]:
+    """The re-open row and what it fills, in ReviewService.reopen's order: prompt, the raw texts, the header,
+    the two outputs side by side."""
     with gr.Row():
-        pair = gr.Dropdown([""], value="", label="pair", allow_custom_value=True)
-        preset = gr.Dropdown([""] + preset_names, value="", label="preset")
-        vote = gr.Dropdown(["", *VOTES, "none"], value="", label="latest vote")
-        refresh = gr.Button("Refresh")
-    tally_md = gr.Markdown(elem_id="tally")
-    table = gr.Dataframe(headers=HISTORY_COLUMNS, interactive=False, wrap=True, elem_id="history")
-    with gr.Row():
-        reopen_id = gr.Textbox(label="comparison id to re-open", scale=4)
-        reopen = gr.Button("Re-open", scale=1)
-    header = gr.Markdown()
-    prompt = gr.Textbox(label="prompt", lines=3, interactive=False)
-    with gr.Row():
-        left = gr.Textbox(label="left output", lines=8, interactive=False)
-        right = gr.Textbox(label="right output", lines=8, interactive=False)
-    gr.Markdown("**Where they differ** (red: only left, green: only right)")
-    diff = gr.HTML()
+        reopen_id = gr.Textbox(label="comparison id to re-open (the history's last column)", scale=4,
+                               elem_id="reopen-id")
+        button = gr.Button("Re-open", scale=1, elem_id="reopen-btn")
+    header = gr.Markdown(elem_id="reopen-header")
+    prompt = gr.Textbox(label="prompt", lines=2, interactive=False)
+    gr.Markdown("**Side by side** (highlighted: passages both outputs share)")
+    view = gr.HTML(elem_id="side-by-side")
+    with gr.Accordion("Both outputs as plain text (to copy)", open=False):
+        with gr.Row():
+            left = gr.Textbox(label="left output", lines=6, interactive=False)
+            right = gr.Textbox(label="right output", lines=6, interactive=False)
+    return reopen_id, button, [prompt, left, right, header, view]
+
+
+def _export_section(service: ReviewService) -> None:
     with gr.Row():
         fmt = gr.Radio(list(FORMATS), value="csv", label="export format")
         export_btn = gr.Button("Export and download", elem_id="export-btn")
         export_text = gr.Textbox(visible=False)
         export_name = gr.Textbox(visible=False)
-    filters = [pair, preset, vote]
-    refresh.click(service.history, inputs=filters, outputs=[table, tally_md, pair], api_name="history")
-    reopen.click(service.reopen, inputs=[reopen_id], outputs=[prompt, left, right, header, diff], api_name="reopen")
-    table.select(service.reopen_selected, inputs=None, outputs=[reopen_id, prompt, left, right, header, diff],
-                 api_visibility="private")
     export_btn.click(service.export_file, inputs=[fmt], outputs=[export_text, export_name], api_name="export").then(
         None, inputs=[export_text, export_name], js=DOWNLOAD_JS)
-    return refresh, filters, [table, tally_md, pair]
