@@ -23,6 +23,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--free-model-entry", action="store_true",
                         default=os.environ.get("COMPARER_FREE_MODEL_ENTRY", "") == "1",
                         help="let visitors load any two Hub models (off: only the presets' models)")
+    for side in ("left", "right"):
+        upper = side.upper()
+        parser.add_argument(f"--{side}-endpoint", default=os.environ.get(f"COMPARER_{upper}_ENDPOINT"),
+                            help=f"{side} model on an OpenAI-compatible server (vLLM, SGLang, llama.cpp): "
+                                 "URL#served-name; both endpoints make the 'served' pair, shown first")
+        parser.add_argument(f"--{side}-dir", default=os.environ.get(f"COMPARER_{upper}_DIR"),
+                            help=f"folder with the {side} served model's config.json and tokenizer (its card's "
+                                 "architecture and prompt token counts)")
+        parser.add_argument(f"--{side}-api-key-env", default=os.environ.get(f"COMPARER_{upper}_API_KEY_ENV"),
+                            help=f"name of the environment variable holding the {side} server's API key "
+                                 "(the key itself is never logged or stored)")
     parser.add_argument("--random-weights", action="store_true",
                         help="build the preset models from bundled configs with random weights (no download)")
     parser.add_argument("--host", default=os.environ.get("COMPARER_HOST", "0.0.0.0" if os.environ.get("SPACE_ID")
@@ -44,11 +55,25 @@ def main(argv: list[str] | None = None) -> None:
     _log_to_terminal()
     from comparer.ui.app import create_app, launch_kwargs
 
+    if args.left_endpoint or args.right_endpoint:
+        args.preset = _served_pair(args)
+
     demo = create_app(args.preset, args.presets, args.device, args.random_weights, dtype=args.dtype,
                       engine=args.engine, free_entry=args.free_model_entry)
     demo.queue(max_size=args.queue_size or _default_queue_size()).launch(
         server_name=args.host, server_port=args.port, ssr_mode=False, show_error=False, run_history=False,
         footer_links=["api"], **launch_kwargs())
+
+
+def _served_pair(args: argparse.Namespace) -> str:
+    """Both sides served elsewhere: register the 'served' pair (comparer.models.presets.served_preset)."""
+    from comparer.models.presets import register_preset, served_preset
+
+    if not (args.left_endpoint and args.right_endpoint):
+        raise SystemExit("Give both --left-endpoint and --right-endpoint (URL#served-name each).")
+    sides = {"left": (args.left_endpoint, args.left_dir), "right": (args.right_endpoint, args.right_dir)}
+    register_preset(served_preset("served", sides, {"left": args.left_api_key_env, "right": args.right_api_key_env}))
+    return "served"
 
 
 def _log_to_terminal() -> None:

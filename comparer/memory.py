@@ -35,6 +35,8 @@ def process_rss_bytes() -> int:
 
 
 def is_cuda(device: str | torch.device) -> bool:
+    if isinstance(device, str) and device.startswith("remote:"):
+        return False  # a served model (engines/remote.py): its device is the server
     return torch.device(device).type == "cuda"
 
 

@@ -103,6 +103,7 @@ def side_devices(device: str | None, gpu_count: int) -> dict[str, str | None]:
 
 
 WARMUP_PROMPT_TOKENS, WARMUP_NEW_TOKENS = 16, 4
+WARMUP_TEXT = "Once upon a time, in a small house by the sea, there lived"
 
 
 def warm_up(model: LoadedModel) -> None:
@@ -116,6 +117,8 @@ def _warm_once(model: LoadedModel) -> None:
     if memory.is_cuda(model.card.device):
         torch.cuda.set_device(torch.device(model.card.device))
     ids = list(range(1, WARMUP_PROMPT_TOKENS + 1))  # ids below 17 exist in every vocabulary
+    if memory.is_cuda(model.card.device) is False and model.card.device.startswith("remote:"):
+        ids = model.tokenizer(WARMUP_TEXT)["input_ids"]  # a served model may have no tokenizer here
     result = model.engine.generate(ids, GenerationSettings(max_new_tokens=WARMUP_NEW_TOKENS, fixed_length=True))
     model.pace = pace_of(result.t_start_s, result.token_times_s)
 

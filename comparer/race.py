@@ -36,10 +36,18 @@ class Placement:
 
     device: str
     gpu: int | None
+    server: str | None = None  # a served model's server (engines/remote.py): hardware of its own
+
+    @property
+    def hardware(self) -> str | None:
+        """What it alone computes on: one GPU or one server; None when it may share (CPU, split)."""
+        return self.server or (f"cuda:{self.gpu}" if self.gpu is not None else None)
 
     @classmethod
     def of(cls, device: str, device_map: str) -> "Placement":
         """``device_map`` is the card's: a device string, or a JSON map when accelerate split the model."""
+        if device.startswith("remote:"):
+            return cls(device, None, device[len("remote:"):])
         if not device.startswith("cuda") or device_map.lstrip().startswith("{"):
             return cls(device, None)
         return cls(device, int(device.split(":")[1]) if ":" in device else 0)
@@ -50,8 +58,8 @@ def resolve_mode(requested: str, placements: dict[str, Placement]) -> str:
     else ``alone``; ``shared`` on two different GPUs is ``per-gpu`` too (they share nothing)."""
     if requested not in REQUESTS + (PER_GPU,):
         raise RaceModeError(f"Unknown race mode '{str(requested)[:40]}'; use one of: {', '.join(REQUESTS)}.")
-    gpus = [p.gpu for p in placements.values()]
-    apart = None not in gpus and len(set(gpus)) == len(gpus)
+    hardware = [p.hardware for p in placements.values()]
+    apart = None not in hardware and len(set(hardware)) == len(hardware)
     if requested == PER_GPU and not apart:
         raise RaceModeError("per-gpu needs each model whole on its own GPU; this pair shares a device. "
                             "Use auto or alone.")
@@ -62,6 +70,8 @@ def resolve_mode(requested: str, placements: dict[str, Placement]) -> str:
 
 def mode_label(mode: str, placement: Placement) -> str:
     """What a pane says about how its figures were made."""
+    if mode == PER_GPU and placement.server:
+        return "alone on its server, timed at the client (network included)"
     if mode == PER_GPU:
         return f"alone on GPU {placement.gpu}"
     if mode == SHARED:

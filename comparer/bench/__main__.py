@@ -2,6 +2,8 @@
 
     python -m comparer.bench --preset paper --random-weights --contexts 512,2048,8192 \
         --new-tokens 128 --repeats 5 --out run.json --plot run.html
+    python -m comparer.bench --endpoint http://127.0.0.1:8000#mamba --endpoint-dir path/to/its/config \
+        --endpoint http://127.0.0.1:8001#pythia --endpoint-dir path/to/its/config --out served.json
 
 Importable without gradio or plotly (the GPU host has neither); ``--plot`` imports plotly.
 """
@@ -20,7 +22,13 @@ from comparer.models.presets import ModelLoadError
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m comparer.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", required=True, help="offline, small, paper or seed")
+    parser.add_argument("--preset", default=None, help="offline, small, paper or seed (or --endpoint)")
+    parser.add_argument("--endpoint", action="append", default=[],
+                        help="a served model, URL#served-name (once per side: left, then right); timed at the "
+                             "client, network included")
+    parser.add_argument("--endpoint-dir", action="append", default=[],
+                        help="per --endpoint, a folder with its config.json and tokenizer (the architecture and "
+                             "prompt token counts come from it)")
     parser.add_argument("--random-weights", action="store_true",
                         help="exact configs from assets/configs with random weights (no download)")
     parser.add_argument("--init-std", type=float, default=0.02,
@@ -41,8 +49,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.endpoint:
+        args.preset = _served(args.endpoint, args.endpoint_dir)
+    if not args.preset:
+        print("error: give --preset or --endpoint", file=sys.stderr)
+        return 2
     contexts = [int(c) for c in args.contexts.split(",") if c.strip()]
     sides = tuple(s.strip() for s in args.sides.split(","))
+    if len(args.endpoint) == 1:
+        sides = ("left",)  # one served model
     bar = tqdm(total=len(contexts) * len(sides), unit="point")
 
     def progress(done: int, total: int, label: str) -> None:
@@ -65,6 +80,16 @@ def main(argv: list[str] | None = None) -> int:
         scaling_figure([record]).write_html(args.plot, include_plotlyjs="cdn")
     return 0
 
+
+def _served(endpoints: list[str], dirs: list[str]) -> str:
+    """Register the served pair (one endpoint measures it on both sides' slots, once)."""
+    from comparer.models.presets import register_preset, served_preset
+
+    endpoints = (endpoints * 2)[:2]
+    dirs = (dirs + [None, None])[:2] if len(dirs) != 1 else dirs * 2
+    register_preset(served_preset("served", {side: (e, d) for side, e, d in zip(("left", "right"), endpoints, dirs)},
+                                  {}))
+    return "served"
 
 
 if __name__ == "__main__":

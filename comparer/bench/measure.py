@@ -45,6 +45,8 @@ def measure_point(engine: Engine, prompt_ids: list[int], new_tokens: int, repeat
     (the generation in flight ends at its next token, the point is not kept). ``own_before_b``: what this
     model holds between generations (LoadedModel.own_bytes); by default the engine's own tensors."""
     context = len(prompt_ids)
+    if engine.device.startswith("remote:"):
+        return _measure_served(engine, prompt_ids, new_tokens, repeats, stop)
     if own_before_b is None:
         own_before_b = (engine.weight_bytes() or 0) + (engine.cache_bytes() or 0)
     try:
@@ -67,6 +69,20 @@ def measure_point(engine: Engine, prompt_ids: list[int], new_tokens: int, repeat
                  peak.get("allocated_bytes"), peak.get("reserved_bytes"), peak.get("rss_bytes"),
                  before_b if memory.is_cuda(engine.device) else None,
                  model_peak_bytes=own_before_b + max(peak_b - before_b, 0))
+
+
+def _measure_served(engine: Engine, prompt_ids: list[int], new_tokens: int, repeats: int,
+                    stop: threading.Event | None) -> Point | None:
+    """A served model: the same warm-up and repeats, timed at the client; its memory is the server's,
+    not seen from here, so none is recorded."""
+    context = len(prompt_ids)
+    try:
+        _generate(engine, prompt_ids, new_tokens, stop)
+        ttfts = [_generate(engine, prompt_ids, 1, stop).ttft_s for _ in range(repeats)]
+        decodes = [_decode_rate(_generate(engine, prompt_ids, new_tokens, stop)) for _ in range(repeats)]
+    except _Stopped:
+        return None
+    return Point(context, new_tokens, "ok", Summary.from_values(ttfts), Summary.from_values(decodes))
 
 
 class _Stopped(Exception):
@@ -133,6 +149,8 @@ def _first_warmup(model: LoadedModel, prompt_ids: list[int]) -> None:
 
 def environment(device: str, dtype: torch.dtype = torch.float16) -> Environment:
     """Versions (and the pins they differ from), the commit, and the ceilings the plots' bounds use."""
+    if device.startswith("remote:"):
+        return served_environment(device)
     on_cuda = memory.is_cuda(device)
     name = torch.cuda.get_device_name(device) if on_cuda else _cpu_name()
     measured = measure_matmul_rate(device, dtype)
@@ -147,6 +165,17 @@ def environment(device: str, dtype: torch.dtype = torch.float16) -> Environment:
         measured_matmul_flops_per_s=measured, cpu_threads=torch.get_num_threads(),
         peak_matmul_flops_per_s=peak, matmul_rate_source=source, git_commit=ceilings.git_commit(),
         pinned_versions=ceilings.differing_pins(versions))
+
+
+def served_environment(device: str) -> Environment:
+    """A served model's record: the server is the device; its hardware is not seen from here, so no
+    ceilings (and no bounds) are recorded; the versions are this client's."""
+    versions = {"torch": torch.__version__, "transformers": _version("transformers"), "python": python_version()}
+    return Environment(device_type="remote", device_name="remote servers (each card names its own)",
+                       torch_version=versions["torch"], transformers_version=versions["transformers"],
+                       python_version=versions["python"], cuda_version=None, mamba_ssm_version=None,
+                       causal_conv1d_version=None, matmul_rate_source="not known: a remote server",
+                       git_commit=ceilings.git_commit(), pinned_versions=ceilings.differing_pins(versions))
 
 
 def measure_bandwidth(device: str, n_bytes: int | None = None, repeats: int = 10) -> float:

@@ -51,8 +51,8 @@ def scaling_figure(records: list[BenchRecord]) -> go.Figure:
 
 def memory_unit(records: list[BenchRecord]) -> tuple[str, int]:
     """GiB, or MiB where every model is under a GiB (the demo pair's 25 MiB would read '0.025')."""
-    biggest_b = max((m.card["n_params"] * analytic.dtype_bytes(m.card["dtype"]) for _, m in _runs(records)),
-                    default=0)
+    biggest_b = max((m.card["n_params"] * analytic.dtype_bytes(m.card["dtype"]) for r, m in _runs(records)
+                     if r.environment.device_type != "remote"), default=0)
     peaks_b = [p.model_peak_bytes or 0 for _, m in _runs(records) for p in m.points]
     return ("GiB", GIB) if max([biggest_b, *peaks_b]) >= GIB else ("MiB", MIB)
 
@@ -175,7 +175,8 @@ def _add_all_bounds(fig: go.Figure, records: list[BenchRecord], colours: dict[st
         _, _, contexts = groups.setdefault(key, (record, run, set()))
         contexts.update(p.context_tokens for p in run.points)
     for record, run, contexts in groups.values():
-        _add_bounds(fig, record, run, colours[run.model_id], sorted(contexts), unit_b)
+        if record.environment.device_type != "remote":  # a served model's hardware is not seen: no bounds
+            _add_bounds(fig, record, run, colours[run.model_id], sorted(contexts), unit_b)
     if groups:
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=BOUND_LEGEND, legendgroup="bounds",
                                  line=dict(color="#666", dash="dash", width=1), meta={"kind": "bound-key"}), 1, 1)

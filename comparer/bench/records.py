@@ -134,6 +134,11 @@ class BenchRecord:
 
 def method_for(device_type: str, warmup: str = "one generation at the measured length and new tokens") -> str:
     """How the figures were made, said for the device they were made on."""
+    if device_type == "remote":
+        return (f"remote, timed at the client: each model on its own server, measured in turn; warm-up excluded "
+                f"per point ({warmup}); token times when each streamed chunk reached the client, network "
+                "included; TTFT = generate 1 token; decode tok/s = (n-1)/(t_last - t_first) with min_tokens "
+                "or ignore_eos where the server takes them; median, p10, p90 over repeats; memory not seen")
     timers = ("torch.cuda.synchronize before each timer starts; token times after .tolist(), which waits "
               "for the device" if device_type == "cuda" else "CPU: timers on the host clock, no device to wait for")
     return (f"each model measured alone; warm-up excluded per point ({warmup}); {timers}; TTFT = generate 1 "
@@ -143,6 +148,8 @@ def method_for(device_type: str, warmup: str = "one generation at the measured l
 
 def memory_counts(device_type: str) -> dict:
     """What each memory field of a point counts on this device, stored in the record beside them."""
+    if device_type == "remote":
+        return {"model_peak_bytes": "this model only: not measured (its memory is on the server)"}
     if device_type == "cuda":
         return {"model_peak_bytes": "this model only: the bytes torch allocated while it loaded and kept "
                                     "(weights, derived tensors, state or preallocated KV cache, CUDA-graph "

@@ -23,14 +23,17 @@ Progress = Callable[[int, int, str], None]
 def new_record(preset_name: str, weights: str, device: str, contexts: list[int], new_tokens: int,
                repeats: int) -> BenchRecord:
     """An empty record holding the environment (versions, measured ceilings) and the settings."""
-    env = environment(device, default_dtype(device))
+    served = device.startswith("remote:")
+    env = environment(device, None if served else default_dtype(device))
+    dtype = "the server's" if served else str(default_dtype(device)).replace("torch.", "")
     return BenchRecord(preset_name, weights, env,
-                       dict(contexts=contexts, new_tokens=new_tokens, repeats=repeats,
-                            dtype=str(default_dtype(device)).replace("torch.", ""), device=device),
+                       dict(contexts=contexts, new_tokens=new_tokens, repeats=repeats, dtype=dtype, device=device),
                        method=method_for(env.device_type), memory_counts=memory_counts(env.device_type))
 
 
 def weights_label(preset: Preset, random_weights: bool) -> str:
+    if preset.left.endpoint is not None:
+        return "as served"
     if preset.offline:
         return "trained (the shipped demo pair)"
     return "random (exact configs)" if random_weights else "trained"
@@ -41,8 +44,9 @@ def run_bench(preset_name: str, contexts: list[int], new_tokens: int, repeats: i
               progress: Progress | None = None, engine: str = "hf",
               init_std: float | None = None) -> BenchRecord:
     """Measure each chosen model of the preset alone, freeing it before loading the next."""
-    device = device or default_device()
     preset = get_preset(preset_name)
+    served = preset.left.endpoint
+    device = served.device if served is not None else (device or default_device())
     specs = dict(zip(("left", "right"), preset_specs(preset, random_weights, init_std)))
     record = new_record(preset_name, weights_label(preset, random_weights), device, contexts, new_tokens, repeats)
     models = _loaded_in_turn([specs[side] for side in sides], device, engine, max(contexts) + new_tokens)

@@ -19,6 +19,7 @@ from comparer.models.arch import ArchitectureCard
 from comparer.models.loading import default_device, default_dtype, load_module
 from comparer.models.presets import ModelSpec
 from comparer.race import Pace
+from comparer.settings import GenerationSettings
 
 ENGINES = ("auto", "hf", "fast")
 
@@ -79,6 +80,8 @@ def load_model(spec: ModelSpec, device: str | None = None, dtype: torch.dtype | 
     from comparer.engines.deferred import DeferredEngine
     from comparer.engines.select import make_engine
 
+    if spec.endpoint is not None:
+        return load_served(spec)
     device = device or default_device()
     dtype = dtype or default_dtype(device)
     t0_s = time.perf_counter()
@@ -91,3 +94,26 @@ def load_model(spec: ModelSpec, device: str | None = None, dtype: torch.dtype | 
         built = make_engine(model, card, engine, max_context_tokens)
     resident_b = memory.current_bytes(device) - before_b if counted else None
     return LoadedModel(spec, built, tokenizer, time.perf_counter() - t0_s, resident_bytes=resident_b)
+
+
+def load_served(spec: ModelSpec) -> LoadedModel:
+    """A model on an OpenAI-compatible server: its card from its config (where one is here) and what the
+    server says; nothing is loaded into this process."""
+    from comparer.engines.remote import TIMED, PieceTable, RemoteEngine, RemoteTokenizer
+    from comparer.models.endpoints import probe
+    from comparer.models.loading import remote_card
+    from comparer.models.presets import ModelLoadError
+
+    t0_s = time.perf_counter()
+    try:
+        server = probe(spec.endpoint)
+    except ConnectionError as err:
+        raise ModelLoadError(f"{spec.model_id}: {err}") from err
+    card, local = remote_card(spec, spec.endpoint.device, server.model, server.meta, [f"{TIMED}"])
+    engine = RemoteEngine(spec.endpoint, server, card, RemoteTokenizer(PieceTable(), local))
+    card.path = engine.describe()
+    refused = engine.refused(GenerationSettings(do_sample=True, top_k=40, repetition_penalty=1.2, fixed_length=True))
+    if refused:
+        card.notes.append(f"{server.flavour} does not take: {', '.join(refused)} (not sent; the server's own "
+                          "default applies)")
+    return LoadedModel(spec, engine, engine.tokenizer, time.perf_counter() - t0_s)

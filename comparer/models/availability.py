@@ -57,6 +57,10 @@ def in_local_cache(model_id: str, revision: str | None = None) -> bool:
 
 def why_not_loadable(spec: ModelSpec) -> str | None:
     """None when ``spec`` can load here; else what is missing and what to do."""
+    if spec.endpoint is not None:
+        from comparer.models.endpoints import why_not_reachable
+
+        return why_not_reachable(spec.endpoint)
     if spec.random_weights or (spec.local_dir and Path(spec.local_dir).is_dir()):
         return None
     if spec.local_dir:

@@ -8,8 +8,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from comparer.paths import ASSETS_DIR, PRESETS_FILE
+
+if TYPE_CHECKING:
+    from comparer.models.endpoints import Endpoint
 
 SIDES = ("left", "right")  # a preset's two models, in pane order
 
@@ -32,10 +36,14 @@ class ModelSpec:
     random_weights: bool = False
     init_std: float | None = None  # std of the random weights; None: the config's initializer_range
     data: str | None = field(default=None, compare=False)  # what it was trained on, for the card's line
+    endpoint: "Endpoint | None" = None  # served elsewhere (models/endpoints.py); local_dir then gives its
+    # config and tokenizer only
 
     def with_random_weights(self, init_std: float | None = None) -> "ModelSpec":
         """``init_std`` 0.02 keeps a random fp16 Mamba finite (the configs' 0.1 overflows); speed does
         not depend on the values."""
+        if self.endpoint is not None:
+            return self  # a served model is what the server serves
         if not self.config_name:
             raise ModelLoadError(f"{self.model_id} has no bundled config in assets/configs, so it "
                                  f"cannot be built with random weights; add one or load it trained.")
@@ -57,9 +65,33 @@ class Preset:
     needs: str | None = None  # "gpu": too large for a CPU, refused at once there
 
 
+_RUNTIME: dict[str, Preset] = {}  # pairs the operator named at launch (app.py --left-endpoint ...)
+
+
 def load_presets(path: Path = PRESETS_FILE) -> dict[str, Preset]:
     raw = json.loads(Path(path).read_text())
-    return {name: _preset(name, entry) for name, entry in raw.items()}
+    return {**{name: _preset(name, entry) for name, entry in raw.items()}, **_RUNTIME}
+
+
+def register_preset(preset: Preset) -> None:
+    """Offer a pair built at launch (served models) beside the file's, under ``preset.name``."""
+    _RUNTIME[preset.name] = preset
+
+
+def served_preset(name: str, sides: dict[str, tuple[str, str | None]], api_key_envs: dict[str, str | None],
+                  label: str | None = None) -> Preset:
+    """A pair of served models: per side (endpoint text 'URL#served-name', local folder for its config and
+    tokenizer or None)."""
+    from comparer.models.endpoints import Endpoint
+
+    specs = {}
+    for side, (endpoint_text, local_dir) in sides.items():
+        endpoint = Endpoint.parse(endpoint_text, api_key_envs.get(side))
+        specs[side] = ModelSpec(endpoint.model or endpoint.base_url, local_dir=local_dir, endpoint=endpoint)
+    return Preset(name, label or f"Served: {specs['left'].model_id} vs {specs['right'].model_id}",
+                  "Two models on OpenAI-compatible servers, each alone on its own hardware; timed at this "
+                  "server as chunks arrive (network included).", specs["left"], specs["right"],
+                  prompt_kinds=("story", "instruction"), defaults={"repetition_penalty": 1.2})
 
 
 def get_preset(name: str) -> Preset:
@@ -80,10 +112,18 @@ def _preset(name: str, entry: dict) -> Preset:
 
 
 def _spec(entry: dict) -> ModelSpec:
-    """``local_dir`` in the file is relative to assets/ (the shipped demo pair)."""
+    """``local_dir`` in the file is relative to assets/ (the shipped demo pair); ``endpoint``:
+    {"base_url", "model", "api_key_env"} for a served model."""
     local_dir = str(ASSETS_DIR / entry["local_dir"]) if entry.get("local_dir") else None
+    endpoint = None
+    if entry.get("endpoint"):
+        from comparer.models.endpoints import Endpoint
+
+        served = entry["endpoint"]
+        endpoint = Endpoint.parse(served["base_url"] + (f"#{served['model']}" if served.get("model") else ""),
+                                  served.get("api_key_env"))
     return ModelSpec(model_id=entry["model_id"], local_dir=local_dir, revision=entry.get("revision"),
-                     config_name=entry.get("config_name"), data=entry.get("data"))
+                     config_name=entry.get("config_name"), data=entry.get("data"), endpoint=endpoint)
 
 
 CUSTOM = "custom"
