@@ -37,6 +37,8 @@ class PaneStats:
     cache_bytes: int | None = None
     workspace_bytes: int | None = None
     label: str = ""
+    # the device's energy counter over the whole generation (prompt included) / tokens; None: not measured
+    energy_j_per_token: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,6 +70,8 @@ def format_stats_markdown(stats: PaneStats, status: str) -> str:
     figures = [f"**{status}**", f"TTFT **{_fmt(stats.ttft_s, '{:.3f} s')}**",
                f"decode **{_fmt(stats.decode_tok_per_s, '{:.1f} tok/s')}**", f"{_fmt(stats.chars_per_s, '{:.0f} chars/s')}",
                f"{stats.tokens} tokens", f"{_fmt(_mib_or_none(stats.memory_bytes), '{:,.1f} MiB')}"]
+    if stats.energy_j_per_token is not None:
+        figures.append(f"{stats.energy_j_per_token:.3f} J/token")
     return " · ".join(figures) + f"  \n<small>_{stats.label}_ · memory {_fmt_memory(stats)}</small>"
 
 

@@ -27,7 +27,7 @@ from typing import Iterator
 
 import torch
 
-from comparer import lanes, memory, race
+from comparer import energy, lanes, memory, race
 from comparer.live import PaneMemory, PaneStats, pane_stats
 from comparer.engines.loaded import LoadedModel
 from comparer.models.arch import SSM
@@ -56,6 +56,7 @@ class PaneState:
     run_start_s: float | None = None
     shift_s: float | None = None
     workspace_bytes: int | None = None
+    energy_j: float | None = None  # the device's counter over its whole generation (alone only; energy.py)
     ended: bool = False
     complete: bool = False  # its run ended by itself (length, EOS, time limit), not by Stop
     visible_tokens: int = 0
@@ -147,9 +148,13 @@ class PairRun:
             if warning:
                 self._events.put((side, "warning", warning))
             on_token = self._token_sink(side, model.card.device)
+            meter = self._meter(model.card.device)
+            e0_j = _joules(meter, model.card.device)
             self._events.put((side, "start", (time.perf_counter(), len(prompt_ids))))
             result = model.engine.generate(prompt_ids, self._run_settings(), stop=self.stop_event,
                                            on_token=on_token)
+            if meter is not None and result.token_ids:
+                self._events.put((side, "energy", _joules(meter, model.card.device) - e0_j))
             self._events.put((side, "complete", (not result.stopped_early, result.t_start_s)))
             if result.time_limited:
                 limit_s = self._run_settings().max_time_s
@@ -160,6 +165,10 @@ class PairRun:
             self._events.put((side, "error", f"{type(err).__name__}: {err}"))
         finally:
             self._events.put((side, "end", None))
+
+    def _meter(self, device: str):
+        """The device's energy counter while this model runs alone on it; sharing, no figure is its own."""
+        return None if self.mode == race.SHARED else energy.meter_for(device)
 
     def _token_sink(self, side: str, device: str):
         """Queues each token; on CUDA with the device to itself also the prefill's workspace, read
@@ -244,6 +253,8 @@ class PairRun:
             pane.cache_bytes.append(payload.cache_bytes)
         elif kind == "workspace":
             pane.workspace_bytes = payload
+        elif kind == "energy":
+            pane.energy_j = payload
         elif kind == "warning":
             pane.warning = payload
         elif kind == "time limit":
@@ -302,6 +313,8 @@ class PairRun:
             stats = (pane_stats(pane.t_start_s, times_s[:visible], len(pane.text), shown_s)
                      if pane.t_start_s is not None else PaneStats())
             pane.stats = stats.with_memory(self._memory(side, pane), pane.label)
+            if pane.energy_j is not None and visible == len(pane.token_ids) and visible:
+                pane.stats.energy_j_per_token = pane.energy_j / visible
         return self.panes
 
     def _status(self, pane: PaneState) -> str:
@@ -340,6 +353,14 @@ def _memory_kind(device: str, mode: str) -> str:
     if mode == race.SHARED:
         return "its tensors, measured; prefill workspace not separable while sharing"
     return "its tensors and prefill peak, measured"
+
+
+def _joules(meter, device: str) -> float:
+    if meter is None:
+        return 0.0
+    if memory.is_cuda(device):
+        torch.cuda.synchronize(device)
+    return meter.read_j()
 
 
 def _use_device(device: str) -> None:

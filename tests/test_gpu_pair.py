@@ -3,6 +3,7 @@ mamba-ssm kernels and Triton): the same tokens as each alone in every mode, and 
 race each pane's figures within 10 % of the same model measured alone by ``comparer.bench.measure``."""
 
 import statistics
+import time
 
 import pytest
 import torch
@@ -91,3 +92,22 @@ def test_each_models_resident_bytes_are_its_own_and_add_up_to_the_device():
     prompt = random_prompt_ids(left.engine.vocab_size(), 512)
     point = measure_point(left.engine, prompt, 16, 1, own_before_b=left.own_bytes())
     assert left.resident_bytes <= point.model_peak_bytes < point.peak_allocated_bytes - right.resident_bytes / 2
+
+
+def test_nvml_counts_energy_of_a_generation_and_the_benchmark_records_j_per_token():
+    """The H200's NVML counter rises over a generation; a benchmark point carries J per prompt token and
+    per generated token, positive and below what the board's 700 W for the run's whole time allows."""
+    from comparer import energy
+    from comparer.bench.measure import measure_point, random_prompt_ids
+
+    models = _pair("small")
+    left = models["left"]
+    meter = energy.meter_for(left.card.device)
+    assert meter is not None and "NVML" in meter.source
+    prompt = random_prompt_ids(left.engine.vocab_size(), 2048)
+    t0_s, e0_j = time.perf_counter(), meter.read_j()
+    point = measure_point(left.engine, prompt, 64, 3, own_before_b=left.own_bytes())
+    elapsed_s, used_j = time.perf_counter() - t0_s, meter.read_j() - e0_j
+    assert used_j > 0
+    assert 0 < point.prefill_j_per_token * 2048 * 3 < 700 * elapsed_s
+    assert 0 < point.decode_j_per_token * 63 * 3 < 700 * elapsed_s

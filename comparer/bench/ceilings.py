@@ -8,6 +8,8 @@ measured rate, and the record says which (``matmul_rate_source``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import re
 import subprocess
 from pathlib import Path
@@ -36,12 +38,43 @@ def bandwidth_peak(device_name: str, measured_bytes_per_s: float | None) -> tupl
     return measured_bytes_per_s, "measured copy rate (no datasheet entry)"
 
 
-def matmul_peak(device_name: str, dtype: str, measured_flops_per_s: float) -> tuple[float, str]:
-    """(rate, where it came from) for the TTFT bound: the datasheet peak, never below the measurement."""
+def matmul_peak(device_name: str, dtype: str, measured_flops_per_s: float,
+                cpu: "CpuPeak | None" = None) -> tuple[float, str]:
+    """(rate, where it came from) for the TTFT bound: the datasheet peak, never below the measurement; on a
+    CPU (``cpu``: this machine's, read by cpu_peak) the most its vector units could issue, since a
+    measured CPU rate is one that a quieter moment beats (a 2026-12-03 run beat its own measured bound)."""
     peak = DATASHEET_MATMUL_FLOPS.get(device_name, {}).get(dtype)
     if peak is not None:
         return max(peak, measured_flops_per_s), f"datasheet dense {dtype} peak of the {device_name}"
+    if cpu is not None:
+        return max(cpu.flops_per_s, measured_flops_per_s), cpu.source
     return measured_flops_per_s, "measured (best of the benchmark's matmul shapes; no datasheet entry)"
+
+
+@dataclass(frozen=True)
+class CpuPeak:
+    flops_per_s: float
+    source: str
+
+
+CPU_MAX_CLOCK_HZ = 4.5e9  # above any x86 server part's boost clock (cloud CPUs report only a base clock)
+
+
+def cpu_peak(cpuinfo: str | None = None, logical_cpus: int | None = None) -> CpuPeak:
+    """fp32 FLOP/s no run on this CPU can exceed: logical CPUs x FLOP per cycle of its widest FMA (two
+    units each: AVX-512 64, AVX2+FMA 32, else 16) x CPU_MAX_CLOCK_HZ. Loose, but a bound."""
+    import os
+
+    if cpuinfo is None:
+        with open("/proc/cpuinfo") as f:
+            cpuinfo = f.read()
+    flags = set(next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
+                      if line.startswith("flags")), []))
+    per_cycle = 64 if "avx512f" in flags else 32 if {"avx2", "fma"} <= flags else 16
+    cpus = logical_cpus or os.cpu_count() or 1
+    return CpuPeak(cpus * per_cycle * CPU_MAX_CLOCK_HZ,
+                   f"upper bound: {cpus} logical CPUs x {per_cycle} fp32 FLOP/cycle x "
+                   f"{CPU_MAX_CLOCK_HZ / 1e9:.1f} GHz (more than this CPU can issue)")
 
 
 def git_commit() -> str:

@@ -23,7 +23,7 @@ from typing import Callable
 
 import torch
 
-from comparer import memory
+from comparer import energy, memory
 from comparer.bench import ceilings
 from comparer.engines.base import Engine
 from comparer.engines.loaded import LoadedModel
@@ -56,8 +56,12 @@ def measure_point(engine: Engine, prompt_ids: list[int], new_tokens: int, repeat
         # warm-up at the measured length, excluded: a shorter one left the first decode repeat the slowest
         # (Pythia-6.9B eager on the H200: 16.9 then 58.6, 59.0 tok/s after a 4-token warm-up)
         _generate(engine, prompt_ids, new_tokens, stop)
+        meter = energy.meter_for(engine.device)
+        e0_j = _joules(meter, engine.device)
         ttfts = [_generate(engine, prompt_ids, 1, stop).ttft_s for _ in range(repeats)]
+        e1_j = _joules(meter, engine.device)
         decodes = [_decode_rate(_generate(engine, prompt_ids, new_tokens, stop)) for _ in range(repeats)]
+        e2_j = _joules(meter, engine.device)
         peak = memory.peak_bytes(engine.device)
     except _Stopped:
         return None
@@ -65,10 +69,32 @@ def measure_point(engine: Engine, prompt_ids: list[int], new_tokens: int, repeat
         _recover(engine)
         return Point(context, new_tokens, status="oom", error=str(err).splitlines()[0][:300])
     peak_b = peak.get("allocated_bytes") or peak.get("rss_bytes")
-    return Point(context, new_tokens, "ok", Summary.from_values(ttfts), Summary.from_values(decodes),
-                 peak.get("allocated_bytes"), peak.get("reserved_bytes"), peak.get("rss_bytes"),
-                 before_b if memory.is_cuda(engine.device) else None,
-                 model_peak_bytes=own_before_b + max(peak_b - before_b, 0))
+    point = Point(context, new_tokens, "ok", Summary.from_values(ttfts), Summary.from_values(decodes),
+                  peak.get("allocated_bytes"), peak.get("reserved_bytes"), peak.get("rss_bytes"),
+                  before_b if memory.is_cuda(engine.device) else None,
+                  model_peak_bytes=own_before_b + max(peak_b - before_b, 0))
+    if meter is not None:
+        point.prefill_j_per_token, point.decode_j_per_token = energy_per_token(
+            e0_j, e1_j, e2_j, repeats, context, new_tokens)
+    return point
+
+
+def energy_per_token(e0_j: float, e1_j: float, e2_j: float, repeats: int, context: int,
+                     new_tokens: int) -> tuple[float, float | None]:
+    """(J per prompt token, J per generated token) from the counter before the TTFT repeats, between them
+    and the decode repeats, and after: each decode generation also prefills the prompt, so one TTFT run's
+    energy is taken off before dividing by the tokens after the first."""
+    ttft_run_j = (e1_j - e0_j) / repeats
+    decode_run_j = (e2_j - e1_j) / repeats
+    per_generated = (decode_run_j - ttft_run_j) / (new_tokens - 1) if new_tokens > 1 else None
+    return ttft_run_j / context, per_generated
+
+
+def _joules(meter, device: str) -> float:
+    if meter is None:
+        return 0.0
+    _sync(device)
+    return meter.read_j()
 
 
 def _measure_served(engine: Engine, prompt_ids: list[int], new_tokens: int, repeats: int,
@@ -154,7 +180,8 @@ def environment(device: str, dtype: torch.dtype = torch.float16) -> Environment:
     on_cuda = memory.is_cuda(device)
     name = torch.cuda.get_device_name(device) if on_cuda else _cpu_name()
     measured = measure_matmul_rate(device, dtype)
-    peak, source = ceilings.matmul_peak(name, str(dtype).replace("torch.", ""), measured)
+    peak, source = ceilings.matmul_peak(name, str(dtype).replace("torch.", ""), measured,
+                                        None if on_cuda else ceilings.cpu_peak())
     versions = {"torch": torch.__version__, "transformers": _version("transformers"), "python": python_version()}
     return Environment(
         device_type=torch.device(device).type, device_name=name,
@@ -163,6 +190,7 @@ def environment(device: str, dtype: torch.dtype = torch.float16) -> Environment:
         mamba_ssm_version=_version("mamba_ssm"), causal_conv1d_version=_version("causal_conv1d"),
         measured_bandwidth_bytes_per_s=measure_bandwidth(device),
         measured_matmul_flops_per_s=measured, cpu_threads=torch.get_num_threads(),
+        energy_source=(energy.meter_for(device).source if energy.meter_for(device) else energy.NOT_MEASURED),
         peak_matmul_flops_per_s=peak, matmul_rate_source=source, git_commit=ceilings.git_commit(),
         pinned_versions=ceilings.differing_pins(versions))
 

@@ -64,6 +64,10 @@ class Point:
     # this model's own memory (the figure the plots and tables show): what it holds between generations
     # plus the peak growth during the point, so another loaded model is not counted (memory_counts)
     model_peak_bytes: int | None = None
+    # energy from the device's counter (environment.energy_source), the device running this model alone;
+    # None: not measured. Per prompt token: TTFT runs; per generated token: decode runs less one TTFT run.
+    prefill_j_per_token: float | None = None
+    decode_j_per_token: float | None = None
 
 
 @dataclass
@@ -98,6 +102,7 @@ class Environment:
     git_commit: str = "not recorded"
     # the repository's pins (requirements.txt) where this run's versions differ from them
     pinned_versions: dict = field(default_factory=dict)
+    energy_source: str = "not measured (records before energy was measured)"
 
 
 @dataclass
@@ -175,7 +180,7 @@ def python_version() -> str:
 CSV_COLUMNS = ("preset", "device", "dtype", "weights", "model_id", "family", "engine", "kernel_path", "context_tokens",
                "new_tokens", "status", "ttft_s_median", "ttft_s_p10", "ttft_s_p90", "decode_tok_per_s_median",
                "decode_tok_per_s_p10", "decode_tok_per_s_p90", "peak_allocated_bytes", "peak_reserved_bytes",
-               "peak_rss_bytes", "model_peak_bytes")
+               "peak_rss_bytes", "model_peak_bytes", "prefill_j_per_token", "decode_j_per_token")
 
 
 def to_csv(record: BenchRecord | list[BenchRecord]) -> str:
@@ -193,7 +198,8 @@ def to_csv(record: BenchRecord | list[BenchRecord]) -> str:
                              run.card["kernel_path"],
                              p.context_tokens, p.new_tokens, p.status, *_summary_cells(p.ttft_s),
                              *_summary_cells(p.decode_tok_per_s), p.peak_allocated_bytes,
-                             p.peak_reserved_bytes, p.peak_rss_bytes, p.model_peak_bytes])
+                             p.peak_reserved_bytes, p.peak_rss_bytes, p.model_peak_bytes,
+                             p.prefill_j_per_token, p.decode_j_per_token])
     return out.getvalue()
 
 
