@@ -2,8 +2,9 @@
 
     python scripts/screenshot.py http://127.0.0.1:7860/ docs/screenshot.png
 
-Writes the Compare tab after a finished comparison at desktop size (the README image), the Scaling
-tab beside it (-scaling.png), and the Compare tab at a phone's size (-phone.png, full page).
+Writes the Compare tab at 1280 x 800 after a finished comparison (the README image), the Scaling tab
+(-scaling.png), the Review tab after a vote (-review.png), and at a phone's size the Compare tab
+(-phone.png, full page) and the Scaling tab (-scaling-phone.png, full page).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
-DESKTOP = {"width": 1400, "height": 1500}
+DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
 
@@ -35,11 +36,22 @@ def main(url: str, out_png: str) -> None:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         page = compared(browser, url, DESKTOP)
         page.screenshot(path=out_png, full_page=False)
-        page.get_by_role("tab", name="Scaling").click()
-        page.wait_for_selector("#scaling-plot .main-svg", timeout=30_000)
-        page.screenshot(path=out_png.replace(".png", "-scaling.png"), full_page=False)
-        compared(browser, url, PHONE).screenshot(path=out_png.replace(".png", "-phone.png"), full_page=True)
+        page.locator("#vote").get_by_label("Left is better").check()
+        page.locator("#vote-btn").click()
+        page.wait_for_function("document.querySelector('#reveal').innerText.includes('Vote recorded')")
+        _tab(page, "Scaling", "#scaling-plot .main-svg", out_png.replace(".png", "-scaling.png"))
+        _tab(page, "Review", "#history [role=gridcell]", out_png.replace(".png", "-review.png"))
+        phone = compared(browser, url, PHONE)
+        phone.screenshot(path=out_png.replace(".png", "-phone.png"), full_page=True)
+        _tab(phone, "Scaling", "#scaling-plot .main-svg", out_png.replace(".png", "-scaling-phone.png"), True)
         browser.close()
+
+
+def _tab(page, name: str, ready: str, path: str, full_page: bool = False) -> None:
+    page.get_by_role("tab", name=name).click()
+    page.wait_for_selector(ready, timeout=30_000)
+    page.wait_for_timeout(1500)  # the phone layout is applied within 250 ms of drawing
+    page.screenshot(path=path, full_page=full_page)
 
 
 if __name__ == "__main__":

@@ -2,24 +2,18 @@
 
 import os
 import re
-import shutil
 import time
 
 import pytest
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
-CHROMIUM = os.environ.get("COMPARER_CHROMIUM", "/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+from tests.browser import launched, needs_chromium
+
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
+    yield from launched()
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +36,14 @@ def _text(page, elem_id: str) -> str:
     return page.evaluate(f"document.querySelector('#{elem_id} textarea').value")
 
 
+def _fixed_length(page, new_tokens: int) -> None:
+    """Open the decoding settings and ask for exactly ``new_tokens`` tokens (a run long enough to watch)."""
+    page.get_by_text("Decoding settings").click()
+    page.get_by_label("fixed length (min = max new tokens), for speed comparisons").check()
+    page.locator("input[aria-label='number input for max new tokens']").fill(str(new_tokens))
+    page.locator("input[aria-label='number input for max new tokens']").press("Enter")
+
+
 def test_compare_fills_both_panes_with_stats_then_stop_halts_updates(page, tmp_path):
     page.locator("#prompt textarea").fill("Maia gets ready for her next adventure. She finds a toy boat and")
     page.locator("#compare-btn").click()
@@ -51,10 +53,7 @@ def test_compare_fills_both_panes_with_stats_then_stop_halts_updates(page, tmp_p
     stats = page.locator("#left-stats").inner_text()
     assert "TTFT" in stats and "tok/s" in stats and "alone, shown on one clock" in stats
 
-    page.get_by_text("Decoding settings").click()
-    page.get_by_label("fixed length (min = max new tokens), for speed comparisons").check()
-    page.locator("input[aria-label='number input for max new tokens']").fill("1024")
-    page.locator("input[aria-label='number input for max new tokens']").press("Enter")
+    _fixed_length(page, 1024)
     page.locator("#compare-btn").click()
     page.wait_for_function("document.querySelector('#left-stats').innerText.includes('measuring alone') || "
                            "document.querySelector('#right-stats').innerText.includes('measuring alone')",
@@ -228,10 +227,7 @@ def test_at_1280x800_both_texts_and_both_figures_are_in_view_while_streaming_and
     page = _fresh(new_page, app_url, 1280, 800)
     assert page.locator("#stop-btn").is_disabled()
     page.locator("#prompt textarea").fill("It was a cold night in the old town, and the lamps")
-    page.get_by_text("Decoding settings").click()
-    page.get_by_label("fixed length (min = max new tokens), for speed comparisons").check()
-    page.locator("input[aria-label='number input for max new tokens']").fill("400")
-    page.locator("input[aria-label='number input for max new tokens']").press("Enter")
+    _fixed_length(page, 400)
     page.locator("#compare-btn").click()
     page.wait_for_function("document.querySelector('#left-stats').innerText.includes('generating') && "
                            "document.querySelector('#right-stats').innerText.includes('generating')", timeout=60_000)

@@ -4,15 +4,12 @@ order that says what it counts, the leaderboard with intervals, the side-by-side
 
 import os
 import re
-import shutil
 
 import pytest
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
-CHROMIUM = os.environ.get("COMPARER_CHROMIUM", "/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM), reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+from tests.browser import launched, needs_chromium
+
+pytestmark = needs_chromium
 DESKTOP, PHONE = {"width": 1280, "height": 900}, {"width": 390, "height": 844}
 NOTE = "<b>bold?</b> [link](http://example.com) the left one rambles"
 
@@ -29,10 +26,7 @@ HEADERS_JS = """(id) => { const seen = {};
 
 @pytest.fixture(scope="module")
 def browser():
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
+    yield from launched()
 
 
 def _open(browser, app_url, viewport):

@@ -3,29 +3,22 @@ pair's own, the figure is readable at desktop and phone sizes, and a live sweep 
 Screenshots go where COMPARER_SCREENSHOT_DIR points (else the test's temp folder)."""
 
 import os
-import shutil
 
 import pytest
+
+from tests.browser import launched, needs_chromium
 
 from comparer.bench.measure import this_device_name
 from comparer.bench.plots import STACKED_HEIGHT_PX
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
-CHROMIUM = os.environ.get("COMPARER_CHROMIUM", "/usr/bin/chromium")
-pytestmark = pytest.mark.skipif(not shutil.which(CHROMIUM),
-                                reason=f"no Chromium at {CHROMIUM} (apt-get install chromium)")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+pytestmark = needs_chromium
 PLOT = "document.querySelector('#scaling-plot .js-plotly-plot')"
 DEMO = "cpu-offline-demo.json"
 
 
 @pytest.fixture(scope="module")
 def browser(app_url):
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        browser.close()
+    yield from launched()
 
 
 def _scaling_page(browser, app_url, width: int, height: int):

@@ -53,3 +53,21 @@ def test_the_strip_shows_j_per_token_only_where_a_counter_measured_it(offline_pa
     monkeypatch.setattr(energy, "meter_for", lambda device: None)  # this CPU: no RAPL exposed
     plain = list(PairRun(offline_pair, "Once upon a time", GenerationSettings(max_new_tokens=4)))[-1]
     assert "J/token" not in pane_outputs(plain)[2] and pane_outputs(plain)[4]["left"]["energy_j_per_token"] is None
+
+
+def test_the_energy_plot_draws_j_per_token_per_model_and_is_absent_without_a_counter():
+    from comparer.bench.plots import energy_figure, model_colours
+    from comparer.bench.records import BenchRecord
+    from comparer.paths import RECORDS_DIR
+
+    record = BenchRecord.load(RECORDS_DIR / "cpu-offline-demo.json")
+    assert energy_figure([record]) is None  # this CPU has no counter: no plot, not a plot of zeros
+    for run in record.models:
+        for i, point in enumerate(run.points):
+            point.prefill_j_per_token, point.decode_j_per_token = 1e-3 * (i + 1), 0.05 + i * 1e-3
+    figure = energy_figure([record])
+    colours = model_colours([record])
+    assert len(figure.data) == 2 * len(record.models)
+    for trace in figure.data:
+        assert trace.line.color == colours[trace.meta["model"]] and len(trace.x) == len(record.models[0].points)
+    assert record.environment.energy_source in figure.layout.title.text

@@ -49,6 +49,33 @@ def scaling_figure(records: list[BenchRecord]) -> go.Figure:
     return fig
 
 
+ENERGY_PANELS = ("joules per prompt token (prefill)", "joules per generated token (decode)")
+
+
+def energy_figure(records: list[BenchRecord]) -> go.Figure | None:
+    """J per token against context, per model in its colour; None when no record measured energy (a CPU
+    without RAPL, or records older than the energy counters). The source is in the title."""
+    runs = [(r, m) for r, m in _runs(records) if any(p.decode_j_per_token for p in m.points)]
+    if not runs:
+        return None
+    fig = make_subplots(rows=1, cols=2, subplot_titles=ENERGY_PANELS, horizontal_spacing=0.1)
+    colours = model_colours(records)
+    for (record, run), symbol in zip(runs, run_symbols([r for r, _ in runs])):
+        ok = [p for p in run.points if p.status == "ok" and p.decode_j_per_token]
+        for col, attr in ((1, "prefill_j_per_token"), (2, "decode_j_per_token")):
+            fig.add_trace(go.Scatter(x=[p.context_tokens for p in ok], y=[getattr(p, attr) for p in ok],
+                                     mode="lines+markers", name=wrap_legend(_run_name(records, record, run)),
+                                     legendgroup=run.model_id, showlegend=col == 1,
+                                     line=dict(color=colours[run.model_id]), marker=dict(symbol=symbol),
+                                     meta={"model": run.model_id, "kind": "energy"}), row=1, col=col)
+    sources = sorted({r.environment.energy_source for r, _ in runs})
+    fig.update_xaxes(type="log", title_text="context (tokens)")
+    fig.update_yaxes(type="log")
+    fig.update_layout(height=360, title=dict(text="Energy, measured: " + "; ".join(sources), font=dict(size=12)),
+                      legend=_legend(), margin=dict(t=80, b=40, l=55, r=20))
+    return fig
+
+
 def memory_unit(records: list[BenchRecord]) -> tuple[str, int]:
     """GiB, or MiB where every model is under a GiB (the demo pair's 25 MiB would read '0.025')."""
     biggest_b = max((m.card["n_params"] * analytic.dtype_bytes(m.card["dtype"]) for r, m in _runs(records)

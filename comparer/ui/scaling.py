@@ -10,7 +10,7 @@ from pathlib import Path
 import gradio as gr
 
 from comparer.bench.measure import this_device_name
-from comparer.bench.plots import scaling_figure
+from comparer.bench.plots import energy_figure, scaling_figure
 from comparer.bench.records import BenchRecord, to_csv
 from comparer.bench.run import measure_models, new_record, summary_table, weights_label
 from comparer.memory import is_cuda
@@ -175,6 +175,14 @@ class ScalingService:
         return scaling_figure(records), table, str(json_path), str(csv_path)
 
 
+def energy_view(names: list[str] | str | None):
+    """The J/token plot of the records chosen, shown only where one of them measured energy."""
+    names = [names] if isinstance(names, str) else list(names or [])
+    paths = [STORED_DIR / Path(n).name for n in names if (STORED_DIR / Path(n).name).exists()]
+    figure = energy_figure([BenchRecord.load(p) for p in paths]) if paths else None
+    return gr.Plot(value=figure, visible=figure is not None)
+
+
 def shown_line(names: list[str], records: list[BenchRecord], here: str, preset: str | None = None) -> str:
     """The line above the plot: which stored records are drawn, of which pair, and whether their figures
     are this machine's or another's (an H200's figures on a CPU host are the H200's)."""
@@ -267,6 +275,9 @@ def scaling_tab(service: ScalingService, preset: gr.Dropdown) -> tuple:
     picked = gr.State(False)
     shown = gr.Markdown(elem_id="scaling-shown")
     plot = gr.Plot(elem_id="scaling-plot", show_label=False)
+    first = energy_view(choice.value)
+    energy_plot = gr.Plot(first.value if hasattr(first, "value") else None, elem_id="energy-plot",
+                          show_label=False, visible=bool(getattr(first, "visible", False)))
     gr.HTML("", js_on_load=STACK_JS, elem_id="scaling-stack")
     table = gr.Markdown(elem_id="scaling-table")
     with gr.Row():
@@ -285,6 +296,7 @@ def scaling_tab(service: ScalingService, preset: gr.Dropdown) -> tuple:
     sweeping.success(service.live_shown, inputs=[preset], outputs=[choice, shown], api_visibility="private")
     sweep["stop"].click(service.stop_live, inputs=None, outputs=None, cancels=[sweeping], api_name="stop_sweep",
                         queue=False)
+    choice.change(energy_view, inputs=[choice], outputs=[energy_plot], api_visibility="private", queue=False)
     return choice, outputs
 
 
