@@ -8,10 +8,26 @@ from comparer.bench.measure import energy_per_token
 
 
 def test_decode_energy_excludes_the_prefill_each_decode_run_repeats():
-    # 2 TTFT runs used 10 J (5 J each: 100 prompt tokens); 2 decode runs of 11 tokens used 30 J (15 J each)
-    per_prompt, per_generated = energy_per_token(0.0, 10.0, 40.0, repeats=2, context=100, new_tokens=11)
+    # a 1-token run used 5 J (100 prompt tokens); a run of 11 tokens 15 J, of which the same 5 J of prefill
+    per_prompt, per_generated = energy_per_token(5.0, 15.0, context=100, new_tokens=11)
     assert per_prompt == pytest.approx(0.05) and per_generated == pytest.approx(1.0)
-    assert energy_per_token(0.0, 1.0, 2.0, 1, 10, 1)[1] is None  # one token: no decode span
+    assert energy_per_token(1.0, 2.0, 10, 1)[1] is None  # one token: no decode span
+
+
+def test_energy_is_counted_over_a_span_long_enough_for_the_counter(offline_pair):
+    """A counter that moves only every 0.25 s reads 0 J over one short run; runs repeated for a second
+    give the true joules per run."""
+    import time
+
+    from comparer.bench import measure
+
+    t0 = time.perf_counter()
+    meter = energy.EnergyMeter(lambda: 100.0 * int((time.perf_counter() - t0) / 0.25) * 0.25, "coarse 100 W")
+    engine = offline_pair["left"].engine
+    started = time.perf_counter()
+    per_run_j = measure._energy_per_run(engine, list(range(1, 40)), 4, None, meter)
+    spent_s = time.perf_counter() - started
+    assert spent_s >= measure.ENERGY_SPAN_S and per_run_j > 0
 
 
 def _zone(root, name: str, uj: int, max_uj: int = 1000) -> None:

@@ -56,13 +56,12 @@ def measure_point(engine: Engine, prompt_ids: list[int], new_tokens: int, repeat
         # warm-up at the measured length, excluded: a shorter one left the first decode repeat the slowest
         # (Pythia-6.9B eager on the H200: 16.9 then 58.6, 59.0 tok/s after a 4-token warm-up)
         _generate(engine, prompt_ids, new_tokens, stop)
-        meter = energy.meter_for(engine.device)
-        e0_j = _joules(meter, engine.device)
         ttfts = [_generate(engine, prompt_ids, 1, stop).ttft_s for _ in range(repeats)]
-        e1_j = _joules(meter, engine.device)
         decodes = [_decode_rate(_generate(engine, prompt_ids, new_tokens, stop)) for _ in range(repeats)]
-        e2_j = _joules(meter, engine.device)
         peak = memory.peak_bytes(engine.device)
+        meter = energy.meter_for(engine.device)
+        if meter is not None:  # after the timed runs, so counting never slows a timed one
+            runs_j = [_energy_per_run(engine, prompt_ids, n, stop, meter) for n in (1, new_tokens)]
     except _Stopped:
         return None
     except torch.OutOfMemoryError as err:
@@ -74,27 +73,31 @@ def measure_point(engine: Engine, prompt_ids: list[int], new_tokens: int, repeat
                   before_b if memory.is_cuda(engine.device) else None,
                   model_peak_bytes=own_before_b + max(peak_b - before_b, 0))
     if meter is not None:
-        point.prefill_j_per_token, point.decode_j_per_token = energy_per_token(
-            e0_j, e1_j, e2_j, repeats, context, new_tokens)
+        point.prefill_j_per_token, point.decode_j_per_token = energy_per_token(*runs_j, context, new_tokens)
     return point
 
 
-def energy_per_token(e0_j: float, e1_j: float, e2_j: float, repeats: int, context: int,
+ENERGY_SPAN_S = 1.0  # NVML's counter moves every few tens of ms: a 16 ms prefill alone read 0 J
+
+
+def _energy_per_run(engine: Engine, prompt_ids: list[int], new_tokens: int, stop, meter) -> float:
+    """Joules of one generation: as many as fill ENERGY_SPAN_S (at least two), counted together."""
+    _sync(engine.device)
+    t0_s, e0_j, runs = time.perf_counter(), meter.read_j(), 0
+    while runs < 2 or time.perf_counter() - t0_s < ENERGY_SPAN_S:
+        _generate(engine, prompt_ids, new_tokens, stop)
+        runs += 1
+    _sync(engine.device)
+    return (meter.read_j() - e0_j) / runs
+
+
+def energy_per_token(ttft_run_j: float, decode_run_j: float, context: int,
                      new_tokens: int) -> tuple[float, float | None]:
-    """(J per prompt token, J per generated token) from the counter before the TTFT repeats, between them
-    and the decode repeats, and after: each decode generation also prefills the prompt, so one TTFT run's
-    energy is taken off before dividing by the tokens after the first."""
-    ttft_run_j = (e1_j - e0_j) / repeats
-    decode_run_j = (e2_j - e1_j) / repeats
+    """(J per prompt token, J per generated token) from the energy of a 1-token run and of a full run:
+    each full run also prefills the prompt, so one 1-token run is taken off before dividing by the tokens
+    after the first."""
     per_generated = (decode_run_j - ttft_run_j) / (new_tokens - 1) if new_tokens > 1 else None
     return ttft_run_j / context, per_generated
-
-
-def _joules(meter, device: str) -> float:
-    if meter is None:
-        return 0.0
-    _sync(device)
-    return meter.read_j()
 
 
 def _measure_served(engine: Engine, prompt_ids: list[int], new_tokens: int, repeats: int,

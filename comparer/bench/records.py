@@ -65,7 +65,8 @@ class Point:
     # plus the peak growth during the point, so another loaded model is not counted (memory_counts)
     model_peak_bytes: int | None = None
     # energy from the device's counter (environment.energy_source), the device running this model alone;
-    # None: not measured. Per prompt token: TTFT runs; per generated token: decode runs less one TTFT run.
+    # None: not measured. Per prompt token: 1-token runs; per generated token: full runs less one 1-token
+    # run; each counted over >= 1 s of repeated runs after the timed ones (measure.ENERGY_SPAN_S).
     prefill_j_per_token: float | None = None
     decode_j_per_token: float | None = None
 
