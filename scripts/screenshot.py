@@ -27,7 +27,8 @@ def compared(browser, url: str, viewport: dict):
     page.goto(url)
     page.get_by_text("The Maia story").first.click()
     page.locator("#compare-btn").click()
-    page.wait_for_function("document.querySelector('#left-stats').innerText.includes('done')", timeout=60_000)
+    page.wait_for_function("document.querySelector('#left-stats').innerText.includes('done') && "
+                           "document.querySelector('#right-stats').innerText.includes('done')", timeout=60_000)
     return page
 
 
