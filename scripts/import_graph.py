@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "comparer"
 # docs/design.md's layers, bottom to top: the top-level modules, then the sub-packages
-LAYERS = (("settings", "validation", "memory", "analytic", "prompts", "live", "paths", "lanes", "race"),
+LAYERS = (("settings", "validation", "memory", "energy", "analytic", "prompts", "live", "paths", "lanes", "race"),
           ("models",), ("kernels",), ("engines",), ("pool", "pair"), ("bench",), ("reviews",), ("ui",),
           ("space",))
 
