@@ -251,10 +251,12 @@ def test_a_shared_link_opens_the_same_comparison(new_page, app_url, tmp_path):
     page = _fresh(new_page, app_url, 1280, 800)
     page.locator("#prompt textarea").fill("The queen walked into the garden & said: 'Who is there?'")
     page.get_by_text("Decoding settings").click()
-    page.locator("input[aria-label='number input for max new tokens']").fill("40")
-    page.locator("input[aria-label='number input for max new tokens']").press("Enter")
-    page.locator("input[aria-label='number input for repetition penalty']").fill("1.35")
-    page.locator("input[aria-label='number input for repetition penalty']").press("Enter")
+    for label, value in (("max new tokens", "40"), ("repetition penalty", "1.35")):
+        box = page.locator(f"input[aria-label='number input for {label}']")
+        box.fill(value)
+        box.press("Enter")
+        box.blur()  # the slider takes the typed value on change
+    page.wait_for_timeout(300)
     page.locator("#race").get_by_label("both at once: contention").check()
     page.locator("#compare-btn").click()
     _wait_done(page)
@@ -264,6 +266,7 @@ def test_a_shared_link_opens_the_same_comparison(new_page, app_url, tmp_path):
                            timeout=10_000)
     link = page.evaluate("document.querySelector('#share-link textarea, #share-link input').value")
     assert "prompt=" in link and "repetition_penalty=1.35" in link and "race=shared" in link
+    assert "max_new_tokens=40" in link, link
     other = new_page(1280, 800)
     other.goto(link)
     other.wait_for_function("document.querySelector('#prompt textarea')?.value.startsWith('The queen')", timeout=30_000)
