@@ -31,6 +31,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.add_argument(f"--{side}-dir", default=os.environ.get(f"COMPARER_{upper}_DIR"),
                             help=f"folder with the {side} served model's config.json and tokenizer (its card's "
                                  "architecture and prompt token counts)")
+        parser.add_argument(f"--{side}-hardware", default=os.environ.get(f"COMPARER_{upper}_HARDWARE"),
+                            help=f"name of what the {side} server computes on (default: its host); two servers "
+                                 "race at once only on different hardware")
         parser.add_argument(f"--{side}-api-key-env", default=os.environ.get(f"COMPARER_{upper}_API_KEY_ENV"),
                             help=f"name of the environment variable holding the {side} server's API key "
                                  "(the key itself is never logged or stored)")
@@ -72,7 +75,8 @@ def _served_pair(args: argparse.Namespace) -> str:
     if not (args.left_endpoint and args.right_endpoint):
         raise SystemExit("Give both --left-endpoint and --right-endpoint (URL#served-name each).")
     sides = {"left": (args.left_endpoint, args.left_dir), "right": (args.right_endpoint, args.right_dir)}
-    register_preset(served_preset("served", sides, {"left": args.left_api_key_env, "right": args.right_api_key_env}))
+    register_preset(served_preset("served", sides, {"left": args.left_api_key_env, "right": args.right_api_key_env},
+                                  hardware={"left": args.left_hardware, "right": args.right_hardware}))
     return "served"
 
 

@@ -36,12 +36,14 @@ def _nvml():
     return _NVML[0]
 
 
-def nvml_meter(gpu_index: int) -> EnergyMeter | None:
-    """NVML's counter of one GPU (Volta and later); None where there is no NVML or no counter."""
+def nvml_meter(gpu_index: int, uuid: str | None = None) -> EnergyMeter | None:
+    """NVML's counter of one GPU (Volta and later); None where there is no NVML or no counter. ``uuid``
+    (from torch) finds the same board NVML numbers differently (CUDA_VISIBLE_DEVICES, fastest-first order)."""
     try:
         lib = _nvml()
         handle = ctypes.c_void_p()
-        if lib.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(gpu_index), ctypes.byref(handle)) != 0:
+        found = uuid is not None and lib.nvmlDeviceGetHandleByUUID(uuid.encode(), ctypes.byref(handle)) == 0
+        if not found and lib.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(gpu_index), ctypes.byref(handle)) != 0:
             return None
         value = ctypes.c_ulonglong()
 
@@ -53,7 +55,8 @@ def nvml_meter(gpu_index: int) -> EnergyMeter | None:
         read_j()
     except OSError:
         return None
-    return EnergyMeter(read_j, f"NVML total-energy counter of GPU {gpu_index} (the whole board)")
+    return EnergyMeter(read_j, f"NVML total-energy counter of GPU {gpu_index} (the whole board"
+                       + ("" if found else "; matched by index, not UUID") + ")")
 
 
 def rapl_meter(root: str = "/sys/class/powercap") -> EnergyMeter | None:
@@ -87,7 +90,7 @@ def meter_for(device: str) -> EnergyMeter | None:
         return None  # the server's hardware is not seen from here
     if device.startswith("cuda"):
         index = int(device.split(":")[1]) if ":" in device else _current_gpu()
-        return nvml_meter(index)
+        return nvml_meter(index, _gpu_uuid(index))
     return rapl_meter()
 
 
@@ -95,6 +98,13 @@ def _current_gpu() -> int:
     import torch
 
     return torch.cuda.current_device()
+
+
+def _gpu_uuid(index: int) -> str | None:
+    import torch
+
+    uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
+    return None if uuid is None else f"GPU-{uuid}"
 
 
 NOT_MEASURED = "not measured (no NVML or RAPL counter here)"

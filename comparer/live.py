@@ -71,7 +71,7 @@ def format_stats_markdown(stats: PaneStats, status: str) -> str:
                f"decode **{_fmt(stats.decode_tok_per_s, '{:.1f} tok/s')}**", f"{_fmt(stats.chars_per_s, '{:.0f} chars/s')}",
                f"{stats.tokens} tokens", f"{_fmt(_mib_or_none(stats.memory_bytes), '{:,.1f} MiB')}"]
     if stats.energy_j_per_token is not None:
-        figures.append(f"{stats.energy_j_per_token:.3f} J/token")
+        figures.append(f"{stats.energy_j_per_token:.3f} J/token (whole run, prompt incl.)")
     return " · ".join(figures) + f"  \n<small>_{stats.label}_ · memory {_fmt_memory(stats)}</small>"
 
 

@@ -46,8 +46,8 @@ class Placement:
     @classmethod
     def of(cls, device: str, device_map: str) -> "Placement":
         """``device_map`` is the card's: a device string, or a JSON map when accelerate split the model."""
-        if device.startswith("remote:"):
-            return cls(device, None, device[len("remote:"):])
+        if device.startswith("remote:"):  # the card's device map names the server's hardware
+            return cls(device, None, device_map.removeprefix("server hardware: "))
         if not device.startswith("cuda") or device_map.lstrip().startswith("{"):
             return cls(device, None)
         return cls(device, int(device.split(":")[1]) if ":" in device else 0)

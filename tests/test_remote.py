@@ -87,11 +87,12 @@ def servers(ggufs):
         server.stop()
 
 
-def _served(servers, name: str = "served"):
+def _served(servers, name: str = "served", hardware: dict | None = None):
     from comparer.models.presets import served_preset
 
     return served_preset(name, {"left": (servers["demo-mamba"].endpoint, str(MODELS["demo-mamba"])),
-                                "right": (servers["demo-llama"].endpoint, str(MODELS["demo-llama"]))}, {})
+                                "right": (servers["demo-llama"].endpoint, str(MODELS["demo-llama"]))}, {},
+                         hardware=hardware)
 
 
 def _load(spec):
@@ -120,24 +121,46 @@ def test_the_converted_demo_pair_gives_the_greedy_tokens_of_transformers(servers
         assert served.strip() and served == expected[:len(served)] and len(served) >= len(expected) - 2
 
 
-def test_two_served_models_race_side_by_side_each_alone_on_its_server(servers):
+def test_two_served_models_race_at_once_only_on_hardware_named_apart(servers):
+    """Two servers on one host may share its GPU: by default they take turns (the fair race, replayed on
+    one clock). Named as different hardware (two GPUs, one per server) they run at once, each alone."""
     from comparer.pair import PairRun
 
-    preset = _served(servers)
+    settings = GenerationSettings(max_new_tokens=32, fixed_length=True)
+    same_host = {"left": _load(_served(servers).left), "right": _load(_served(servers).right)}
+    run = PairRun(same_host, PROMPT, settings)
+    final = list(run)[-1]
+    assert run.mode == "alone" and all(p.label == "alone, shown on one clock" for p in final.values())
+    preset = _served(servers, hardware={"left": "gpu-0", "right": "gpu-1"})
     models = {"left": _load(preset.left), "right": _load(preset.right)}
     assert models["left"].card.family == SSM and models["right"].card.family == TRANSFORMER  # from the configs
     for model in models.values():
         assert model.card.path.engine == REMOTE and "llama-cpp-python" in model.card.kernel_path
         assert any("timed at the client, network included" in n for n in model.card.notes)
         assert model.card.test_perplexity is not None
-    run = PairRun(models, PROMPT, GenerationSettings(max_new_tokens=32, fixed_length=True))
+    run = PairRun(models, PROMPT, settings)
     final = list(run)[-1]
-    assert run.mode == "per-gpu"  # two servers: both at once, nothing replayed
+    assert run.mode == "per-gpu"  # apart: both at once, nothing replayed
     for pane in final.values():
         assert pane.status == "done" and pane.error is None and len(pane.token_ids) == 32
         assert pane.label == "alone on its server, timed at the client (network included)"
         assert pane.stats.ttft_s > 0 and pane.stats.decode_tok_per_s > 0 and pane.prompt_tokens > 5
         assert pane.stats.memory_bytes is None  # on the server: not measured here, not invented
+
+
+def test_an_endpoint_url_with_credentials_is_refused_before_it_can_be_shown_or_stored():
+    from comparer.models.endpoints import Endpoint
+
+    for url in ("http://user:secret@host:8000#m", "http://host:8000/v1?api_key=secret#m"):
+        with pytest.raises(ValueError, match="no user, password or query"):
+            Endpoint.parse(url)
+    endpoint = Endpoint.parse("http://10.0.0.5:8000/v1#m", api_key_env="MY_KEY")
+    assert (endpoint.base_url, endpoint.model, endpoint.hardware) == ("http://10.0.0.5:8000", "m", "10.0.0.5")
+    os.environ["MY_KEY"] = "sk-test"
+    try:
+        assert endpoint.headers() == {"Authorization": "Bearer sk-test"} and "sk-test" not in repr(endpoint)
+    finally:
+        del os.environ["MY_KEY"]
 
 
 def test_each_server_kind_gets_the_settings_it_takes_and_the_card_names_the_rest(servers):
@@ -186,7 +209,7 @@ def test_a_server_that_is_down_fails_its_pane_with_a_sentence_and_the_other_pane
 def test_a_server_that_sends_no_first_byte_times_out_and_stop_closes_a_stream_within_a_second(ggufs):
     server = Server(ggufs["demo-mamba"], "demo-mamba")
     try:
-        from comparer.models.presets import ModelSpec, served_preset
+        from comparer.models.presets import served_preset
 
         spec = served_preset("one", {"left": (server.endpoint, str(MODELS["demo-mamba"])),
                                      "right": (server.endpoint, str(MODELS["demo-mamba"]))}, {}).left
@@ -212,7 +235,6 @@ def test_a_server_that_sends_no_first_byte_times_out_and_stop_closes_a_stream_wi
         killer.start()
         with pytest.raises(RemoteError, match="broke after|cannot reach"):
             model.engine.generate(ids, GenerationSettings(max_new_tokens=4000, fixed_length=True))
-        assert ModelSpec  # imported for the spec's type
     finally:
         server.stop()
 
@@ -310,7 +332,7 @@ def test_the_app_compares_two_served_models_through_its_api(servers, tmp_path):
         left, right, left_md, right_md, stats, cid = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
             PROMPT, 24, api_name="/compare", preset="served-test")
         assert left and right and cid
-        assert "alone on its server" in left_md and "alone on its server" in right_md
+        assert "alone, shown on one clock" in left_md and "alone, shown on one clock" in right_md  # one host
         assert stats["left"]["model_id"] == "demo-mamba" and stats["right"]["memory_bytes"] is None
     finally:
         demo.close()

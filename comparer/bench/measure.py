@@ -71,7 +71,7 @@ def measure_point(engine: Engine, prompt_ids: list[int], new_tokens: int, repeat
     point = Point(context, new_tokens, "ok", Summary.from_values(ttfts), Summary.from_values(decodes),
                   peak.get("allocated_bytes"), peak.get("reserved_bytes"), peak.get("rss_bytes"),
                   before_b if memory.is_cuda(engine.device) else None,
-                  model_peak_bytes=own_before_b + max(peak_b - before_b, 0))
+                  model_peak_bytes=own_before_b + max(peak_b - before_b, _cache_floor(engine, context, new_tokens)))
     if meter is not None:
         point.prefill_j_per_token, point.decode_j_per_token = energy_per_token(*runs_j, context, new_tokens)
     return point
@@ -91,12 +91,27 @@ def _energy_per_run(engine: Engine, prompt_ids: list[int], new_tokens: int, stop
     return (meter.read_j() - e0_j) / runs
 
 
+def _cache_floor(engine: Engine, context: int, new_tokens: int) -> int:
+    """On the CPU, what the model's cache must hold at its last token (the config's formula) when the engine
+    keeps none of its own: memory the process freed and reused shows no RSS growth, so a Transformer's KV
+    cache would be missing from its figure (the demo Llama read flat from 128 to 512 tokens)."""
+    if memory.is_cuda(engine.device) or engine.cache_bytes() is not None:
+        return 0
+    return cache_formula_bytes(engine.card, context + new_tokens)
+
+
+def cache_formula_bytes(card, tokens: int) -> int:
+    return card.kv_bytes_per_token * tokens + card.ssm_state_bytes
+
+
 def energy_per_token(ttft_run_j: float, decode_run_j: float, context: int,
                      new_tokens: int) -> tuple[float, float | None]:
     """(J per prompt token, J per generated token) from the energy of a 1-token run and of a full run:
     each full run also prefills the prompt, so one 1-token run is taken off before dividing by the tokens
     after the first."""
     per_generated = (decode_run_j - ttft_run_j) / (new_tokens - 1) if new_tokens > 1 else None
+    if per_generated is not None and per_generated <= 0:
+        per_generated = None  # within the counter's noise: not a measurement
     return ttft_run_j / context, per_generated
 
 

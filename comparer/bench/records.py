@@ -164,8 +164,10 @@ def memory_counts(device_type: str) -> dict:
                 "peak_reserved_bytes": "device-wide: what torch's caching allocator held from the driver",
                 "baseline_allocated_bytes": "device-wide allocated bytes before the point"}
     return {"model_peak_bytes": "this model only: its tensors (weights, derived tensors, state or cache) plus "
-                                "the growth of the process's resident set during the point (a lower bound: "
-                                "memory the process had freed and reused is not seen)",
+                                "the larger of the growth of the process's resident set during the point and "
+                                "what its cache must hold at the last token by the config's formula (a lower "
+                                "bound: memory the process had freed and reused is not seen; activations "
+                                "beyond that growth are not counted)",
             "peak_rss_bytes": "the whole process's resident set (Python, torch, every loaded model)"}
 
 

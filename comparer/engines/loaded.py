@@ -109,7 +109,8 @@ def load_served(spec: ModelSpec) -> LoadedModel:
         server = probe(spec.endpoint)
     except ConnectionError as err:
         raise ModelLoadError(f"{spec.model_id}: {err}") from err
-    card, local = remote_card(spec, spec.endpoint.device, server.model, server.meta, [f"{TIMED}"])
+    card, local = remote_card(spec, spec.endpoint.device, server.model, server.meta, [f"{TIMED}"],
+                              spec.endpoint.hardware)
     engine = RemoteEngine(spec.endpoint, server, card, RemoteTokenizer(PieceTable(), local))
     card.path = engine.describe()
     refused = engine.refused(GenerationSettings(do_sample=True, top_k=40, repetition_penalty=1.2, fixed_length=True))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from urllib.parse import urlsplit
+
 import httpx
 
 PROBE_TIMEOUT_S = 2.0
@@ -24,20 +26,29 @@ class Endpoint:
     base_url: str
     model: str | None = None
     api_key_env: str | None = None
+    # what it computes on, for the race: two servers run at once only on different hardware. Default: its
+    # host, so two servers on one machine (which may share a GPU) take turns; the operator names distinct
+    # hardware (--left-hardware / --right-hardware) when one host holds two GPUs, one per server.
+    hardware: str | None = None
 
     @classmethod
-    def parse(cls, text: str, api_key_env: str | None = None) -> "Endpoint":
-        """'http://host:8000#served-name' (a trailing /v1 is dropped) -> Endpoint."""
+    def parse(cls, text: str, api_key_env: str | None = None, hardware: str | None = None) -> "Endpoint":
+        """'http://host:8000#served-name' (a trailing /v1 is dropped) -> Endpoint. Credentials in the URL are
+        refused: the URL is shown on cards and stored with records (keys go in api_key_env)."""
         url, _, model = str(text).strip().partition("#")
         url = url.rstrip("/")
         url = url[:-3] if url.endswith("/v1") else url
-        if not url.startswith(("http://", "https://")):
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"An endpoint is an http(s) URL such as http://127.0.0.1:8000#model-name; got {text!r}.")
-        return cls(url, model or None, api_key_env)
+        if parts.username or parts.password or parts.query:
+            raise ValueError("Put no user, password or query in an endpoint URL (it is shown and stored); give "
+                             "the key's environment variable instead (--left-api-key-env NAME).")
+        return cls(url, model or None, api_key_env, hardware or parts.hostname)
 
     @property
     def device(self) -> str:
-        """What cards and race placement call it: one server, one piece of hardware."""
+        """What cards call it: the server."""
         return f"remote:{self.base_url}"
 
     def headers(self) -> dict:

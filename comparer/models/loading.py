@@ -216,23 +216,23 @@ def training_notes(spec: ModelSpec) -> list[str]:
 
 
 def remote_card(spec: ModelSpec, device: str, server_model: str, server_meta: dict,
-                notes: list[str]) -> tuple[ArchitectureCard, object | None]:
+                notes: list[str], hardware: str = "") -> tuple[ArchitectureCard, object | None]:
     """A served model's card and local tokenizer: the architecture from its config where one is here (its
     folder or the bundled config), counted on the meta device (no weights); else what the server says."""
     config = _remote_config(spec)
     tokenizer = _tokenizer(spec) if spec.local_dir else None
     if config is None:
         card = ArchitectureCard(spec.model_id, "unknown (no config here)", str(server_meta.get("model_type", "?")),
-                                [], int(server_meta.get("n_params") or 0), 0, 0, "the server's", device, device,
-                                0, 0, "trained", notes=notes)
+                                [], int(server_meta.get("n_params") or 0), 0, 0, "the server's", device,
+                                f"server hardware: {hardware}", 0, 0, "trained", notes=notes)
     else:
         from transformers import AutoModelForCausalLM
 
         with torch.device("meta"):
             skeleton = AutoModelForCausalLM.from_config(config)
         counts = param_counts(skeleton)
-        card = build_card(spec.model_id, config, counts.total, "float16", device, device, False,
-                          notes=training_notes(spec) + notes, counts=counts)
+        card = build_card(spec.model_id, config, counts.total, "float16", device, f"server hardware: {hardware}",
+                          False, notes=training_notes(spec) + notes, counts=counts)
         card.dtype = "the server's"  # state/cache sizes above are at fp16
         facts = _training_facts(spec)
         card.test_perplexity = facts["test_ppl"] if facts else None

@@ -79,18 +79,18 @@ def register_preset(preset: Preset) -> None:
 
 
 def served_preset(name: str, sides: dict[str, tuple[str, str | None]], api_key_envs: dict[str, str | None],
-                  label: str | None = None) -> Preset:
+                  label: str | None = None, hardware: dict[str, str | None] | None = None) -> Preset:
     """A pair of served models: per side (endpoint text 'URL#served-name', local folder for its config and
     tokenizer or None)."""
     from comparer.models.endpoints import Endpoint
 
     specs = {}
     for side, (endpoint_text, local_dir) in sides.items():
-        endpoint = Endpoint.parse(endpoint_text, api_key_envs.get(side))
+        endpoint = Endpoint.parse(endpoint_text, api_key_envs.get(side), (hardware or {}).get(side))
         specs[side] = ModelSpec(endpoint.model or endpoint.base_url, local_dir=local_dir, endpoint=endpoint)
     return Preset(name, label or f"Served: {specs['left'].model_id} vs {specs['right'].model_id}",
-                  "Two models on OpenAI-compatible servers, each alone on its own hardware; timed at this "
-                  "server as chunks arrive (network included).", specs["left"], specs["right"],
+                  "Two models on OpenAI-compatible servers; both at once where they run on different hardware, "
+                  "else in turn; timed at this server as chunks arrive (network included).", specs["left"], specs["right"],
                   prompt_kinds=("story", "instruction"), defaults={"repetition_penalty": 1.2})
 
 

@@ -17,13 +17,15 @@ alone, replayed on one clock). Each card says what really runs: the architecture
 not the name.</small>"""
 
 # How the strip's figures are made, said beside them (issue: "explain the numbers where they are shown")
-HOW_MEASURED = ("<small>**How these were measured**: timed on the server from the engine's own token "
-                "timestamps (not your network); *alone* = each model had the device to itself, *shared* = both "
+HOW_MEASURED = ("<small>**How these were measured**: timed on this server from the engine's own token "
+                "timestamps (not your network; a served model: as its chunks reach this server, network "
+                "included); *alone* = each model had the device to itself, *shared* = both "
                 "at once; warm-up done at load, excluded; TTFT = prompt in → first token; tok/s over the tokens "
                 "after the first; chars/s because the two tokenizers cut text differently; memory = that "
-                "model's own weights + cache, as stated in each strip; J/token (where shown) = the GPU's NVML "
-                "energy counter over that model's whole generation, prompt included, only when it ran alone "
-                "(not measured on a CPU without RAPL counters). Full method: Scaling tab.</small>")
+                "model's own weights + cache, as stated in each strip; J/token (where shown) = the energy counter "
+                "of the whole GPU board (NVML) or CPU package (RAPL), idle draw included, over that model's "
+                "whole generation, prompt included, / its tokens, only when it ran alone (not shown where "
+                "there is no counter). Full method: Scaling tab.</small>")
 
 # At 1280 x 800 both strips and both texts are in view while they stream: the panes scroll into view
 # when Compare is pressed if they are not (the prompt may scroll away; it is not changing).
