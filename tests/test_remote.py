@@ -148,6 +148,18 @@ def test_two_served_models_race_at_once_only_on_hardware_named_apart(servers):
         assert pane.stats.memory_bytes is None  # on the server: not measured here, not invented
 
 
+def test_a_served_point_says_when_the_server_counted_other_tokens_than_it_names(servers):
+    from comparer.bench.measure import random_prompt_ids, served_counts_note
+
+    model = _load(_served(servers).right)
+    ids = random_prompt_ids(model.engine.vocab_size(), 128)
+    sent = model.engine.prompt_tokens_sent(ids)
+    note = served_counts_note(model.engine, ids, 8)
+    assert sent is not None and ((sent == 128 and note is None) or f"got {sent} prompt tokens" in note)
+    typed = model.tokenizer(PROMPT)["input_ids"]
+    assert model.engine.prompt_tokens_sent(typed) == len(typed)  # typed text round-trips exactly
+
+
 def test_an_endpoint_url_with_credentials_is_refused_before_it_can_be_shown_or_stored():
     from comparer.models.endpoints import Endpoint
 
@@ -310,6 +322,8 @@ def test_the_benchmark_sweeps_served_models_and_its_record_says_remote_timed_at_
     assert [m.model_id for m in record.models] == ["demo-mamba", "demo-llama"]
     for run in record.models:
         assert [p.status for p in run.points] == ["ok", "ok"] and all(p.model_peak_bytes is None for p in run.points)
+        for point in run.points:  # random ids decoded to text and re-tokenized by the server: said when it differs
+            assert point.error is None or f"for this context of {point.context_tokens}" in point.error
         assert all(p.decode_tok_per_s.median > 0 for p in run.points)
     from comparer.bench.plots import scaling_figure
 

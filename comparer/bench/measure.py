@@ -126,7 +126,24 @@ def _measure_served(engine: Engine, prompt_ids: list[int], new_tokens: int, repe
         decodes = [_decode_rate(_generate(engine, prompt_ids, new_tokens, stop)) for _ in range(repeats)]
     except _Stopped:
         return None
-    return Point(context, new_tokens, "ok", Summary.from_values(ttfts), Summary.from_values(decodes))
+    point = Point(context, new_tokens, "ok", Summary.from_values(ttfts), Summary.from_values(decodes))
+    point.error = served_counts_note(engine, prompt_ids, new_tokens)
+    return point
+
+
+def served_counts_note(engine, prompt_ids: list[int], new_tokens: int) -> str | None:
+    """Text, not ids, reaches a server, which tokenizes it again: say when what it counted (its usage, else
+    the local tokenizer on that text) differs from the context and new tokens the point names."""
+    usage = getattr(engine, "last_usage", None) or {}
+    prompt_n = usage.get("prompt_tokens") or engine.prompt_tokens_sent(prompt_ids)
+    generated_n = usage.get("completion_tokens")
+    said = []
+    if prompt_n is not None and prompt_n != len(prompt_ids):
+        said.append(f"the server got {prompt_n} prompt tokens for this context of {len(prompt_ids)} (the text "
+                    "re-tokenized)")
+    if generated_n is not None and generated_n != new_tokens:
+        said.append(f"it counted {generated_n} generated tokens for {new_tokens} streamed pieces")
+    return "; ".join(said) or None
 
 
 class _Stopped(Exception):

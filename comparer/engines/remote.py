@@ -157,6 +157,12 @@ class RemoteEngine(Engine):
     def weight_bytes(self) -> int | None:
         return None  # on the server: not measured here
 
+    def prompt_tokens_sent(self, prompt_ids: list[int]) -> int | None:
+        """How many tokens the text sent for these ids makes, by the local tokenizer (None without one)."""
+        if self.tokenizer.local is None:
+            return None
+        return len(self.tokenizer.local(self.tokenizer.text_of(prompt_ids))["input_ids"])
+
     def refused(self, settings: GenerationSettings) -> list[str]:
         return request_body(settings, "", self.server.model, self.server.flavour)[1]
 
