@@ -29,6 +29,7 @@ from comparer.settings import GenerationSettings
 REMOTE = "remote server"  # KernelPath.engine of every served model
 TIMED = "timed at the client, network included"
 PIECE_BASE = 1 << 40  # ids of streamed text pieces, above any vocabulary
+PROMPTS_KEPT = 16  # prompt texts remembered for their ids (the runs in flight need theirs)
 
 # Which shared decoding settings each server kind accepts, under its own name (None: not accepted).
 SETTINGS = {
@@ -100,6 +101,8 @@ class RemoteTokenizer:
     def __call__(self, text: str) -> dict:
         ids = list(self.local(text)["input_ids"]) if self.local is not None else [self.pieces.add(text)]
         self._texts[tuple(ids)] = text
+        while len(self._texts) > PROMPTS_KEPT:  # visitors' prompts are not kept beyond the runs in flight
+            self._texts.pop(next(iter(self._texts)))
         return {"input_ids": ids}
 
     def text_of(self, ids: list[int]) -> str:

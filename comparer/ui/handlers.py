@@ -276,7 +276,9 @@ COMPARE_INPUTS = ("prompt", "max_new_tokens", "do_sample", "temperature", "top_p
 def _mark(why: str | None) -> str:
     if why is None:
         return ""
-    return " — needs a GPU" if "needs a GPU" in why else " — needs network"
+    if "needs a GPU" in why:
+        return " — needs a GPU"
+    return " — server not answering" if "does not answer" in why else " — needs network"
 
 
 def preset_reading(preset: str, custom: Preset | None = None) -> tuple:
