@@ -15,6 +15,8 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
+from comparer import memory
+
 
 @dataclass(frozen=True)
 class EnergyMeter:
@@ -86,12 +88,21 @@ def _uj(zone: str, name: str = "energy_uj") -> int:
 
 def meter_for(device: str) -> EnergyMeter | None:
     """The counter for what ``device`` computes on, or None ("not measured")."""
-    if device.startswith("remote:"):
+    if memory.is_served(device):
         return None  # the server's hardware is not seen from here
     if device.startswith("cuda"):
         index = int(device.split(":")[1]) if ":" in device else _current_gpu()
         return nvml_meter(index, _gpu_uuid(index))
     return rapl_meter()
+
+
+def read_synced(meter: EnergyMeter, device: str) -> float:
+    """The counter once the device has finished what was queued on it (work in flight is not yet spent)."""
+    if memory.is_cuda(device):
+        import torch
+
+        torch.cuda.synchronize(device)
+    return meter.read_j()
 
 
 def _current_gpu() -> int:

@@ -34,10 +34,16 @@ def process_rss_bytes() -> int:
     return psutil.Process(os.getpid()).memory_info().rss
 
 
+SERVED_PREFIX = "remote:"  # a served model's device (models/endpoints.Endpoint.device): the server
+
+
+def is_served(device: str | torch.device) -> bool:
+    """A model on a server elsewhere (engines/remote.py): no memory, counter or clock of its device here."""
+    return isinstance(device, str) and device.startswith(SERVED_PREFIX)
+
+
 def is_cuda(device: str | torch.device) -> bool:
-    if isinstance(device, str) and device.startswith("remote:"):
-        return False  # a served model (engines/remote.py): its device is the server
-    return torch.device(device).type == "cuda"
+    return not is_served(device) and torch.device(device).type == "cuda"
 
 
 class _RssSampler:

@@ -149,12 +149,12 @@ class PairRun:
                 self._events.put((side, "warning", warning))
             on_token = self._token_sink(side, model.card.device)
             meter = self._meter(model.card.device)
-            e0_j = _joules(meter, model.card.device)
+            e0_j = energy.read_synced(meter, model.card.device) if meter is not None else 0.0
             self._events.put((side, "start", (time.perf_counter(), len(prompt_ids))))
             result = model.engine.generate(prompt_ids, self._run_settings(), stop=self.stop_event,
                                            on_token=on_token)
             if meter is not None and result.token_ids:
-                self._events.put((side, "energy", _joules(meter, model.card.device) - e0_j))
+                self._events.put((side, "energy", energy.read_synced(meter, model.card.device) - e0_j))
             self._events.put((side, "complete", (not result.stopped_early, result.t_start_s)))
             if result.time_limited:
                 limit_s = self._run_settings().max_time_s
@@ -353,14 +353,6 @@ def _memory_kind(device: str, mode: str) -> str:
     if mode == race.SHARED:
         return "its tensors, measured; prefill workspace not separable while sharing"
     return "its tensors and prefill peak, measured"
-
-
-def _joules(meter, device: str) -> float:
-    if meter is None:
-        return 0.0
-    if memory.is_cuda(device):
-        torch.cuda.synchronize(device)
-    return meter.read_j()
 
 
 def _use_device(device: str) -> None:

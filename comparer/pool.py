@@ -117,7 +117,7 @@ def _warm_once(model: LoadedModel) -> None:
     if memory.is_cuda(model.card.device):
         torch.cuda.set_device(torch.device(model.card.device))
     ids = list(range(1, WARMUP_PROMPT_TOKENS + 1))  # ids below 17 exist in every vocabulary
-    if memory.is_cuda(model.card.device) is False and model.card.device.startswith("remote:"):
+    if memory.is_served(model.card.device):
         ids = model.tokenizer(WARMUP_TEXT)["input_ids"]  # a served model may have no tokenizer here
     result = model.engine.generate(ids, GenerationSettings(max_new_tokens=WARMUP_NEW_TOKENS, fixed_length=True))
     model.pace = pace_of(result.t_start_s, result.token_times_s)

@@ -21,6 +21,8 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
+from comparer import memory
+
 ALONE, PER_GPU, SHARED = "alone", "per-gpu", "shared"
 AUTO = "auto"
 REQUESTS = (AUTO, ALONE, SHARED)
@@ -46,7 +48,7 @@ class Placement:
     @classmethod
     def of(cls, device: str, device_map: str) -> "Placement":
         """``device_map`` is the card's: a device string, or a JSON map when accelerate split the model."""
-        if device.startswith("remote:"):  # the card's device map names the server's hardware
+        if memory.is_served(device):  # the card's device map names the server's hardware
             return cls(device, None, device_map.removeprefix("server hardware: "))
         if not device.startswith("cuda") or device_map.lstrip().startswith("{"):
             return cls(device, None)

@@ -45,19 +45,15 @@ def measure_point(engine: Engine, prompt_ids: list[int], new_tokens: int, repeat
     (the generation in flight ends at its next token, the point is not kept). ``own_before_b``: what this
     model holds between generations (LoadedModel.own_bytes); by default the engine's own tensors."""
     context = len(prompt_ids)
-    if engine.device.startswith("remote:"):
+    if memory.is_served(engine.device):
         return _measure_served(engine, prompt_ids, new_tokens, repeats, stop)
     if own_before_b is None:
-        own_before_b = (engine.weight_bytes() or 0) + (engine.cache_bytes() or 0)
+        own_before_b = engine.own_tensor_bytes()
     try:
         _sync(engine.device)
         before_b = memory.current_bytes(engine.device)  # every loaded model's weights, the other's too
         memory.reset_peak(engine.device)
-        # warm-up at the measured length, excluded: a shorter one left the first decode repeat the slowest
-        # (Pythia-6.9B eager on the H200: 16.9 then 58.6, 59.0 tok/s after a 4-token warm-up)
-        _generate(engine, prompt_ids, new_tokens, stop)
-        ttfts = [_generate(engine, prompt_ids, 1, stop).ttft_s for _ in range(repeats)]
-        decodes = [_decode_rate(_generate(engine, prompt_ids, new_tokens, stop)) for _ in range(repeats)]
+        ttfts, decodes = _timed_runs(engine, prompt_ids, new_tokens, repeats, stop)
         peak = memory.peak_bytes(engine.device)
         meter = energy.meter_for(engine.device)
         if meter is not None:  # after the timed runs, so counting never slows a timed one
@@ -77,18 +73,26 @@ def measure_point(engine: Engine, prompt_ids: list[int], new_tokens: int, repeat
     return point
 
 
+def _timed_runs(engine: Engine, prompt_ids: list[int], new_tokens: int, repeats: int,
+                stop: threading.Event | None) -> tuple[list[float], list[float]]:
+    """(TTFTs, decode rates) of ``repeats`` runs each, after a warm-up at the measured length (a shorter one
+    left the first decode repeat the slowest: Pythia-6.9B eager on the H200, 16.9 then 58.6, 59.0 tok/s)."""
+    _generate(engine, prompt_ids, new_tokens, stop)
+    ttfts = [_generate(engine, prompt_ids, 1, stop).ttft_s for _ in range(repeats)]
+    decodes = [_decode_rate(_generate(engine, prompt_ids, new_tokens, stop)) for _ in range(repeats)]
+    return ttfts, decodes
+
+
 ENERGY_SPAN_S = 1.0  # NVML's counter moves every few tens of ms: a 16 ms prefill alone read 0 J
 
 
 def _energy_per_run(engine: Engine, prompt_ids: list[int], new_tokens: int, stop, meter) -> float:
     """Joules of one generation: as many as fill ENERGY_SPAN_S (at least two), counted together."""
-    _sync(engine.device)
-    t0_s, e0_j, runs = time.perf_counter(), meter.read_j(), 0
+    t0_s, e0_j, runs = time.perf_counter(), energy.read_synced(meter, engine.device), 0
     while runs < 2 or time.perf_counter() - t0_s < ENERGY_SPAN_S:
         _generate(engine, prompt_ids, new_tokens, stop)
         runs += 1
-    _sync(engine.device)
-    return (meter.read_j() - e0_j) / runs
+    return (energy.read_synced(meter, engine.device) - e0_j) / runs
 
 
 def _cache_floor(engine: Engine, context: int, new_tokens: int) -> int:
@@ -121,9 +125,7 @@ def _measure_served(engine: Engine, prompt_ids: list[int], new_tokens: int, repe
     not seen from here, so none is recorded."""
     context = len(prompt_ids)
     try:
-        _generate(engine, prompt_ids, new_tokens, stop)
-        ttfts = [_generate(engine, prompt_ids, 1, stop).ttft_s for _ in range(repeats)]
-        decodes = [_decode_rate(_generate(engine, prompt_ids, new_tokens, stop)) for _ in range(repeats)]
+        ttfts, decodes = _timed_runs(engine, prompt_ids, new_tokens, repeats, stop)
     except _Stopped:
         return None
     point = Point(context, new_tokens, "ok", Summary.from_values(ttfts), Summary.from_values(decodes))
@@ -210,14 +212,15 @@ def _first_warmup(model: LoadedModel, prompt_ids: list[int]) -> None:
 
 def environment(device: str, dtype: torch.dtype = torch.float16) -> Environment:
     """Versions (and the pins they differ from), the commit, and the ceilings the plots' bounds use."""
-    if device.startswith("remote:"):
+    if memory.is_served(device):
         return served_environment(device)
     on_cuda = memory.is_cuda(device)
     name = torch.cuda.get_device_name(device) if on_cuda else _cpu_name()
     measured = measure_matmul_rate(device, dtype)
     peak, source = ceilings.matmul_peak(name, str(dtype).replace("torch.", ""), measured,
                                         None if on_cuda else ceilings.cpu_peak())
-    versions = {"torch": torch.__version__, "transformers": _version("transformers"), "python": python_version()}
+    versions = _versions()
+    meter = energy.meter_for(device)
     return Environment(
         device_type=torch.device(device).type, device_name=name,
         torch_version=versions["torch"], transformers_version=versions["transformers"],
@@ -225,7 +228,7 @@ def environment(device: str, dtype: torch.dtype = torch.float16) -> Environment:
         mamba_ssm_version=_version("mamba_ssm"), causal_conv1d_version=_version("causal_conv1d"),
         measured_bandwidth_bytes_per_s=measure_bandwidth(device),
         measured_matmul_flops_per_s=measured, cpu_threads=torch.get_num_threads(),
-        energy_source=(energy.meter_for(device).source if energy.meter_for(device) else energy.NOT_MEASURED),
+        energy_source=meter.source if meter is not None else energy.NOT_MEASURED,
         peak_matmul_flops_per_s=peak, matmul_rate_source=source, git_commit=ceilings.git_commit(),
         pinned_versions=ceilings.differing_pins(versions))
 
@@ -233,12 +236,16 @@ def environment(device: str, dtype: torch.dtype = torch.float16) -> Environment:
 def served_environment(device: str) -> Environment:
     """A served model's record: the server is the device; its hardware is not seen from here, so no
     ceilings (and no bounds) are recorded; the versions are this client's."""
-    versions = {"torch": torch.__version__, "transformers": _version("transformers"), "python": python_version()}
+    versions = _versions()
     return Environment(device_type="remote", device_name="remote servers (each card names its own)",
                        torch_version=versions["torch"], transformers_version=versions["transformers"],
                        python_version=versions["python"], cuda_version=None, mamba_ssm_version=None,
                        causal_conv1d_version=None, matmul_rate_source="not known: a remote server",
                        git_commit=ceilings.git_commit(), pinned_versions=ceilings.differing_pins(versions))
+
+
+def _versions() -> dict:
+    return {"torch": torch.__version__, "transformers": _version("transformers"), "python": python_version()}
 
 
 def measure_bandwidth(device: str, n_bytes: int | None = None, repeats: int = 10) -> float:

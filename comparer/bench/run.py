@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Callable, Iterable, Iterator
 
+from comparer import memory
 from comparer.bench.measure import environment, sweep
 from comparer.bench.records import BenchRecord, Point, memory_counts, method_for
 from comparer.engines.loaded import LoadedModel, load_model
@@ -23,7 +24,7 @@ Progress = Callable[[int, int, str], None]
 def new_record(preset_name: str, weights: str, device: str, contexts: list[int], new_tokens: int,
                repeats: int) -> BenchRecord:
     """An empty record holding the environment (versions, measured ceilings) and the settings."""
-    served = device.startswith("remote:")
+    served = memory.is_served(device)
     env = environment(device, None if served else default_dtype(device))
     dtype = "the server's" if served else str(default_dtype(device)).replace("torch.", "")
     return BenchRecord(preset_name, weights, env,

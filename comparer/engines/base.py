@@ -77,5 +77,9 @@ class Engine(ABC):
         such tensors of its own (they come with each token, ``TokenEvent.cache_bytes``)."""
         return None
 
+    def own_tensor_bytes(self) -> int:
+        """Its weights plus its own cache or state, as allocated (0 for what it does not report)."""
+        return (self.weight_bytes() or 0) + (self.cache_bytes() or 0)
+
     def release(self) -> None:
         """Free cached device memory after a failed or cancelled generation (no-op by default)."""

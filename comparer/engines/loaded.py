@@ -56,7 +56,7 @@ class LoadedModel:
         """Memory this model holds between generations, and only this model."""
         if self.resident_bytes is not None:
             return self.resident_bytes
-        return (self.engine.weight_bytes() or 0) + (self.engine.cache_bytes() or 0)
+        return self.engine.own_tensor_bytes()
 
     @property
     def card(self) -> ArchitectureCard:

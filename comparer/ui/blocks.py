@@ -5,7 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from comparer.models.presets import SIDES
-from comparer.models.presets import RANDOM, load_presets
+from comparer.models.presets import RANDOM
 from comparer.ui import share
 from comparer.ui.handlers import CompareService
 from comparer.ui.review import ReviewService, review_tab, vote_panel

@@ -143,9 +143,9 @@ class CompareService:
             gr.Warning(problem)
         preset = wanted.pop("preset", self.presets[0])
         head = self.switch(preset)
-        values = [wanted.get(name, gr.skip()) for name in share.VALUE_NAMES]
-        if "repetition_penalty" not in wanted and head[-1] is not gr.skip():
-            values[share.VALUE_NAMES.index("repetition_penalty")] = head[-1]
+        # the pair's penalty (switch's last output) unless the link names one
+        values = [wanted.get(name, head[-1] if name == "repetition_penalty" else gr.skip())
+                  for name in share.VALUE_NAMES]
         return (*head[:-1], *values)
 
     def pane_headers(self, preset: str, blind: bool) -> tuple:
