@@ -141,7 +141,7 @@ def test_engine_choice_names_the_path_on_the_card(offline_dirs):
     assert reference.path.engine == HF_REFERENCE_SCAN and reference.engine == HF_REFERENCE_SCAN
     for choice in ("fast", "auto"):  # auto picks the compiled scan on the CPU
         fast = load_model(spec, "cpu", engine=choice)
-        assert fast.card.path == KernelPath(FAST, "compiled C scan (CPU)", "chunks of 8192 tokens carrying the state",
+        assert fast.card.path == KernelPath(FAST, "compiled C scan (CPU)", "chunks of 8,192 tokens carrying the state",
                                             "PyTorch step, eager", compile_s=fast.card.path.compile_s,
                                             compiled="C scan")
         assert fast.card.path.compile_s is not None
@@ -456,6 +456,10 @@ def test_triton_mamba_prefill_kernels_build_for_each_gpu_with_its_launch_setting
     cases = [(mamba_scan._scan_kernel, scan_sig, {"DIM": 5120, "N": 16, "BD": channels, "BT": steps}, warps),
              (mamba_conv._conv_kernel, conv_sig, {"DIM": 5120, "W": 4, "HAS_BIAS": True, "BD": mamba_conv.BLOCK_D,
                                                   "BT": mamba_conv.BLOCK_T}, mamba_conv.WARPS)]
+    conv4_sig = {k: v for k, v in conv_sig.items() if k != "W"}
+    conv4_channels, conv4_steps, conv4_warps = mamba_conv.SETTING_4
+    cases.append((mamba_conv._conv4_kernel, conv4_sig, {"DIM": 5120, "HAS_BIAS": True, "BD": conv4_channels,
+                                                        "BT": conv4_steps}, conv4_warps))
     for kernel, signature, constants, num_warps in cases:
         aligned = {(kernel.arg_names.index(k),): [["tt.divisibility", 16]] for k, v in signature.items()
                    if v != "constexpr" and k != "seq"}  # the engine pads every row to a multiple of 16

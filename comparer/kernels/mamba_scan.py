@@ -103,18 +103,19 @@ def _row_major(t: torch.Tensor) -> bool:
     return t.dim() == 2 and t.stride(1) == 1
 
 
-def scan(u, dt, A, B, C, D, z, dt_bias, state, seq: int | None = None):
+def scan(u, dt, A, B, C, D, z, dt_bias, state, seq: int | None = None, setting: tuple[int, int, int] | None = None):
     """y (d, cols) in u's dtype for u, dt, z (d, cols) with contiguous rows, B and C (n, cols) likewise,
     A (d, n), D and dt_bias (d,) fp32, starting from ``state`` (d, n) fp32, which becomes the state
     after step ``seq`` (default: all columns; in place). delta = softplus(dt + dt_bias), as mamba-ssm
-    with delta_softplus. Columns past ``seq`` are padding: their y is computed but means nothing."""
+    with delta_softplus. Columns past ``seq`` are padding: their y is computed but means nothing.
+    ``setting``: (channels, steps, warps) instead of the device's (tuning scripts)."""
     if not all(_row_major(t) for t in (u, dt, z, B, C)) or B.stride(0) != C.stride(0):
         raise ValueError("the scan kernel takes (rows, seq) tensors with contiguous rows; B and C with one stride")
     if not (state.is_contiguous() and A.is_contiguous()):
         raise ValueError("the scan kernel takes a contiguous state and A")
     d, n = A.shape
     cols = u.shape[1]
-    channels, steps, warps = launch_setting(u.device)
+    channels, steps, warps = setting or launch_setting(u.device)
     y = torch.empty(d, cols, dtype=u.dtype, device=u.device)
     _scan_kernel[(triton.cdiv(d, channels),)](u, dt, A, B, C, D, z, dt_bias, state, y, cols if seq is None else seq,
                                              cols, u.stride(0), dt.stride(0), B.stride(0), z.stride(0), DIM=d, N=n,
