@@ -29,8 +29,9 @@ from scripts.prefill_chunks import GIB, timed  # noqa: E402
 
 CONV_SETTINGS = [(c, s, w) for c, s, w in itertools.product((1, 2, 4, 8, 16), (256, 512, 1024, 2048), (2, 4, 8))
                  if c * s <= 8192]
-SCAN_SETTINGS = [(1, 512, 1), (1, 256, 1), (1, 512, 2), (1, 1024, 1), (1, 1024, 2), (1, 1024, 4), (1, 2048, 4),
-                 (2, 512, 2), (2, 1024, 4)]
+# (channels, steps, warps, last step by tl.gather)
+SCAN_SETTINGS = [(1, 512, 1, False), (1, 512, 1, True), (1, 256, 1, True), (1, 1024, 1, True), (1, 1024, 2, True),
+                 (1, 2048, 2, True), (2, 512, 2, True), (2, 256, 1, True), (4, 256, 4, True)]
 
 
 def bench_ms(fn) -> float:
@@ -96,10 +97,11 @@ def sweep_scan(d: int, n: int, cols: int, rank: int = 160) -> tuple[int, int, in
 
     def run(setting):
         state = h0.clone()
-        y = mamba_scan.scan(xz[:d], dt, A, xdbl[rank:rank + n], xdbl[rank + n:], D, xz[d:], bias, state, setting=setting)
+        y = mamba_scan.scan(xz[:d], dt, A, xdbl[rank:rank + n], xdbl[rank + n:], D, xz[d:], bias, state,
+                            setting=setting[:3], gather=setting[3])
         return y, state
 
-    want_y, want_h = run(mamba_scan.launch_setting(xz.device))
+    want_y, want_h = run((*mamba_scan.launch_setting(xz.device), False))
     try:
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
 
@@ -116,7 +118,7 @@ def sweep_scan(d: int, n: int, cols: int, rank: int = 160) -> tuple[int, int, in
                          torch.allclose(h, want_h, rtol=1e-4, atol=1e-4))
             state = h0.clone()
             ms = bench_ms(lambda: mamba_scan.scan(xz[:d], dt, A, xdbl[rank:rank + n], xdbl[rank + n:], D, xz[d:],
-                                                  bias, state, setting=setting))
+                                                  bias, state, setting=setting[:3], gather=setting[3]))
         except Exception as err:  # noqa: BLE001
             print(f"scan {setting}: {type(err).__name__}: {str(err)[:100]}")
             continue
@@ -161,14 +163,19 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=0, help="also this context, comparer alone (1 timed run)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-sweep", action="store_true", help="keep the settings in the code")
+    parser.add_argument("--no-conv-sweep", action="store_true", help="sweep the scan only")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     hf = random_model(args.config)
     d, n = hf.config.intermediate_size, hf.config.state_size
     if not args.no_sweep:
-        mamba_conv.SETTING_4 = sweep_conv(d, 32768)
-        mamba_scan.SETTINGS[torch.cuda.get_device_capability()] = sweep_scan(d, n, 32768)
-    settings = {"conv4": mamba_conv.SETTING_4, "scan": mamba_scan.launch_setting(torch.device("cuda"))}
+        if not args.no_conv_sweep:
+            mamba_conv.SETTING_4 = sweep_conv(d, 32768)
+        best = sweep_scan(d, n, 32768)
+        mamba_scan.SETTINGS[torch.cuda.get_device_capability()] = best[:3]
+        mamba_scan.GATHER[torch.cuda.get_device_capability()] = best[3]
+    settings = {"conv4": mamba_conv.SETTING_4, "scan": mamba_scan.launch_setting(torch.device("cuda")),
+                "scan gather": mamba_scan._gather(torch.device("cuda"))}
     print(f"settings for the prefill: {settings}", flush=True)
     rows = versus_native(hf, [int(c) for c in args.contexts.split(",")], args.long, args.repeats)
     Path(args.out).write_text(json.dumps({"device": torch.cuda.get_device_name(), "config": args.config,
