@@ -134,7 +134,10 @@ def versus_native(hf, contexts: list[int], long: int, repeats: int) -> list[dict
     from comparer.engines.mamba_ops import TritonOps
 
     native = mamba_ssm_model(hf)
-    engine = MambaFastEngine(hf, None, TritonOps(), cuda_graph=True)
+    engines = {"comparer": MambaFastEngine(hf, None, TritonOps(), cuda_graph=True),
+               "comparer, Triton scan only": MambaFastEngine(hf, None, TritonOps(zero_state_scan=False),
+                                                             cuda_graph=True)}
+    print(f"comparer prefill: {engines['comparer'].describe().prefill} ({engines['comparer'].ops.name})")
     rows = []
     for context in contexts + ([long] if long else []):
         prompt = random_prompt_ids(hf.config.vocab_size, context)
@@ -142,11 +145,11 @@ def versus_native(hf, contexts: list[int], long: int, repeats: int) -> list[dict
         row = {"context": context}
         if context != long:
             row["native"] = timed(lambda: native.generate(ids, max_length=context + 1, cg=True), repeats)
-        row["comparer"] = timed(lambda: engine.generate(prompt, GenerationSettings(max_new_tokens=1)),
-                                repeats if context != long else 1)
-        row["comparer chunk"] = engine.last_chunk_tokens
-        if "native" in row:
-            row["comparer / native"] = row["comparer"][0] / row["native"][0]
+        for name, engine in engines.items():
+            row[name] = timed(lambda: engine.generate(prompt, GenerationSettings(max_new_tokens=1)),
+                              repeats if context != long else 1)
+            row[f"{name} / native"] = row[name][0] / row["native"][0] if "native" in row else None
+        row["comparer chunk"] = engines["comparer"].last_chunk_tokens
         rows.append(row)
         print(json.dumps({k: (round(v[0], 4), round(v[1], 2)) if isinstance(v, tuple) else v
                           for k, v in row.items()}), flush=True)

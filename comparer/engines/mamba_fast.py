@@ -144,7 +144,7 @@ class MambaFastEngine(StepEngine):
             for i, layer in enumerate(self.layers):
                 normed, residual = self.ops.add_norm(delta, residual, layer.norm_w, self.eps, self.residual_in_fp32)
                 delta = self.ops.chunk_mixer(layer, normed, self.conv_state[i], self.ssm_state[i], self.time_step_rank,
-                                             valid)
+                                             valid, from_zero=start == 0)
         return self._logits(delta[:, valid - 1], residual[:, valid - 1])
 
     # ---- decode ------------------------------------------------------------------------------

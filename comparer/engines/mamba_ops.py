@@ -38,10 +38,12 @@ class TorchOps:
 
     pad_to = 1  # prefill chunks are padded to a multiple of this many tokens (TritonOps: aligned rows)
 
-    def chunk_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int, valid: int | None = None):
+    def chunk_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int, valid: int | None = None,
+                    from_zero: bool = False):
         """One Mamba mixer over a prefill chunk, channel-major as the CUDA kernels want it.
         normed: (1, seq, hidden); conv_state (1, d, width) and ssm_state (1, d, n) are updated in place.
-        ``valid``: the chunk's real tokens (the rest is padding), always all of them with pad_to 1."""
+        ``valid``: the chunk's real tokens (the rest is padding), always all of them with pad_to 1.
+        ``from_zero``: both states are zeros (a prompt's first chunk), which TritonOps can use."""
         if self.channel_major_in_proj:  # (1, 2*d_inner, seq) computed as W @ x^T: no transposed copy
             xz = torch.mm(layer.in_proj, normed[0].t()).unsqueeze(0)
         else:
@@ -305,7 +307,7 @@ class TritonOps(FusedDecodeMixin, TorchOps):
     fused_norm = True
     channel_major_in_proj = True
 
-    def __init__(self, fused_decode: bool = True, decode_settings=None):
+    def __init__(self, fused_decode: bool = True, decode_settings=None, zero_state_scan: bool = True):
         from comparer.kernels import mamba_scan
         from comparer.kernels.triton import triton_available
 
@@ -313,6 +315,10 @@ class TritonOps(FusedDecodeMixin, TorchOps):
             raise RuntimeError("Triton is not installed")
         self.fused_decode, self.decode_settings = fused_decode, decode_settings
         self.pad_to = mamba_scan.PAD
+        self._zero_scan = _mamba_ssm_scan() if zero_state_scan else None
+        if self._zero_scan is not None:
+            self.name = ("Triton causal conv + mamba-ssm selective scan from a zero state (the prompt's first chunk; "
+                         "later chunks: Triton scan from the carried state)")
 
     def prepare(self, dtype: torch.dtype, d_state: int, layer=None) -> None:
         """Compile the prefill's kernels for this dtype now, not inside the first prefill."""
@@ -337,7 +343,8 @@ class TritonOps(FusedDecodeMixin, TorchOps):
 
         return mamba_decode.add_rms_rows(delta, residual, weight, eps, residual_in_fp32, self.kernel_settings())
 
-    def chunk_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int, valid: int | None = None):
+    def chunk_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int, valid: int | None = None,
+                    from_zero: bool = False):
         """As TorchOps.chunk_mixer, every product written channel-major ((rows, cols) with cols a
         multiple of PAD), the conv and the scan run to step ``valid`` and carry the states from there."""
         from comparer.kernels import mamba_conv, mamba_scan
@@ -348,9 +355,37 @@ class TritonOps(FusedDecodeMixin, TorchOps):
         conv_state[0].copy_(last)
         xdbl = torch.mm(layer.x_proj, u)  # (dt_rank + 2n, cols)
         dt = torch.mm(layer.dt_proj, xdbl[:time_step_rank])  # (d_inner, cols)
-        y = mamba_scan.scan(u, dt, layer.A, xdbl[time_step_rank:time_step_rank + n], xdbl[time_step_rank + n:],
-                            layer.D, xz[d:], layer.dt_bias, ssm_state[0], valid)
+        b, c = xdbl[time_step_rank:time_step_rank + n], xdbl[time_step_rank + n:]
+        if from_zero and self._zero_scan is not None and u.is_cuda:
+            y = self._scan_from_zero(u, dt, layer, b, c, xz[d:], ssm_state, valid)
+        else:
+            y = mamba_scan.scan(u, dt, layer.A, b, c, layer.D, xz[d:], layer.dt_bias, ssm_state[0], valid)
         return F.linear(y.t(), layer.out_proj)[None]  # (1, cols, hidden)
+
+    def _scan_from_zero(self, u, dt, layer, b, c, z, ssm_state, valid):
+        """mamba-ssm's selective scan (no initial-state input, so only from zeros): 3.59 against the Triton
+        scan's 3.71 ms per Mamba-2.8B layer at 32K on the H200 (h200-prefill-scan.txt). dt = -inf on the
+        padding makes delta = softplus(-inf) = 0 there: decay 1, no input, so the state it returns is the
+        last valid step's."""
+        if valid is not None and valid < u.shape[1]:
+            dt[:, valid:] = float("-inf")
+        y, last = self._zero_scan(u[None], dt[None], layer.A, b[None], c[None], layer.D, z[None], layer.dt_bias,
+                                  delta_softplus=True, return_last_state=True)
+        ssm_state.copy_(last)
+        return y[0]
+
+
+def _mamba_ssm_scan():
+    """mamba-ssm's selective_scan_fn where mamba-ssm is installed, else None."""
+    from comparer.kernels.available import mamba_kernels_available
+
+    if not mamba_kernels_available():
+        return None
+    try:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+    except (ImportError, OSError):  # installed for another torch / CUDA: the Triton scan serves alone
+        return None
+    return selective_scan_fn
 
 
 class CScanOps(TorchOps):
@@ -370,7 +405,8 @@ class CScanOps(TorchOps):
             raise RuntimeError(f"the CPU scan could not be compiled: {cpu_scan.build_error()}")
         self.compile_s = cpu_scan.build_s()
 
-    def chunk_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int, valid: int | None = None):
+    def chunk_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int, valid: int | None = None,
+                    from_zero: bool = False):
         """One Mamba mixer over a prefill chunk. normed: (1, seq, hidden); conv_state (1, d, width) and
         ssm_state (1, d, n) are updated in place. Tensors not in fp32 take the PyTorch path. ``valid``:
         always the whole chunk here (pad_to 1)."""
