@@ -29,9 +29,8 @@ from scripts.prefill_chunks import GIB, timed  # noqa: E402
 
 CONV_SETTINGS = [(c, s, w) for c, s, w in itertools.product((1, 2, 4, 8, 16), (256, 512, 1024, 2048), (2, 4, 8))
                  if c * s <= 8192]
-# (channels, steps, warps, last step by tl.gather)
-SCAN_SETTINGS = [(1, 512, 1, False), (1, 512, 1, True), (1, 256, 1, True), (1, 1024, 1, True), (1, 1024, 2, True),
-                 (1, 2048, 2, True), (2, 512, 2, True), (2, 256, 1, True), (4, 256, 4, True)]
+SCAN_SETTINGS = [(1, 512, 1), (1, 256, 1), (1, 512, 2), (1, 1024, 1), (1, 1024, 2), (1, 1024, 4), (1, 2048, 4),
+                 (2, 512, 2), (2, 1024, 4)]
 
 
 def bench_ms(fn) -> float:
@@ -98,10 +97,10 @@ def sweep_scan(d: int, n: int, cols: int, rank: int = 160) -> tuple[int, int, in
     def run(setting):
         state = h0.clone()
         y = mamba_scan.scan(xz[:d], dt, A, xdbl[rank:rank + n], xdbl[rank + n:], D, xz[d:], bias, state,
-                            setting=setting[:3], gather=setting[3])
+                            setting=setting)
         return y, state
 
-    want_y, want_h = run((*mamba_scan.launch_setting(xz.device), False))
+    want_y, want_h = run(mamba_scan.launch_setting(xz.device))
     try:
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
 
@@ -118,7 +117,7 @@ def sweep_scan(d: int, n: int, cols: int, rank: int = 160) -> tuple[int, int, in
                          torch.allclose(h, want_h, rtol=1e-4, atol=1e-4))
             state = h0.clone()
             ms = bench_ms(lambda: mamba_scan.scan(xz[:d], dt, A, xdbl[rank:rank + n], xdbl[rank + n:], D, xz[d:],
-                                                  bias, state, setting=setting[:3], gather=setting[3]))
+                                                  bias, state, setting=setting))
         except Exception as err:  # noqa: BLE001
             print(f"scan {setting}: {type(err).__name__}: {str(err)[:100]}")
             continue
@@ -174,11 +173,8 @@ def main() -> None:
     if not args.no_sweep:
         if not args.no_conv_sweep:
             mamba_conv.SETTING_4 = sweep_conv(d, 32768)
-        best = sweep_scan(d, n, 32768)
-        mamba_scan.SETTINGS[torch.cuda.get_device_capability()] = best[:3]
-        mamba_scan.GATHER[torch.cuda.get_device_capability()] = best[3]
-    settings = {"conv4": mamba_conv.SETTING_4, "scan": mamba_scan.launch_setting(torch.device("cuda")),
-                "scan gather": mamba_scan._gather(torch.device("cuda"))}
+        mamba_scan.SETTINGS[torch.cuda.get_device_capability()] = sweep_scan(d, n, 32768)
+    settings = {"conv4": mamba_conv.SETTING_4, "scan": mamba_scan.launch_setting(torch.device("cuda"))}
     print(f"settings for the prefill: {settings}", flush=True)
     rows = versus_native(hf, [int(c) for c in args.contexts.split(",")], args.long, args.repeats)
     Path(args.out).write_text(json.dumps({"device": torch.cuda.get_device_name(), "config": args.config,

@@ -470,3 +470,37 @@ def test_triton_mamba_prefill_kernels_build_for_each_gpu_with_its_launch_setting
             assert built.registers is not None and built.registers <= 255
             if capability != (9, 0):
                 assert built.spilled_bytes == 0, built
+
+
+def test_prefill_chunk_is_the_largest_that_fits_half_the_free_memory_and_never_more_than_the_prompt():
+    """Mamba-2.8B's activations (96 KB a token by the engine's estimate): a 128K prompt on an idle H200
+    runs in 32K chunks, a 5,000-token one in one pass; with 1 GiB free the chunk drops to 4K; with almost
+    nothing free the smallest choice still runs (flat memory, never a refusal)."""
+    from comparer.engines.mamba_fast import CHUNK_CHOICES, chunk_from_free
+
+    per_token_b = 96 * 1024
+    assert chunk_from_free(131072, 130 * 2**30, per_token_b) == 32768
+    assert chunk_from_free(5000, 130 * 2**30, per_token_b) == 5000
+    assert chunk_from_free(131072, 2**30, per_token_b) == 4096  # 4096 * 96 KB = 384 MiB <= 512 MiB
+    assert chunk_from_free(131072, 2**20, per_token_b) == CHUNK_CHOICES[-1] == 1024
+    assert chunk_from_free(300, 2**20, per_token_b) == 300
+
+
+def test_demo_mamba_engine_estimates_its_chunk_memory_from_the_config_and_records_the_chunk(offline_dirs):
+    """The estimate follows the config (10 bytes a channel of d_inner and of hidden, x_proj's rows, a quarter
+    more); the CPU runs 8,192-token chunks, and a fixed chunk_tokens wins."""
+    from transformers import AutoModelForCausalLM
+
+    from comparer.engines.mamba_fast import MambaFastEngine
+    from comparer.engines.mamba_ops import TorchOps
+
+    model = AutoModelForCausalLM.from_pretrained(offline_dirs["demo-mamba"], dtype=torch.float32).eval()
+    cfg = model.config
+    engine = MambaFastEngine(model, None, TorchOps(), cuda_graph=False)
+    rows = cfg.time_step_rank + 2 * cfg.state_size
+    assert engine.activation_bytes_per_token() == (10 * cfg.intermediate_size + 10 * cfg.hidden_size + 2 * rows) * 5 // 4
+    assert engine.chunk_for(20000) == 8192 and engine.chunk_for(300) == 300
+    engine.prefill(list(range(40, 75)))
+    assert engine.last_chunk_tokens == 35
+    engine.chunk_tokens = 16
+    assert engine.chunk_for(35) == 16 and "chunks of 16 tokens" in engine.describe().prefill

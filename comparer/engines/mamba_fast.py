@@ -33,6 +33,13 @@ CPU_CHUNK_TOKENS = 8192
 DEFAULT_CHUNK_TOKENS = None  # None: chosen per prompt as above
 
 
+def chunk_from_free(n_tokens: int, free_b: int, per_token_b: int) -> int:
+    """The largest of CHUNK_CHOICES whose activations (``per_token_b`` a token) fit in half of ``free_b``
+    (the smallest choice when none does), never more than the prompt."""
+    fits = [c for c in CHUNK_CHOICES if c * per_token_b <= free_b // 2]
+    return min(fits[0] if fits else CHUNK_CHOICES[-1], n_tokens)
+
+
 @dataclass
 class _Layer:
     norm_w: torch.Tensor
@@ -124,8 +131,7 @@ class MambaFastEngine(StepEngine):
             return min(CPU_CHUNK_TOKENS, n_tokens)
         free_b, _ = torch.cuda.mem_get_info(self.device)
         free_b += torch.cuda.memory_reserved(self.device) - torch.cuda.memory_allocated(self.device)
-        fits = [c for c in CHUNK_CHOICES if c * self.activation_bytes_per_token() <= free_b // 2]
-        return min(fits[0] if fits else CHUNK_CHOICES[-1], n_tokens)
+        return chunk_from_free(n_tokens, free_b, self.activation_bytes_per_token())
 
     @torch.inference_mode()
     def prefill(self, prompt_ids: list[int], new_tokens: int = 0) -> torch.Tensor:
