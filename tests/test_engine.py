@@ -288,11 +288,14 @@ for d, n, cols, seq, rank in ((10, 16, 272, 260, 3), (6, 16, 16, 5, 2), (5, 8, 5
     assert torch.allclose(got_state, want_state, rtol=1e-4, atol=1e-4)
     print("ok scan", d, n, seq)
 # the conv kernel against PyTorch's conv from the carried inputs (bias or not, a chunk shorter than the width)
-for d, cols, seq, width, bias in ((20, 272, 260, 4, True), (6, 16, 2, 4, False), (5, 32, 32, 3, True)):
+# ((2, 16, 1): the width-4 kernel in programs of 16 steps, so each reads the 3 inputs before it from the
+# previous program's range; width 3: the generic kernel)
+for d, cols, seq, width, bias, setting in ((20, 272, 260, 4, True, None), (6, 16, 2, 4, False, None),
+                                           (5, 64, 50, 4, True, (2, 16, 1)), (5, 32, 32, 3, True, None)):
     xz = torch.randn(2 * d, cols, generator=g)
     w, b = torch.randn(d, width, generator=g), (torch.randn(d, generator=g) if bias else None)
     state = torch.randn(d, width, generator=g)
-    got, last = mamba_conv.conv(xz[:d], state, w, b, seq=seq)
+    got, last = mamba_conv.conv(xz[:d], state, w, b, seq=seq, setting=setting)
     want, want_last = TorchOps().conv(xz[None, :d, :seq], state[None], w, b)
     assert torch.allclose(got[:, :seq], want[0], atol=1e-5) and torch.equal(last, want_last[0]), (d, seq)
     print("ok conv", d, seq)
@@ -327,7 +330,7 @@ def test_triton_mamba_ops_match_the_step_by_step_recurrence_and_the_pytorch_mixe
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.getcwd()}
     done = subprocess.run([sys.executable, "-c", SCAN], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.count("ok scan") == 3 and done.stdout.count("ok conv") == 3 and "ok engine" in done.stdout
+    assert done.stdout.count("ok scan") == 3 and done.stdout.count("ok conv") == 4 and "ok engine" in done.stdout
 
 
 CARRY = """
@@ -473,22 +476,23 @@ def test_triton_mamba_prefill_kernels_build_for_each_gpu_with_its_launch_setting
 
 
 def test_prefill_chunk_is_the_largest_that_fits_half_the_free_memory_and_never_more_than_the_prompt():
-    """Mamba-2.8B's activations (96 KB a token by the engine's estimate): a 128K prompt on an idle H200
+    """Mamba-2.8B's activations (107 KiB a token by the engine's estimate): a 128K prompt on an idle H200
     runs in 32K chunks, a 5,000-token one in one pass; with 1 GiB free the chunk drops to 4K; with almost
     nothing free the smallest choice still runs (flat memory, never a refusal)."""
     from comparer.engines.mamba_fast import CHUNK_CHOICES, chunk_from_free
 
-    per_token_b = 96 * 1024
+    per_token_b = 107 * 1024
     assert chunk_from_free(131072, 130 * 2**30, per_token_b) == 32768
     assert chunk_from_free(5000, 130 * 2**30, per_token_b) == 5000
-    assert chunk_from_free(131072, 2**30, per_token_b) == 4096  # 4096 * 96 KB = 384 MiB <= 512 MiB
+    assert chunk_from_free(131072, 2**30, per_token_b) == 4096  # 4096 * 107 KiB = 428 MiB <= 512 MiB
     assert chunk_from_free(131072, 2**20, per_token_b) == CHUNK_CHOICES[-1] == 1024
     assert chunk_from_free(300, 2**20, per_token_b) == 300
 
 
 def test_demo_mamba_engine_estimates_its_chunk_memory_from_the_config_and_records_the_chunk(offline_dirs):
-    """The estimate follows the config (10 bytes a channel of d_inner and of hidden, x_proj's rows, a quarter
-    more); the CPU runs 8,192-token chunks, and a fixed chunk_tokens wins."""
+    """The estimate follows the config and the dtype (6 values a channel of d_inner, 5 of hidden, x_proj's
+    rows, a quarter more); an empty prompt is refused in words; the CPU runs 8,192-token chunks, and a fixed
+    chunk_tokens wins."""
     from transformers import AutoModelForCausalLM
 
     from comparer.engines.mamba_fast import MambaFastEngine
@@ -498,7 +502,10 @@ def test_demo_mamba_engine_estimates_its_chunk_memory_from_the_config_and_record
     cfg = model.config
     engine = MambaFastEngine(model, None, TorchOps(), cuda_graph=False)
     rows = cfg.time_step_rank + 2 * cfg.state_size
-    assert engine.activation_bytes_per_token() == (10 * cfg.intermediate_size + 10 * cfg.hidden_size + 2 * rows) * 5 // 4
+    fp32_b = (6 * cfg.intermediate_size + 5 * cfg.hidden_size + rows) * 4 * 5 // 4
+    assert engine.activation_bytes_per_token() == fp32_b  # the model's dtype: 4 bytes a value here
+    with pytest.raises(ValueError, match="empty"):
+        engine.prefill([])
     assert engine.chunk_for(20000) == 8192 and engine.chunk_for(300) == 300
     engine.prefill(list(range(40, 75)))
     assert engine.last_chunk_tokens == 35

@@ -86,6 +86,7 @@ def test_triton_prefill_equals_mamba_ssm_kernels_in_fp32_at_an_unaligned_length(
     for zero_state_scan, chunk in ((True, 300), (True, None), (False, 300), (False, None)):
         triton_engine = MambaFastEngine(model, None, TritonOps(zero_state_scan=zero_state_scan), cuda_graph=False,
                                         chunk_tokens=chunk)
+        assert (triton_engine.ops._zero_scan is not None) == zero_state_scan  # the case is what it says
         a = triton_engine.prefill(prompt)
         assert triton_engine.last_chunk_tokens == (chunk or 1000)
         for got, want in ((a, b), (triton_engine.ssm_state, kit_engine.ssm_state),

@@ -114,12 +114,14 @@ class MambaFastEngine(StepEngine):
 
     # ---- prefill -----------------------------------------------------------------------------
     def activation_bytes_per_token(self) -> int:
-        """What one prompt token of a chunk holds at the peak of a layer: in_proj's x and z, the conv
-        output, dt, y (2 bytes each per channel), x_proj's rows, and the hidden-size rows (block output,
-        fp32 residual, norm output, out_proj), with a quarter more for the allocator. Mamba-2.8B: 96 KB
-        (measured: 2.36 GiB over a 32K chunk, 77 KB per token)."""
+        """What one prompt token of a chunk holds at the peak of a layer, in the model's dtype: in_proj's x
+        and z, the conv output, dt, the scan's y and gated y (6 values per channel), x_proj's rows, and
+        the hidden-size rows (block output, norm output, out_proj, the residual: 2 bytes of fp32 counted as
+        2 values), with a quarter more for the allocator. Mamba-2.8B in fp16: 107 KiB (measured on the H200:
+        2.36 GiB over a 32K chunk with the Triton scan, 2.52 with mamba-ssm's, 77-81 KB per token)."""
         d_inner, hidden = self.layers[0].A.shape[0], self.embed.shape[1]
-        return (10 * d_inner + 10 * hidden + 2 * self.layers[0].x_proj.shape[0]) * 5 // 4
+        values = 6 * d_inner + 5 * hidden + self.layers[0].x_proj.shape[0]
+        return values * self.embed.element_size() * 5 // 4
 
     def chunk_for(self, n_tokens: int) -> int:
         """The chunk a prompt of ``n_tokens`` runs in: ``chunk_tokens`` when the caller fixed it, else the
@@ -137,6 +139,8 @@ class MambaFastEngine(StepEngine):
     def prefill(self, prompt_ids: list[int], new_tokens: int = 0) -> torch.Tensor:
         """Run the prompt in chunks (``chunk_for``); returns the last position's logits (1, vocab).
         ``new_tokens`` is unused: the recurrent state has the same size at any length."""
+        if not prompt_ids:
+            raise ValueError("The prompt is empty: type at least one token of text.")
         self._reset_state()
         # through numpy: a 32K-token list becomes a tensor in 0.9 ms instead of 3.1 (this CPU)
         ids = torch.from_numpy(np.asarray(prompt_ids, dtype=np.int64)).to(self.device)[None]  # (1, seq)

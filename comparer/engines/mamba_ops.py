@@ -328,9 +328,10 @@ class TritonOps(FusedDecodeMixin, TorchOps):
 
         device = layer.A.device if layer is not None else torch.device("cuda")
         t0 = time.perf_counter()
-        mamba_scan.warm_up(dtype, d_state, device)
+        d_inner = layer.A.shape[0] if layer is not None else 4
+        mamba_scan.warm_up(dtype, d_state, device, d=d_inner)
         width, bias = (layer.conv_w.shape[-1], layer.conv_b is not None) if layer is not None else (4, True)
-        mamba_conv.warm_up(dtype, width, bias, device)
+        mamba_conv.warm_up(dtype, width, bias, device, d=d_inner)
         rows = torch.zeros(1, 2, 64, dtype=dtype, device=device)
         mamba_decode.add_rms_rows(rows, None, torch.ones(64, dtype=dtype, device=device), 1e-5, True,
                                   self.kernel_settings())
@@ -377,9 +378,9 @@ class TritonOps(FusedDecodeMixin, TorchOps):
 
 def _mamba_ssm_scan():
     """mamba-ssm's selective_scan_fn where mamba-ssm is installed, else None."""
-    from comparer.kernels.available import mamba_kernels_available
+    from comparer.kernels.available import module_available
 
-    if not mamba_kernels_available():
+    if not module_available("mamba_ssm"):
         return None
     try:
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn

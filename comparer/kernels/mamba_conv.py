@@ -144,9 +144,10 @@ def conv(x, conv_state, weight, bias, seq: int | None = None, setting: tuple[int
     return out, last
 
 
-def warm_up(dtype: torch.dtype, width: int, bias: bool, device: str = "cuda") -> None:
-    """Compile the kernel at load for the model's dtype, width and bias, in the prefill's layout."""
-    d, cols = 2, 32
+def warm_up(dtype: torch.dtype, width: int, bias: bool, device: str = "cuda", d: int = 2) -> None:
+    """Compile the kernel at load for the model's dtype, width, bias and channel count ``d`` (DIM is a
+    compile-time constant), in the prefill's layout."""
+    cols = 32
     xz = torch.zeros(2 * d, cols, dtype=dtype, device=device)
     weight = torch.zeros(d, width, dtype=dtype, device=device)
     conv(xz[:d], torch.zeros(d, width, dtype=dtype, device=device), weight,

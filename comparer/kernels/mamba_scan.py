@@ -138,11 +138,11 @@ def scan_reference(u, dt, A, B, C, D, z, dt_bias, state, seq: int | None = None)
     return (torch.stack(ys, 1) * F.silu(z.float())).to(u.dtype)
 
 
-def warm_up(dtype: torch.dtype, n: int, device: str = "cuda") -> None:
-    """Compile the kernel at load for the model's dtype and state size, with the prefill's layout (z the
-    second half of in_proj's rows, B and C rows of x_proj's output, rows a multiple of PAD long), so no
-    prefill pays for it."""
-    d, cols, rank = 4, 2 * PAD, PAD
+def warm_up(dtype: torch.dtype, n: int, device: str = "cuda", d: int = 4) -> None:
+    """Compile the kernel at load for the model's dtype, state size and channel count ``d`` (DIM is a
+    compile-time constant), with the prefill's layout (z the second half of in_proj's rows, B and C rows of
+    x_proj's output, rows a multiple of PAD long), so no prefill pays for it."""
+    cols, rank = 2 * PAD, PAD
     xz = torch.zeros(2 * d, cols, dtype=dtype, device=device)
     xdbl = torch.zeros(rank + 2 * n, cols, dtype=dtype, device=device)
     scan(xz[:d], torch.zeros(d, cols, dtype=dtype, device=device), -torch.ones(d, n, device=device),
