@@ -328,7 +328,8 @@ class TritonOps(FusedDecodeMixin, TorchOps):
 
         device = layer.A.device if layer is not None else torch.device("cuda")
         t0 = time.perf_counter()
-        d_inner = layer.A.shape[0] if layer is not None else 4
+        # the real channel count on a GPU (DIM is a compile-time constant); the interpreter compiles nothing
+        d_inner = layer.A.shape[0] if layer is not None and is_cuda(device) else 4
         mamba_scan.warm_up(dtype, d_state, device, d=d_inner)
         width, bias = (layer.conv_w.shape[-1], layer.conv_b is not None) if layer is not None else (4, True)
         mamba_conv.warm_up(dtype, width, bias, device, d=d_inner)

@@ -19,6 +19,7 @@ BLOCK_T = 256  # steps per program
 WARPS = 4
 # the width-4 kernel (every Mamba-1 checkpoint): (channels, steps, warps) per program, H200 sweep in
 # scripts/tune_prefill_kernels.py (assets/benchmarks/logs/h200-prefill-kernels.txt)
+INTERPRETER_SETTING_4 = (16, 64, 4)  # off CUDA (Triton's interpreter, the tests): fewer, smaller programs
 SETTING_4 = (1, 1024, 2)  # 0.177 ms at 5120 x 32K; the generic kernel 0.276, causal-conv1d 0.187
 
 if triton is not None:
@@ -129,7 +130,7 @@ def conv(x, conv_state, weight, bias, seq: int | None = None, setting: tuple[int
     out = torch.empty(d, cols, dtype=x.dtype, device=x.device)
     b = bias if bias is not None else weight
     if width == 4 and cols % 8 == 0 and x.stride(0) % 8 == 0:  # whole aligned 8-step groups
-        channels, steps, warps = setting or SETTING_4
+        channels, steps, warps = setting or (SETTING_4 if x.is_cuda else INTERPRETER_SETTING_4)
         grid = (triton.cdiv(d, channels), triton.cdiv(cols, steps))
         _conv4_kernel[grid](x, conv_state, weight, b, out, x.stride(0), cols, DIM=d, HAS_BIAS=bias is not None,
                             BD=channels, BT=steps, num_warps=warps)
