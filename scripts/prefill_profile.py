@@ -20,6 +20,7 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 from comparer.bench.measure import random_prompt_ids  # noqa: E402
 from comparer.settings import GenerationSettings  # noqa: E402
 from scripts.mamba_paths import mamba_ssm_model, random_model  # noqa: E402
+from scripts.profile_fast import device_us  # noqa: E402
 
 
 def kernel_table(label: str, run, rows: int = 18) -> None:
@@ -29,15 +30,11 @@ def kernel_table(label: str, run, rows: int = 18) -> None:
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         run()
         torch.cuda.synchronize()
-    events = sorted(prof.key_averages(), key=lambda e: -_device_us(e))
-    total = sum(_device_us(e) for e in events)
+    events = sorted(prof.key_averages(), key=lambda e: -device_us(e))
+    total = sum(device_us(e) for e in events)
     print(f"\n## {label}: GPU time {total / 1e6:.4f} s")
     for event in events[:rows]:
-        print(f"{_device_us(event) / 1e3:9.2f} ms {event.count:6d} x  {event.key[:110]}")
-
-
-def _device_us(event) -> float:
-    return getattr(event, "self_device_time_total", None) or getattr(event, "self_cuda_time_total", 0.0)
+        print(f"{device_us(event) / 1e3:9.2f} ms {event.count:6d} x  {event.key[:110]}")
 
 
 def projection_layouts(hf, cols: int) -> None:

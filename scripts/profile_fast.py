@@ -47,6 +47,11 @@ def kind_of(kernel: str) -> str:
     return next((kind for kind, marks in KINDS.items() if any(m in name for m in marks)), "everything else")
 
 
+def device_us(event) -> float:
+    """An event's own GPU time in us (the attribute was renamed from self_cuda_time_total in torch 2.4)."""
+    return getattr(event, "self_device_time_total", None) or getattr(event, "self_cuda_time_total", 0.0)
+
+
 def top_kernels(fn, n: int = 14) -> str:
     """The n kernels with the most GPU time, then the time per kind (matrix products, attention, the rest)."""
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
@@ -55,7 +60,7 @@ def top_kernels(fn, n: int = 14) -> str:
     events = prof.key_averages()
     totals: dict[str, float] = {}
     for event in events:
-        us = getattr(event, "self_device_time_total", None) or getattr(event, "self_cuda_time_total", 0.0)
+        us = device_us(event)
         totals[kind_of(event.key)] = totals.get(kind_of(event.key), 0.0) + us
     split = ", ".join(f"{kind} {us / 1e6:.3f} s" for kind, us in sorted(totals.items(), key=lambda kv: -kv[1]))
     return (events.table(sort_by="cuda_time_total", row_limit=n, max_name_column_width=70)

@@ -41,6 +41,7 @@ def bench_ms(fn) -> float:
 
 def sweep_conv(d: int, cols: int) -> tuple[int, int, int]:
     from comparer.kernels import mamba_conv
+    from comparer.kernels.triton import triton
 
     g = torch.Generator(device="cuda").manual_seed(0)
     xz = torch.randn(2 * d, cols, device="cuda", generator=g).half()
@@ -49,7 +50,7 @@ def sweep_conv(d: int, cols: int) -> tuple[int, int, int]:
     out_generic = torch.empty(d, cols, dtype=torch.float16, device="cuda")
 
     def generic():
-        grid = (triton_cdiv(d, mamba_conv.BLOCK_D), triton_cdiv(cols, mamba_conv.BLOCK_T))
+        grid = (triton.cdiv(d, mamba_conv.BLOCK_D), triton.cdiv(cols, mamba_conv.BLOCK_T))
         mamba_conv._conv_kernel[grid](xz, state, w, b, out_generic, xz.stride(0), cols, DIM=d, W=4, HAS_BIAS=True,
                                       BD=mamba_conv.BLOCK_D, BT=mamba_conv.BLOCK_T, num_warps=mamba_conv.WARPS)
     generic()  # the generic kernel (any width) on the same data, the reference for bit-identity
@@ -65,26 +66,32 @@ def sweep_conv(d: int, cols: int) -> tuple[int, int, int]:
               f"{(ref.float() - ours.float()).abs().max():.2e})")
     except ImportError:
         print("conv causal-conv1d: not installed")
+
+    def run(setting):
+        return mamba_conv.conv(xz[:d], state, w, b, setting=setting)[0]
+
+    return fastest("conv4", CONV_SETTINGS, lambda setting: torch.equal(run(setting), out_generic), run,
+                   "bit-identical to the generic kernel")
+
+
+def fastest(label: str, settings: list, agrees, run, agreement: str) -> tuple[int, int, int]:
+    """The quickest of ``settings`` whose output ``agrees(setting)``; each line printed (a setting Triton
+    cannot build is reported and skipped); SystemExit when none builds and agrees."""
     best = None
-    for setting in CONV_SETTINGS:
+    for setting in settings:
         try:
-            got, _ = mamba_conv.conv(xz[:d], state, w, b, setting=setting)
-            same = torch.equal(got, out_generic)
-            ms = bench_ms(lambda: mamba_conv.conv(xz[:d], state, w, b, setting=setting))
-        except Exception as err:  # noqa: BLE001 - a setting Triton cannot build is reported and skipped
-            print(f"conv4 {setting}: {type(err).__name__}: {str(err)[:100]}")
+            same = bool(agrees(setting))
+            ms = bench_ms(lambda: run(setting))
+        except Exception as err:  # noqa: BLE001
+            print(f"{label} {setting}: {type(err).__name__}: {str(err)[:100]}")
             continue
-        print(f"conv4 {setting}: {ms:.4f} ms, bit-identical to the generic kernel: {same}", flush=True)
+        print(f"{label} {setting}: {ms:.4f} ms, {agreement}: {same}", flush=True)
         if same and (best is None or ms < best[0]):
             best = (ms, setting)
-    print(f"conv4 best: {best}")
+    print(f"{label} best: {best}")
     if best is None:
-        raise SystemExit("no width-4 conv setting built and matched the generic kernel")
+        raise SystemExit(f"no {label} setting built and agreed ({agreement})")
     return best[1]
-
-
-def triton_cdiv(a: int, b: int) -> int:
-    return -(-a // b)
 
 
 def sweep_scan(d: int, n: int, cols: int, rank: int = 160) -> tuple[int, int, int]:
@@ -113,25 +120,15 @@ def sweep_scan(d: int, n: int, cols: int, rank: int = 160) -> tuple[int, int, in
         print(f"scan mamba-ssm selective_scan_fn: {bench_ms(lambda: selective_scan_fn(*args, bias, True)):.4f} ms")
     except ImportError:
         print("scan mamba-ssm: not installed")
-    best = None
-    for setting in SCAN_SETTINGS:
-        try:
-            y, h = run(setting)
-            close = bool(torch.allclose(y.float(), want_y.float(), rtol=2e-3, atol=2e-3) and
-                         torch.allclose(h, want_h, rtol=1e-4, atol=1e-4))
-            state = h0.clone()
-            ms = bench_ms(lambda: mamba_scan.scan(xz[:d], dt, A, xdbl[rank:rank + n], xdbl[rank + n:], D, xz[d:],
-                                                  bias, state, setting=setting))
-        except Exception as err:  # noqa: BLE001
-            print(f"scan {setting}: {type(err).__name__}: {str(err)[:100]}")
-            continue
-        print(f"scan {setting}: {ms:.4f} ms, same outputs as the current setting: {close}", flush=True)
-        if close and (best is None or ms < best[0]):
-            best = (ms, setting)
-    print(f"scan best: {best}")
-    if best is None:
-        raise SystemExit("no scan setting built and matched the current one")
-    return best[1]
+    def agrees(setting):
+        y, h = run(setting)
+        return (torch.allclose(y.float(), want_y.float(), rtol=2e-3, atol=2e-3) and
+                torch.allclose(h, want_h, rtol=1e-4, atol=1e-4))
+
+    state = h0.clone()  # timed runs write into one state (no clone inside the timing)
+    return fastest("scan", SCAN_SETTINGS, agrees, lambda setting: mamba_scan.scan(
+        xz[:d], dt, A, xdbl[rank:rank + n], xdbl[rank + n:], D, xz[d:], bias, state, setting=setting),
+        "same outputs as the current setting")
 
 
 def versus_native(hf, contexts: list[int], long: int, repeats: int) -> list[dict]:
