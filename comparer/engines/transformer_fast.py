@@ -23,6 +23,7 @@ from comparer.kernels import decode_attention as da
 from comparer.kernels import decode_norms as dn
 from comparer.kernels.triton import triton_available
 from comparer.engines.graphs import capture
+from comparer.engines.projections import DecodeKernels, Projector, fuse_rows
 from comparer.engines.stepping import StepEngine
 from comparer.memory import is_cuda, tensor_bytes
 
@@ -52,9 +53,14 @@ class GPTNeoXFamily(_Family):
         att = self.layers[0].attention
         self.head_dim, self.heads = att.head_size, model.config.num_attention_heads
         self.kv_heads, self.scale, self.parallel = self.heads, att.scaling, model.config.use_parallel_residual
+        # the MLP's activation folded into the down projection's GEMV only where it is exact GELU
+        self.act = "gelu" if model.config.hidden_act == "gelu" else None
 
     def embed(self, ids):
         return self.base.embed_in(ids)
+
+    def fuse(self) -> None:
+        """Nothing to fuse: GPT-NeoX already projects q, k and v with one weight."""
 
     def qkv(self, layer, x):
         """x (seq, hidden) -> q, k, v as (seq, heads, head_dim) views of one projection."""
@@ -71,18 +77,28 @@ class GPTNeoXFamily(_Family):
     def logits(self, h):
         return self.head(self.base.final_layer_norm(h)).float()
 
-    def decode(self, h, attend_of, on, fused: bool):
+    def decode(self, h, attend_of, on, fused: bool, project: Projector):
         """One token through every layer -> logits (1, vocab). ``fused``: the Triton add+norm pair
-        (parallel residual only); ``on(i, t)`` moves t to layer i's device."""
+        (parallel residual only) and ``project``'s GEMVs; ``on(i, t)`` moves t to layer i's device."""
         if not (fused and self.parallel):
             return self.logits(self.blocks(h, attend_of, on))
         mlp = attn = None
         for i, layer in enumerate(self.layers):
             h, attn_in, mlp_in = dn.add_ln_pair(on(i, h), on(i, mlp), on(i, attn), layer.input_layernorm,
-                                                layer.post_attention_layernorm)
-            attn = layer.attention.dense(attend_of(i)(*self.qkv(layer, attn_in)))
-            mlp = layer.mlp(mlp_in)
+                                                layer.post_attention_layernorm, pdl=project.pdl(h))
+            att = layer.attention
+            qkv = project("qkv", attn_in, att.query_key_value.weight, att.query_key_value.bias)
+            qkv = qkv.view(1, self.heads, 3 * self.head_dim).split(self.head_dim, dim=-1)
+            attn = project("out", attend_of(i)(*qkv), att.dense.weight, att.dense.bias)
+            mlp = self.mlp(layer.mlp, mlp_in, project)
         return self.logits(on(0, mlp + attn + h))
+
+    def mlp(self, mlp, x, project: Projector):
+        """The MLP of one token: two GEMVs, the activation inside the second one's loads."""
+        if self.act is None:
+            return mlp(x)
+        up = project("up", x, mlp.dense_h_to_4h.weight, mlp.dense_h_to_4h.bias)
+        return project("down", up, mlp.dense_4h_to_h.weight, mlp.dense_4h_to_h.bias, act=self.act)
 
 
 class LlamaFamily(_Family):
@@ -94,9 +110,20 @@ class LlamaFamily(_Family):
         att, cfg = self.layers[0].self_attn, model.config
         self.head_dim, self.heads = att.head_dim, cfg.num_attention_heads
         self.kv_heads, self.scale, self.parallel = cfg.num_key_value_heads, att.scaling, False
+        self.act = "silu_gate" if cfg.hidden_act == "silu" else None
+        self.qkv_rows = self.gate_up_rows = None  # per layer (weight, bias) once fused
 
     def embed(self, ids):
         return self.base.embed_tokens(ids)
+
+    def fuse(self) -> None:
+        """q/k/v and gate/up as one weight each (the modules' weights become views of it), so the
+        decode step reads each group in one GEMV launch."""
+        def rows(modules):
+            return fuse_rows(modules), fuse_rows(modules, "bias")
+        self.qkv_rows = [rows([l.self_attn.q_proj, l.self_attn.k_proj, l.self_attn.v_proj]) for l in self.layers]
+        if self.act is not None:
+            self.gate_up_rows = [rows([l.mlp.gate_proj, l.mlp.up_proj]) for l in self.layers]
 
     def qkv(self, layer, x):
         att, seq = layer.self_attn, x.shape[0]
@@ -110,17 +137,37 @@ class LlamaFamily(_Family):
     def logits(self, h):
         return self.head(self.base.norm(h)).float()
 
-    def decode(self, h, attend_of, on, fused: bool):
-        """One token through every layer -> logits (1, vocab); ``fused``: Triton add+RMSNorm."""
+    def decode(self, h, attend_of, on, fused: bool, project: Projector):
+        """One token through every layer -> logits (1, vocab); ``fused``: Triton add+RMSNorm and
+        ``project``'s GEMVs."""
         if not fused:
             return self.logits(self.blocks(h, attend_of, on))
         delta = None
         for i, layer in enumerate(self.layers):
-            h, normed = dn.add_rms(on(i, h), on(i, delta), layer.input_layernorm)
-            h, normed = dn.add_rms(h, layer.self_attn.o_proj(attend_of(i)(*self.qkv(layer, normed))),
-                                   layer.post_attention_layernorm)
-            delta = layer.mlp(normed)
+            pdl = project.pdl(h)
+            h, normed = dn.add_rms(on(i, h), on(i, delta), layer.input_layernorm, pdl=pdl)
+            o = layer.self_attn.o_proj
+            out = project("out", attend_of(i)(*self.qkv_one(i, layer, normed, project)), o.weight, o.bias)
+            h, normed = dn.add_rms(h, out, layer.post_attention_layernorm, pdl=pdl)
+            delta = self.mlp(i, layer.mlp, normed, project)
         return self.logits(on(0, h + delta))
+
+    def qkv_one(self, i: int, layer, x, project: Projector):
+        """q, k, v of one token (1, heads, head_dim) each: one GEMV over the fused rows when fused."""
+        if self.qkv_rows is None:
+            return self.qkv(layer, x)
+        q_cols, kv_cols = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        qkv = project("qkv", x, *self.qkv_rows[i])  # (1, q_cols + 2 kv_cols)
+        q, k, v = qkv.split([q_cols, kv_cols, kv_cols], dim=-1)
+        return (q.view(1, self.heads, self.head_dim), k.view(1, self.kv_heads, self.head_dim),
+                v.view(1, self.kv_heads, self.head_dim))
+
+    def mlp(self, i: int, mlp, x, project: Projector):
+        """down(silu(gate(x)) * up(x)): gate and up in one GEMV, the gating inside down's loads."""
+        if self.gate_up_rows is None:
+            return mlp(x)
+        gate_up = project("up", x, *self.gate_up_rows[i])  # (1, 2 * intermediate)
+        return project("down", gate_up, mlp.down_proj.weight, mlp.down_proj.bias, act=self.act)
 
 
 FAMILIES = {"gpt_neox": GPTNeoXFamily, "llama": LlamaFamily}
@@ -151,9 +198,10 @@ def buckets_for(max_context_tokens: int) -> list[int]:
 
 class TransformerFastEngine(StepEngine):
     def __init__(self, model, card: ArchitectureCard | None, max_context_tokens: int = DEFAULT_MAX_CONTEXT_TOKENS,
-                 cuda_graph: bool = True, use_triton: bool | None = None):
+                 cuda_graph: bool = True, use_triton: bool | None = None, kernels: DecodeKernels = DecodeKernels()):
         """``use_triton`` None: the Triton kernels on CUDA, PyTorch attention elsewhere (tests force
-        True on the CPU under ``TRITON_INTERPRET=1`` to check the kernels' math there)."""
+        True on the CPU under ``TRITON_INTERPRET=1`` to check the kernels' math there). ``kernels``:
+        the decode step's GEMV tiles and PDL (projections.DecodeKernels; CUBLAS is the step before)."""
         self.model, self.card = model.eval(), card
         self.family = FAMILIES[model.config.model_type](model)
         self.dtype = self.family.head.weight.dtype
@@ -161,6 +209,9 @@ class TransformerFastEngine(StepEngine):
         self.device = str(self.layer_devices[0])
         on_cuda = is_cuda(self.layer_devices[0])
         self.use_triton = on_cuda and triton_available() if use_triton is None else use_triton
+        self.kernels, self.project = kernels, Projector(kernels, self.use_triton)
+        if self.use_triton and kernels.fuse:
+            self.family.fuse()
         self.max_context_tokens, self.buckets = max_context_tokens, buckets_for(max_context_tokens)
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self.captures, self.capture_s = 0, 0.0
@@ -229,7 +280,8 @@ class TransformerFastEngine(StepEngine):
     def _step(self, bucket: int) -> None:
         """One token from ``step_token`` into ``step_logits``; writes its keys at ``pos`` and advances."""
         h = self.family.embed(self.step_token)  # (1, hidden)
-        logits = self.family.decode(h, lambda i: self._decode_attention(i, bucket), self._on, self.use_triton)
+        logits = self.family.decode(h, lambda i: self._decode_attention(i, bucket), self._on, self.use_triton,
+                                    self.project)
         self.step_logits.copy_(logits)
         self.pos.add_(1)
         self.length.add_(1)
@@ -242,12 +294,12 @@ class TransformerFastEngine(StepEngine):
 
         def attend(q, k, v):  # (1, heads, head_dim) each
             if self.use_triton:
-                dev = q.device
+                dev, pdl = q.device, self.project.pdl(q)
                 cos, sin = self.rope[self.layer_devices[i]]
                 q_rot = da.rope_cache_write(q[0], k[0], v[0], cos, sin, self.pos.to(dev), self.k_cache[i],
-                                            self.v_cache[i])
+                                            self.v_cache[i], pdl=pdl)
                 out = da.decode_attention(q_rot, self.k_cache[i], self.v_cache[i], self.length.to(dev), fam.scale,
-                                          bucket)
+                                          bucket, pdl=pdl)
                 return out.reshape(1, -1)
             return self._torch_decode_attention(i, q, k, v)
         return attend

@@ -19,6 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from comparer.kernels.pdl import after_previous, launch_args
 from comparer.kernels.triton import on_device, tl, triton
 
 # Launch settings from scripts/tune_decode_kernels.py on the H200 (assets/benchmarks/
@@ -33,10 +34,11 @@ if triton is not None:
     @triton.jit
     def _split_kernel(q_ptr, k_ptr, v_ptr, len_ptr, o_ptr, m_ptr, l_ptr, stride_kh, stride_kn, stride_vh,
                       stride_vn, scale, GROUP: tl.constexpr, SPLIT: tl.constexpr, NUM_SPLITS: tl.constexpr,
-                      D: tl.constexpr, BLOCK_N: tl.constexpr):
+                      D: tl.constexpr, BLOCK_N: tl.constexpr, PDL: tl.constexpr):
         """One (query head, key split): unnormalised output, running max and sum of its keys."""
         h, s = tl.program_id(0), tl.program_id(1)
         kv_h = h // GROUP
+        after_previous(PDL)  # the new key, q and the length all come from kernels before this one
         n_keys = tl.load(len_ptr)
         start = s * SPLIT
         end = tl.minimum(start + SPLIT, n_keys)
@@ -68,10 +70,11 @@ if triton is not None:
 
     @triton.jit
     def _combine_kernel(o_ptr, m_ptr, l_ptr, out_ptr, NUM_SPLITS: tl.constexpr, D: tl.constexpr,
-                        BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr):
+                        BLOCK_S: tl.constexpr, BLOCK_D: tl.constexpr, PDL: tl.constexpr):
         """Merge one head's splits (for BLOCK_D of its dims) with the log-sum-exp rule; empty splits
         carry zero weight. BLOCK_S >= NUM_SPLITS, so one pass."""
         h, dblk = tl.program_id(0), tl.program_id(1)
+        after_previous(PDL)
         s = tl.arange(0, BLOCK_S)
         live = s < NUM_SPLITS
         d = dblk * BLOCK_D + tl.arange(0, BLOCK_D)
@@ -86,10 +89,11 @@ if triton is not None:
     @triton.jit
     def _rope_write_kernel(q_ptr, k_ptr, v_ptr, cos_ptr, sin_ptr, pos_ptr, q_out_ptr, k_cache_ptr, v_cache_ptr,
                            stride_qh, stride_kh, stride_vh, stride_ch, stride_cn, stride_cos, GROUP: tl.constexpr,
-                           D: tl.constexpr, ROT: tl.constexpr):
+                           D: tl.constexpr, ROT: tl.constexpr, PDL: tl.constexpr):
         """Rotate the first ROT dims of one query head (and of its key head, once per group), write
         the key and value at position ``pos`` of the cache. rotate_half: [-x2, x1] on the ROT dims."""
         h = tl.program_id(0)
+        after_previous(PDL)
         pos = tl.load(pos_ptr)
         d = tl.arange(0, D)
         half = ROT // 2
@@ -123,10 +127,11 @@ def split_for(cache_tokens: int, block_n: int = None, max_splits: int = None) ->
 
 def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, length: torch.Tensor,
                      scale: float, cache_tokens: int, block_n: int = None, max_splits: int = None,
-                     num_warps: int = None) -> torch.Tensor:
+                     num_warps: int = None, pdl: bool = False) -> torch.Tensor:
     """q (heads, D); caches (kv_heads, max_tokens, D); ``length`` int32 (1,) on the device.
     ``cache_tokens`` bounds the keys this call may read (the bucket): it sets the grid, so a graph
-    captured for a bucket serves every length up to it. Returns (heads, D) in q's dtype."""
+    captured for a bucket serves every length up to it. Returns (heads, D) in q's dtype. ``pdl``:
+    both kernels launch with programmatic dependent launch (kernels/pdl.py)."""
     heads, dim = q.shape
     block_n, num_warps = block_n or BLOCK_N, num_warps or NUM_WARPS
     split_tokens, splits = split_for(cache_tokens, block_n, max_splits)
@@ -139,21 +144,24 @@ def decode_attention(q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
         _split_kernel[(heads, splits)](q, k_cache, v_cache, length, o, m, l_sum, k_cache.stride(0), k_cache.stride(1),
                                        v_cache.stride(0), v_cache.stride(1), scale, GROUP=heads // k_cache.shape[0],
                                        SPLIT=split_tokens, NUM_SPLITS=splits, D=dim, BLOCK_N=block_n,
-                                       num_warps=num_warps)
+                                       num_warps=num_warps, **launch_args(q, pdl))
         _combine_kernel[(heads, dim // block_d)](o, m, l_sum, out, NUM_SPLITS=splits, D=dim,
-                                                 BLOCK_S=triton.next_power_of_2(splits), BLOCK_D=block_d, num_warps=4)
+                                                 BLOCK_S=triton.next_power_of_2(splits), BLOCK_D=block_d, num_warps=4,
+                                                 **launch_args(q, pdl))
     return out
 
 
-def rope_cache_write(q, k, v, cos, sin, pos, k_cache, v_cache) -> torch.Tensor:
+def rope_cache_write(q, k, v, cos, sin, pos, k_cache, v_cache, pdl: bool = False) -> torch.Tensor:
     """q (heads, D), k and v (kv_heads, D), views allowed; cos/sin tables (max_tokens, ROT);
-    ``pos`` int64 (1,) on the device. Writes k (rotated) and v at ``pos``; returns the rotated q."""
+    ``pos`` int64 (1,) on the device. Writes k (rotated) and v at ``pos``; returns the rotated q.
+    ``pdl`` as in decode_attention."""
     heads, dim = q.shape
     q_out = torch.empty(heads, dim, dtype=q.dtype, device=q.device)
     with on_device(q):
         _rope_write_kernel[(heads,)](q, k, v, cos, sin, pos, q_out, k_cache, v_cache, q.stride(0), k.stride(0),
                                      v.stride(0), k_cache.stride(0), k_cache.stride(1), cos.stride(0),
-                                     GROUP=heads // k.shape[0], D=dim, ROT=cos.shape[-1], num_warps=1)
+                                     GROUP=heads // k.shape[0], D=dim, ROT=cos.shape[-1], num_warps=1,
+                                     **launch_args(q, pdl))
     return q_out
 
 

@@ -25,27 +25,16 @@ everything else is fp32 as in mamba-ssm's kernels.
 
 from __future__ import annotations
 
-import functools
-import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
+from comparer.kernels import gemv as gemv_kernels
+from comparer.kernels import pdl as pdl_kernels
+from comparer.kernels.gemv import Tiles
+from comparer.kernels.pdl import after_previous as _after_previous
 from comparer.kernels.triton import tl, triton
-
-
-@dataclass(frozen=True)
-class Tiles:
-    """A tiled GEMV's launch: ``rows`` per program, ``block_k`` columns per tile, K split in ``parts``
-    (parts > 1 leaves fp32 partial rows for the next norm to add up), ``evict``: L2 eviction hint."""
-
-    rows: int
-    block_k: int
-    parts: int = 1
-    warps: int = 4
-    stages: int = 3
-    evict: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,22 +80,7 @@ class DecodeSettings:
 
 DEFAULT = DecodeSettings()
 
-gdc_wait = gdc_launch_dependents = None  # Triton's PDL intrinsics, where it has them
-
 if triton is not None:
-
-    try:
-        from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
-    except ImportError:  # older Triton: PDL stays off (see pdl_on)
-        gdc_launch_dependents = gdc_wait = None
-
-    @triton.jit
-    def _after_previous(PDL: tl.constexpr):
-        """Wait until the previous kernel has finished and its writes are visible, then let the next
-        kernel launch (so at most one kernel runs ahead, and only through its weight loads)."""
-        if PDL:
-            gdc_wait()
-            gdc_launch_dependents()
 
     @triton.jit
     def _add_rms_kernel(delta_ptr, res_in_ptr, res_out_ptr, w_ptr, y_ptr, zero_ptr, N: tl.constexpr, eps,
@@ -225,50 +199,15 @@ if triton is not None:
             acc += tl.sum(w.to(tl.float32) * tl.load(x_ptr + k).to(tl.float32)[None, :], axis=1)
         tl.store(out_ptr + rows, acc.to(out_ptr.dtype.element_ty), mask=live)
 
-    @triton.jit
-    def _gemv_tiles_kernel(w_ptr, x_ptr, out_ptr, N: tl.constexpr, K: tl.constexpr, KS: tl.constexpr,
-                           BN: tl.constexpr, BK: tl.constexpr, EVICT: tl.constexpr, PRE: tl.constexpr,
-                           PDL: tl.constexpr):
-        rows = tl.program_id(0) * BN + tl.arange(0, BN)
-        live = rows < N
-        k_start = tl.program_id(1) * KS
-        # the first PRE columns before the wait: the weight does not depend on the previous kernel
-        kp = k_start + tl.arange(0, PRE)
-        wp = tl.load(w_ptr + rows[:, None] * K + kp[None, :], mask=live[:, None], other=0.0)
-        _after_previous(PDL)
-        acc = tl.sum(wp.to(tl.float32) * tl.load(x_ptr + kp).to(tl.float32)[None, :], axis=1)
-        for k0 in range(PRE, KS, BK):
-            k = k_start + k0 + tl.arange(0, BK)
-            if EVICT:  # the weight is read once per step: keep it from pushing states out of L2
-                w = tl.load(w_ptr + rows[:, None] * K + k[None, :], mask=live[:, None], other=0.0,
-                            eviction_policy="evict_first")
-            else:
-                w = tl.load(w_ptr + rows[:, None] * K + k[None, :], mask=live[:, None], other=0.0)
-            acc += tl.sum(w.to(tl.float32) * tl.load(x_ptr + k).to(tl.float32)[None, :], axis=1)
-        tl.store(out_ptr + tl.program_id(1) * N + rows, acc.to(out_ptr.dtype.element_ty), mask=live)
-
-
-@functools.lru_cache(maxsize=None)
-def _pdl_supported(device_index: int) -> bool:
-    """Hopper or later, and a Triton that has both the wait intrinsic and the launch option."""
-    try:
-        from triton.backends.nvidia.compiler import CUDAOptions
-
-        has_option = "launch_pdl" in CUDAOptions.__dataclass_fields__
-    except (ImportError, AttributeError):
-        has_option = False
-    return (has_option and gdc_wait is not None and os.environ.get("TRITON_INTERPRET") != "1"
-            and torch.cuda.get_device_capability(device_index)[0] >= 9)
-
 
 def pdl_on(t: torch.Tensor, settings: DecodeSettings = DEFAULT) -> bool:
     """Whether this step's kernels on ``t``'s device use programmatic dependent launch (see ``pdl``)."""
-    return settings.pdl is not False and t.is_cuda and _pdl_supported(t.device.index or 0)
+    return pdl_kernels.pdl_on(t, settings.pdl)
 
 
 def _launch(t: torch.Tensor, settings: DecodeSettings) -> dict:
     """The kernel arguments that switch PDL on or off for a launch on ``t``'s device."""
-    return {"PDL": True, "launch_pdl": True} if pdl_on(t, settings) else {"PDL": False}
+    return pdl_kernels.launch_args(t, settings.pdl)
 
 
 def gemv(x, weight, programs: int | None = None, settings: DecodeSettings = DEFAULT):
@@ -289,22 +228,10 @@ def gemv(x, weight, programs: int | None = None, settings: DecodeSettings = DEFA
 
 def gemv_tiles(x, weight, parts: int = 1, rows: int = 32, block_k: int = 256, warps: int = 4, stages: int = 3,
                evict: bool = False, settings: DecodeSettings = DEFAULT):
-    """F.linear(x, weight) for x (1, K), weight (N, K) contiguous, K a multiple of parts * block_k:
-    one program per (block of ``rows`` rows, K split). parts == 1: (1, N) in x's dtype; parts > 1:
-    the fp32 partial rows (parts, 1, N), for add_rms (or its final norm) to add up in a fixed order."""
-    n, k = weight.shape
-    out = torch.empty(parts, 1, n, dtype=torch.float32 if parts > 1 else x.dtype, device=x.device)
-    pre_tiles = min(settings.pre_tiles, k // parts // block_k)
-    pre_tiles = 1 << (pre_tiles.bit_length() - 1)  # a power of two, at most the tiles a split has
-    _gemv_tiles_kernel[(triton.cdiv(n, rows), parts)](weight, x, out, N=n, K=k, KS=k // parts, BN=rows, BK=block_k,
-                                                      EVICT=evict, PRE=pre_tiles * block_k, num_warps=warps,
-                                                      num_stages=stages, **_launch(x, settings))
-    return out if parts > 1 else out[0]
-
-
-def _tiles_take(weight, tiles: Tiles | None) -> bool:
-    """Whether the tiled GEMV with ``tiles`` (None: off) takes this weight."""
-    return tiles is not None and weight.is_contiguous() and weight.shape[1] % (tiles.parts * tiles.block_k) == 0
+    """F.linear(x, weight) through gemv.tiled with this step's PDL and pre-wait settings: (1, N), or for
+    parts > 1 the fp32 partial rows (parts, 1, N) that add_rms (or its final norm) adds up."""
+    tiles = Tiles(rows=rows, block_k=block_k, parts=parts, warps=warps, stages=stages, evict=evict)
+    return gemv_kernels.tiled(x, weight, tiles, pre_tiles=settings.pre_tiles, pdl=settings.pdl)
 
 
 def _is_large(weight, settings: DecodeSettings) -> bool:
@@ -313,8 +240,8 @@ def _is_large(weight, settings: DecodeSettings) -> bool:
 
 def _project(x, weight, tiles: Tiles | None, small_gemv: bool, settings: DecodeSettings):
     if _is_large(weight, settings):
-        if _tiles_take(weight, tiles):
-            return gemv_tiles(x, weight, **asdict(tiles), settings=settings)
+        if gemv_kernels.takes(weight, tiles):
+            return gemv_kernels.tiled(x, weight, tiles, pre_tiles=settings.pre_tiles, pdl=settings.pdl)
         return F.linear(x, weight)
     return gemv(x, weight, settings=settings) if small_gemv else F.linear(x, weight)
 

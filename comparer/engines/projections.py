@@ -1,0 +1,103 @@
+"""The Transformer decode step's projections: comparer's tiled GEMV with PDL where it applies,
+``F.linear`` (the module's own math) everywhere else.
+
+Why: a batch-1 Pythia-6.9B step ran at 76 % of the bandwidth bound (H200) with cuBLAS GEMVs and
+nine kernels a layer, each boundary a drain and a cold start. The tiled GEMV (kernels/gemv.py)
+loads its first weight tile while the kernel before it drains and folds the MLP's activation into
+its input loads (one kernel fewer a layer); Llama's q/k/v and gate/up projections become one
+weight each (``fuse_rows``), so the step reads them in one launch instead of five.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from comparer.kernels import gemv
+from comparer.kernels.gemv import Tiles
+from comparer.kernels.pdl import pdl_on
+
+
+@dataclass(frozen=True)
+class DecodeKernels:
+    """Launch settings of the Transformer decode step, one Tiles per projection role (None: cuBLAS
+    through F.linear); ``pdl`` as kernels.pdl.pdl_on; ``fuse``: Llama's q/k/v and gate/up as one
+    weight each. Handed to the engine, so a benchmark builds one engine per variant."""
+
+    qkv: Tiles | None = Tiles(rows=8, block_k=256)
+    out: Tiles | None = Tiles(rows=8, block_k=256)
+    up: Tiles | None = Tiles(rows=8, block_k=256)
+    down: Tiles | None = Tiles(rows=8, block_k=256)
+    pdl: bool | None = None
+    fuse: bool = True
+
+
+CUBLAS = DecodeKernels(qkv=None, out=None, up=None, down=None, pdl=False, fuse=False)  # the step before
+
+
+def _act_torch(x, act: str | None):
+    """The activation in eager PyTorch, as the module applies it (the fallback and the reference)."""
+    if act == "gelu":
+        return F.gelu(x)
+    if act == "silu_gate":
+        gate, up = x.chunk(2, dim=-1)
+        return F.silu(gate) * up
+    return x
+
+
+class Projector:
+    """``project(role, x, weight, bias, act)`` = F.linear(act(x), weight, bias) for one decode token,
+    through the tiled GEMV when ``kernels`` gives the role tiles that fit the weight, on CUDA (or
+    under Triton's interpreter when ``triton`` is forced on the CPU)."""
+
+    def __init__(self, kernels: DecodeKernels, triton_on: bool):
+        self.kernels, self.triton_on = kernels, triton_on
+
+    def pdl(self, t: torch.Tensor) -> bool:
+        """Whether the step's own Triton kernels (norms, rotary, attention) launch with PDL too."""
+        return self.triton_on and pdl_on(t, self.kernels.pdl)
+
+    def __call__(self, role: str, x, weight, bias=None, act: str | None = None):
+        tiles = getattr(self.kernels, role) if self.triton_on else None
+        if tiles is not None and tiles.parts == 1 and gemv.takes(weight, tiles):
+            return gemv.tiled(x, weight, tiles, bias=bias, act=act, pdl=self.kernels.pdl)
+        return F.linear(_act_torch(x, act), weight, bias)
+
+    def uses_gemv(self, role: str, weight) -> bool:
+        tiles = getattr(self.kernels, role) if self.triton_on else None
+        return tiles is not None and tiles.parts == 1 and gemv.takes(weight, tiles)
+
+
+def _end_to_end(tensors) -> bool:
+    """Contiguous, same storage, each starting where the one before ends (already fused)."""
+    first = tensors[0]
+    offset = first.storage_offset()
+    for t in tensors:
+        if (not t.is_contiguous() or t.untyped_storage().data_ptr() != first.untyped_storage().data_ptr()
+                or t.storage_offset() != offset or t.shape[1:] != first.shape[1:]):
+            return False
+        offset += t.numel()
+    return True
+
+
+@torch.no_grad()
+def fuse_rows(linears, name: str = "weight") -> torch.Tensor | None:
+    """One tensor of every module's ``name`` parameter stacked by rows (q, k, v -> (q+k+v, hidden));
+    the modules' parameters become views of it, so the model holds no second copy and its own
+    forward (the prefill) reads the same memory. None when a module has no such parameter. A CUDA
+    graph captured on the model before the fusion reads the old weights' memory: fuse first."""
+    params = [getattr(m, name) for m in linears]
+    if any(p is None for p in params):
+        return None
+    first = params[0]
+    if _end_to_end(params):  # a second engine on the same model: the view over what is there
+        rows = sum(p.shape[0] for p in params)
+        return first.new_empty(0).set_(first.untyped_storage(), first.storage_offset(), (rows, *first.shape[1:]))
+    fused = torch.cat([p.detach() for p in params])
+    row = 0
+    for m, p in zip(linears, params):
+        setattr(m, name, torch.nn.Parameter(fused[row:row + p.shape[0]], requires_grad=False))
+        row += p.shape[0]
+    return fused

@@ -1,0 +1,119 @@
+"""The Transformer decode step's projections on the H200: first each projection shape alone
+(graph replays cycling over enough weight copies that L2 cannot hold them), cuBLAS against the tiled
+GEMV at a few launch settings; then whole engines on the same weights, the step before (cuBLAS,
+no PDL: projections.CUBLAS) against tiled GEMVs with PDL, measured in turns. Random weights at the
+exact configs (std 0.02), fp16, batch 1, 128 new tokens, warm-up excluded; bound = 4.20 TB/s (the
+H200's measured copy bandwidth in the records) / (weights + KV bytes per token at the context).
+
+    python scripts/ab_transformer_decode.py --configs pythia-6.9b,llama-3-8b --context 512
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+
+import torch
+import torch.nn.functional as F
+
+from comparer.bench.measure import _decode_rate, random_prompt_ids
+from comparer.engines.projections import CUBLAS, DecodeKernels
+from comparer.engines.transformer_fast import TransformerFastEngine
+from comparer.kernels import gemv
+from comparer.kernels.gemv import Tiles
+from comparer.settings import GenerationSettings
+from scripts.ab_token_loop import replay_tok_per_s
+from scripts.gemv_layouts import per_call_us
+from scripts.tune_mamba_kernels import random_model
+
+COPY_BANDWIDTH_B_PER_S = 4.20e12
+# role -> (N, K, act) of one layer
+SHAPES = {"pythia-6.9b": {"qkv": (12288, 4096, None), "out": (4096, 4096, None), "up": (16384, 4096, None),
+                          "down": (4096, 16384, "gelu")},
+          "llama-3-8b": {"qkv": (6144, 4096, None), "out": (4096, 4096, None), "up": (28672, 4096, None),
+                         "down": (4096, 14336, "silu_gate")}}
+TILES = [Tiles(rows=8, block_k=256), Tiles(rows=4, block_k=512), Tiles(rows=16, block_k=256),
+         Tiles(rows=8, block_k=512), Tiles(rows=8, block_k=256, stages=4), Tiles(rows=4, block_k=256),
+         Tiles(rows=16, block_k=128), Tiles(rows=8, block_k=256, warps=8)]
+
+
+def sweep(config: str) -> dict[str, Tiles]:
+    """Each role's shape alone; returns the fastest tiles per role."""
+    best = {}
+    for role, (n, k, act) in SHAPES[config].items():
+        copies = max(2, int(400e6 // (n * k * 2)))
+        weights = [torch.randn(n, k, dtype=torch.float16, device="cuda") * 0.02 for _ in range(copies)]
+        x = torch.randn(1, 2 * k if act == "silu_gate" else k, dtype=torch.float16, device="cuda")
+        act_torch = {None: lambda t: t, "gelu": F.gelu, "silu_gate": lambda t: F.silu(t[:, :k]) * t[:, k:]}[act]
+        gb = n * k * 2 / 1e9
+        us = per_call_us([lambda w=w: F.linear(act_torch(x), w) for w in weights])
+        print(f"{config} {role:4s} {n:>6}x{k:<6} act={act}: cuBLAS (+ eager act) {us:6.2f} us "
+              f"{gb / us * 1e6:5.0f} GB/s", flush=True)
+        times = {}
+        for tiles in TILES:
+            times[tiles] = per_call_us([lambda w=w: gemv.tiled(x, w, tiles, act=act) for w in weights])
+            print(f"{config} {role:4s}   tiled {tiles}: {times[tiles]:6.2f} us {gb / times[tiles] * 1e6:5.0f} GB/s",
+                  flush=True)
+        best[role] = min(times, key=times.get)
+        del weights
+        torch.cuda.empty_cache()
+    return best
+
+
+def bound_tok_per_s(model, context: int) -> float:
+    cfg = model.config
+    weights_b = sum(p.numel() * p.element_size() for p in model.parameters())
+    head_dim = cfg.hidden_size // cfg.num_attention_heads
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+    kv_b = 2 * cfg.num_hidden_layers * kv_heads * head_dim * 2 * context
+    return COPY_BANDWIDTH_B_PER_S / (weights_b + kv_b)
+
+
+def ab(config: str, context: int, repeats: int, best: dict[str, Tiles]) -> None:
+    model = random_model(config, 0.02)
+    # the fusing engines first: a fusion re-points the modules' weights, so a graph captured before it
+    # would read the weights' old memory
+    variants = {"tiled GEMV rows 8 x 256 + PDL (default)": DecodeKernels(),
+                "tiled GEMV, sweep's best per role + PDL": DecodeKernels(**best), "cuBLAS, no PDL (before)": CUBLAS}
+    with torch.inference_mode():
+        engines = {label: TransformerFastEngine(model, None, max_context_tokens=context + 256, kernels=k)
+                   for label, k in variants.items()}
+        ids = random_prompt_ids(model.config.vocab_size, context)
+        settings = GenerationSettings(max_new_tokens=128, fixed_length=True)
+        replay, loop, tokens = ({label: [] for label in engines} for _ in range(3))
+        for engine in engines.values():
+            engine.generate(ids, settings)  # warm-up
+        for _ in range(repeats):
+            for label, engine in engines.items():
+                replay[label].append(replay_tok_per_s(engine, ids))
+                result = engine.generate(ids, settings)
+                loop[label].append(_decode_rate(result))
+                tokens[label] = result.token_ids
+    bound = bound_tok_per_s(model, context)
+    first = next(iter(tokens.values()))
+    for label in engines:
+        rate = statistics.median(loop[label])
+        same = next((i for i, (a, b) in enumerate(zip(first, tokens[label])) if a != b), len(first))
+        print(f"{config} @ {context}: {label}: generate {rate:.1f} tok/s = {100 * rate / bound:.1f} % of "
+              f"{bound:.1f} (runs {[round(v, 1) for v in loop[label]]}); step replays "
+              f"{statistics.median(replay[label]):.1f}; greedy tokens equal to the first variant's for "
+              f"{same} of {len(first)}", flush=True)
+    del engines, model
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--configs", default="pythia-6.9b,llama-3-8b")
+    parser.add_argument("--context", type=int, default=512)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print(torch.cuda.get_device_name(), flush=True)
+    for config in args.configs.split(","):
+        ab(config, args.context, args.repeats, sweep(config))
+
+
+if __name__ == "__main__":
+    main()
