@@ -5,7 +5,7 @@ no PDL: projections.CUBLAS) against tiled GEMVs with PDL, measured in turns. Ran
 exact configs (std 0.02), fp16, batch 1, 128 new tokens, warm-up excluded; bound = 4.20 TB/s (the
 H200's measured copy bandwidth in the records) / (weights + KV bytes per token at the context).
 
-    python scripts/ab_transformer_decode.py --configs pythia-6.9b,llama-3-8b --context 512
+    python scripts/ab_transformer_decode.py --configs pythia-6.9b,llama-3-8b --contexts 512,8192
 """
 
 from __future__ import annotations
@@ -29,13 +29,15 @@ from scripts.tune_mamba_kernels import random_model
 
 COPY_BANDWIDTH_B_PER_S = 4.20e12
 # role -> (N, K, act) of one layer
-SHAPES = {"pythia-6.9b": {"qkv": (12288, 4096, None), "out": (4096, 4096, None), "up": (16384, 4096, None),
-                          "down": (4096, 16384, "gelu")},
-          "llama-3-8b": {"qkv": (6144, 4096, None), "out": (4096, 4096, None), "up": (28672, 4096, None),
-                         "down": (4096, 14336, "silu_gate")}}
-TILES = [Tiles(rows=8, block_k=256), Tiles(rows=4, block_k=512), Tiles(rows=16, block_k=256),
-         Tiles(rows=8, block_k=512), Tiles(rows=8, block_k=256, stages=4), Tiles(rows=4, block_k=256),
-         Tiles(rows=16, block_k=128), Tiles(rows=8, block_k=256, warps=8)]
+# role -> (weight rows N, K, activation on the output) of one layer; Llama's up is [gate; up]
+SHAPES = {"pythia-6.9b": {"qkv": (12288, 4096, None), "out": (4096, 4096, None), "up": (16384, 4096, "gelu"),
+                          "down": (4096, 16384, None)},
+          "llama-3-8b": {"qkv": (6144, 4096, None), "out": (4096, 4096, None), "up": (28672, 4096, "silu_gate"),
+                         "down": (4096, 14336, None)}}
+TILES = [Tiles(rows=8, block_k=256), Tiles(rows=4, block_k=512), Tiles(rows=8, block_k=512),
+         Tiles(rows=4, block_k=1024), Tiles(rows=2, block_k=1024), Tiles(rows=8, block_k=512, stages=4),
+         Tiles(rows=8, block_k=512, warps=8), Tiles(rows=4, block_k=512, warps=8), Tiles(rows=16, block_k=512),
+         Tiles(rows=8, block_k=1024, warps=8), Tiles(rows=4, block_k=512, stages=2)]
 
 
 def sweep(config: str) -> dict[str, Tiles]:
@@ -44,10 +46,11 @@ def sweep(config: str) -> dict[str, Tiles]:
     for role, (n, k, act) in SHAPES[config].items():
         copies = max(2, int(400e6 // (n * k * 2)))
         weights = [torch.randn(n, k, dtype=torch.float16, device="cuda") * 0.02 for _ in range(copies)]
-        x = torch.randn(1, 2 * k if act == "silu_gate" else k, dtype=torch.float16, device="cuda")
-        act_torch = {None: lambda t: t, "gelu": F.gelu, "silu_gate": lambda t: F.silu(t[:, :k]) * t[:, k:]}[act]
+        x = torch.randn(1, k, dtype=torch.float16, device="cuda")
+        half = n // 2
+        act_torch = {None: lambda t: t, "gelu": F.gelu, "silu_gate": lambda t: F.silu(t[:, :half]) * t[:, half:]}[act]
         gb = n * k * 2 / 1e9
-        us = per_call_us([lambda w=w: F.linear(act_torch(x), w) for w in weights])
+        us = per_call_us([lambda w=w: act_torch(F.linear(x, w)) for w in weights])
         print(f"{config} {role:4s} {n:>6}x{k:<6} act={act}: cuBLAS (+ eager act) {us:6.2f} us "
               f"{gb / us * 1e6:5.0f} GB/s", flush=True)
         times = {}
@@ -70,26 +73,36 @@ def bound_tok_per_s(model, context: int) -> float:
     return COPY_BANDWIDTH_B_PER_S / (weights_b + kv_b)
 
 
-def ab(config: str, context: int, repeats: int, best: dict[str, Tiles]) -> None:
+def ab(config: str, contexts: list[int], repeats: int, best: dict[str, Tiles]) -> None:
     model = random_model(config, 0.02)
     # the fusing engines first: a fusion re-points the modules' weights, so a graph captured before it
     # would read the weights' old memory
-    variants = {"tiled GEMV rows 8 x 256 + PDL (default)": DecodeKernels(),
+    variants = {"tiled GEMV, defaults + PDL": DecodeKernels(),
                 "tiled GEMV, sweep's best per role + PDL": DecodeKernels(**best), "cuBLAS, no PDL (before)": CUBLAS}
+    print(f"{config}: sweep's best {best}", flush=True)
     with torch.inference_mode():
-        engines = {label: TransformerFastEngine(model, None, max_context_tokens=context + 256, kernels=k)
+        engines = {label: TransformerFastEngine(model, None, max_context_tokens=max(contexts) + 256, kernels=k)
                    for label, k in variants.items()}
-        ids = random_prompt_ids(model.config.vocab_size, context)
-        settings = GenerationSettings(max_new_tokens=128, fixed_length=True)
-        replay, loop, tokens = ({label: [] for label in engines} for _ in range(3))
-        for engine in engines.values():
-            engine.generate(ids, settings)  # warm-up
-        for _ in range(repeats):
-            for label, engine in engines.items():
-                replay[label].append(replay_tok_per_s(engine, ids))
-                result = engine.generate(ids, settings)
-                loop[label].append(_decode_rate(result))
-                tokens[label] = result.token_ids
+        for context in contexts:
+            measure(config, model, engines, context, repeats)
+    del engines, model
+    gc.collect()
+    torch.cuda.empty_cache()
+
+
+def measure(config: str, model, engines: dict, context: int, repeats: int) -> None:
+    """The engines in turns at one context: graph replays back to back, then a greedy generation."""
+    ids = random_prompt_ids(model.config.vocab_size, context)
+    settings = GenerationSettings(max_new_tokens=128, fixed_length=True)
+    replay, loop, tokens = ({label: [] for label in engines} for _ in range(3))
+    for engine in engines.values():
+        engine.generate(ids, settings)  # warm-up
+    for _ in range(repeats):
+        for label, engine in engines.items():
+            replay[label].append(replay_tok_per_s(engine, ids))
+            result = engine.generate(ids, settings)
+            loop[label].append(_decode_rate(result))
+            tokens[label] = result.token_ids
     bound = bound_tok_per_s(model, context)
     first = next(iter(tokens.values()))
     for label in engines:
@@ -99,20 +112,17 @@ def ab(config: str, context: int, repeats: int, best: dict[str, Tiles]) -> None:
               f"{bound:.1f} (runs {[round(v, 1) for v in loop[label]]}); step replays "
               f"{statistics.median(replay[label]):.1f}; greedy tokens equal to the first variant's for "
               f"{same} of {len(first)}", flush=True)
-    del engines, model
-    gc.collect()
-    torch.cuda.empty_cache()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--configs", default="pythia-6.9b,llama-3-8b")
-    parser.add_argument("--context", type=int, default=512)
+    parser.add_argument("--contexts", default="512,8192")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     print(torch.cuda.get_device_name(), flush=True)
     for config in args.configs.split(","):
-        ab(config, args.context, args.repeats, sweep(config))
+        ab(config, [int(c) for c in args.contexts.split(",")], args.repeats, sweep(config))
 
 
 if __name__ == "__main__":

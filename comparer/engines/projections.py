@@ -3,8 +3,8 @@
 
 Why: a batch-1 Pythia-6.9B step ran at 76 % of the bandwidth bound (H200) with cuBLAS GEMVs and
 nine kernels a layer, each boundary a drain and a cold start. The tiled GEMV (kernels/gemv.py)
-loads its first weight tile while the kernel before it drains and folds the MLP's activation into
-its input loads (one kernel fewer a layer); Llama's q/k/v and gate/up projections become one
+loads its first weight tile while the kernel before it drains and applies the MLP's activation to
+the up projection's rows as it stores them (one kernel fewer a layer, two for Llama); Llama's q/k/v and gate/up projections become one
 weight each (``fuse_rows``), so the step reads them in one launch instead of five.
 """
 
@@ -37,18 +37,19 @@ class DecodeKernels:
 CUBLAS = DecodeKernels(qkv=None, out=None, up=None, down=None, pdl=False, fuse=False)  # the step before
 
 
-def _act_torch(x, act: str | None):
-    """The activation in eager PyTorch, as the module applies it (the fallback and the reference)."""
+def _act_torch(y, act: str | None):
+    """The activation in eager PyTorch, as the MLP module applies it to its up projection's output
+    (the fallback and the reference); ``silu_gate``: y is [gate | up]."""
     if act == "gelu":
-        return F.gelu(x)
+        return F.gelu(y)
     if act == "silu_gate":
-        gate, up = x.chunk(2, dim=-1)
+        gate, up = y.chunk(2, dim=-1)
         return F.silu(gate) * up
-    return x
+    return y
 
 
 class Projector:
-    """``project(role, x, weight, bias, act)`` = F.linear(act(x), weight, bias) for one decode token,
+    """``project(role, x, weight, bias, act)`` = act(F.linear(x, weight, bias)) for one decode token,
     through the tiled GEMV when ``kernels`` gives the role tiles that fit the weight, on CUDA (or
     under Triton's interpreter when ``triton`` is forced on the CPU)."""
 
@@ -63,11 +64,7 @@ class Projector:
         tiles = getattr(self.kernels, role) if self.triton_on else None
         if tiles is not None and tiles.parts == 1 and gemv.takes(weight, tiles):
             return gemv.tiled(x, weight, tiles, bias=bias, act=act, pdl=self.kernels.pdl)
-        return F.linear(_act_torch(x, act), weight, bias)
-
-    def uses_gemv(self, role: str, weight) -> bool:
-        tiles = getattr(self.kernels, role) if self.triton_on else None
-        return tiles is not None and tiles.parts == 1 and gemv.takes(weight, tiles)
+        return _act_torch(F.linear(x, weight, bias), act)
 
 
 def _end_to_end(tensors) -> bool:

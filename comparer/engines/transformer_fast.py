@@ -53,7 +53,7 @@ class GPTNeoXFamily(_Family):
         att = self.layers[0].attention
         self.head_dim, self.heads = att.head_size, model.config.num_attention_heads
         self.kv_heads, self.scale, self.parallel = self.heads, att.scaling, model.config.use_parallel_residual
-        # the MLP's activation folded into the down projection's GEMV only where it is exact GELU
+        # the MLP's activation inside the up projection's GEMV only where it is exact GELU
         self.act = "gelu" if model.config.hidden_act == "gelu" else None
 
     def embed(self, ids):
@@ -94,11 +94,11 @@ class GPTNeoXFamily(_Family):
         return self.logits(on(0, mlp + attn + h))
 
     def mlp(self, mlp, x, project: Projector):
-        """The MLP of one token: two GEMVs, the activation inside the second one's loads."""
+        """The MLP of one token: two GEMVs, GELU applied as the first one stores its rows."""
         if self.act is None:
             return mlp(x)
-        up = project("up", x, mlp.dense_h_to_4h.weight, mlp.dense_h_to_4h.bias)
-        return project("down", up, mlp.dense_4h_to_h.weight, mlp.dense_4h_to_h.bias, act=self.act)
+        up = project("up", x, mlp.dense_h_to_4h.weight, mlp.dense_h_to_4h.bias, act=self.act)
+        return project("down", up, mlp.dense_4h_to_h.weight, mlp.dense_4h_to_h.bias)
 
 
 class LlamaFamily(_Family):
@@ -163,11 +163,11 @@ class LlamaFamily(_Family):
                 v.view(1, self.kv_heads, self.head_dim))
 
     def mlp(self, i: int, mlp, x, project: Projector):
-        """down(silu(gate(x)) * up(x)): gate and up in one GEMV, the gating inside down's loads."""
+        """down(silu(gate(x)) * up(x)): gate, up and the gating in one GEMV over the fused rows."""
         if self.gate_up_rows is None:
             return mlp(x)
-        gate_up = project("up", x, *self.gate_up_rows[i])  # (1, 2 * intermediate)
-        return project("down", gate_up, mlp.down_proj.weight, mlp.down_proj.bias, act=self.act)
+        gated = project("up", x, *self.gate_up_rows[i], act=self.act)  # (1, intermediate)
+        return project("down", gated, mlp.down_proj.weight, mlp.down_proj.bias)
 
 
 FAMILIES = {"gpt_neox": GPTNeoXFamily, "llama": LlamaFamily}
