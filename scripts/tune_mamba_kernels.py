@@ -128,6 +128,39 @@ def tiles_round_two(model, name: str) -> None:
               f"{decode_tok_per_s(engine):.1f} tok/s", flush=True)
 
 
+# --tiles-pdl: wider tiles with PDL on (the sweeps above ran before PDL); (in_proj change, out_proj change)
+PDL_VARIANTS = [({}, {}), ({"block_k": 512, "warps": 8}, {}), ({"rows": 4, "block_k": 512}, {}),
+                ({"rows": 16, "block_k": 512, "warps": 8}, {}), ({"rows": 2, "block_k": 512}, {}),
+                ({}, {"rows": 8, "block_k": 1024, "parts": 1, "warps": 8, "stages": 3}),
+                ({}, {"rows": 4, "block_k": 1024, "parts": 1, "warps": 8, "stages": 3}),
+                ({}, {"rows": 2, "block_k": 1024, "parts": 1, "warps": 4, "stages": 3}),
+                ({}, {"rows": 8, "block_k": 1024, "parts": 5, "warps": 8, "stages": 3}),
+                ({}, {"rows": 8, "block_k": 512, "parts": 2, "warps": 8, "stages": 3}),
+                ({}, {"rows": 4, "block_k": 512, "parts": 2, "warps": 4, "stages": 3}),
+                ({}, {"rows": 16, "block_k": 512, "parts": 2, "warps": 8, "stages": 3})]
+
+
+def tiles_with_pdl(model, name: str) -> None:
+    """PDL_VARIANTS one at a time from the defaults, then the best in_proj with the best out_proj."""
+    default = mamba_decode.DEFAULT
+    results = []
+    for in_change, out_change in PDL_VARIANTS:
+        settings = replace(default, tiles_in_proj=replace(default.tiles_in_proj, **in_change),
+                           tiles_out_proj=replace(default.tiles_out_proj, **out_change))
+        engine = MambaFastEngine(model, None, KernelOps(decode_settings=settings), cuda_graph=True)
+        tok_s = decode_tok_per_s(engine)
+        results.append((tok_s, in_change, out_change))
+        print(f"{name} decode (PDL {mamba_decode.pdl_on(model.lm_head.weight, settings)}), in_proj {in_change} "
+              f"out_proj {out_change}: {tok_s:.1f} tok/s", flush=True)
+    best_in = max((r for r in results if not r[2]), key=lambda r: r[0])[1]
+    best_out = max((r for r in results if not r[1]), key=lambda r: r[0])[2]
+    settings = replace(default, tiles_in_proj=replace(default.tiles_in_proj, **best_in),
+                       tiles_out_proj=replace(default.tiles_out_proj, **best_out))
+    engine = MambaFastEngine(model, None, KernelOps(decode_settings=settings), cuda_graph=True)
+    print(f"{name} decode, best in_proj {best_in} + best out_proj {best_out}: {decode_tok_per_s(engine):.1f} tok/s",
+          flush=True)
+
+
 # --scan: (channels per program, time steps per tile, warps) of the Triton prefill scan
 SCAN_BLOCKS = [(4, 256, 4), (2, 256, 2), (1, 256, 1), (4, 128, 4), (8, 128, 8), (2, 128, 2), (1, 128, 1),
                (8, 256, 8), (2, 512, 2), (4, 512, 4), (1, 512, 1), (16, 64, 8)]
@@ -189,12 +222,17 @@ def main() -> None:
     parser.add_argument("--tiles", action="store_true", help="only the tiled-GEMV sweep")
     parser.add_argument("--tiles-round-two", action="store_true", help="only variants around the tiled defaults")
     parser.add_argument("--scan", action="store_true", help="only the prefill scan sweep")
+    parser.add_argument("--tiles-pdl", action="store_true", help="only the wider tiles with PDL on")
     args = parser.parse_args()
     for name in args.configs.split(","):
         model = random_model(name)
         if args.scan:
             with torch.inference_mode():
                 scan_sweep(model, name, args.context)
+            continue
+        if args.tiles_pdl:
+            with torch.inference_mode():
+                tiles_with_pdl(model, name)
             continue
         if args.tiles or args.tiles_round_two:
             with torch.inference_mode():
