@@ -64,8 +64,11 @@ class DecodeSettings:
     # cuBLAS. H200 sweep (assets/benchmarks/logs/h200-mamba-tiles-tuning.txt): Mamba-2.8B 388.4 tok/s
     # with cuBLAS -> 416.7 with the tiled out_proj -> 425.6-427.3 with the tiled in_proj too; Mamba-130M
     # (tiled in_proj only: its out_proj is under gemv_max_bytes) 2,289.5 -> 2,414.5.
+    # With PDL on (h200-mamba-tiles-pdl.txt, 2026-12-03), out_proj in one K pass of 1024-column tiles,
+    # two rows a program: Mamba-2.8B graph replays 491.5 -> 514.3 tok/s (the four-way K split 16 x 256
+    # was the best before PDL); no in_proj setting beat 8 x 256 by more than noise (494.3 at 4 x 512).
     tiles_in_proj: Tiles | None = Tiles(rows=8, block_k=256, warps=4, stages=3)
-    tiles_out_proj: Tiles | None = Tiles(rows=16, block_k=256, parts=4, warps=4, stages=2)
+    tiles_out_proj: Tiles | None = Tiles(rows=2, block_k=1024, parts=1, warps=4, stages=3)
     add_rms_warps: int = 8  # for hidden sizes >= 2048
     # Programmatic dependent launch (Hopper and later): each kernel is launched while the one before it
     # drains, loads what does not depend on it (weights: the first pre_tiles tiles of a GEMV block, the
