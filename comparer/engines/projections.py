@@ -72,6 +72,13 @@ class Projector:
             return gemv.tiled(x, weight, tiles, bias=bias, act=act, pdl=self.kernels.pdl)
         return _act_torch(F.linear(x, weight, bias), act)
 
+    def describe(self, t: torch.Tensor) -> str:
+        """The projections' path for a card, on ``t``'s device."""
+        if not self.triton_on or all(getattr(self.kernels, role) is None for role in ("qkv", "out", "up", "down")):
+            return "cuBLAS projections"
+        pdl = " with programmatic dependent launch" if self.pdl(t) else ""
+        return f"tiled Triton GEMVs{pdl} (MLP activation inside the up projection)"
+
     def tiles_for(self, role: str, weight) -> Tiles | None:
         """The role's tiles, block_k halved (to 128 at least) until it divides K; None: F.linear."""
         tiles = getattr(self.kernels, role) if self.triton_on else None
