@@ -84,8 +84,8 @@ def test_triton_prefill_equals_mamba_ssm_kernels_in_fp32_at_an_unaligned_length(
     # 300 -> 304 and 1,000 -> 1,008 columns, which dt = -inf must leave out of the state) and Triton alone;
     # chunks of 300 and one pass
     for zero_state_scan, chunk in ((True, 300), (True, None), (False, 300), (False, None)):
-        triton_engine = MambaFastEngine(model, None, TritonOps(zero_state_scan=zero_state_scan), cuda_graph=False,
-                                        chunk_tokens=chunk)
+        ops = TritonOps(zero_state_scan=zero_state_scan, zero_scan_min_tokens=1)  # short chunks take it too
+        triton_engine = MambaFastEngine(model, None, ops, cuda_graph=False, chunk_tokens=chunk)
         assert (triton_engine.ops._zero_scan is not None) == zero_state_scan  # the case is what it says
         a = triton_engine.prefill(prompt)
         assert triton_engine.last_chunk_tokens == (chunk or 1000)

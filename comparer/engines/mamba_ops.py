@@ -292,6 +292,13 @@ class KernelOps(FusedDecodeMixin, TorchOps):
         return self._state_update(state, x, dt, A, B, C, D, z=z, dt_bias=dt_bias, dt_softplus=True)
 
 
+# mamba-ssm's scan only for a first chunk this long: below it its per-call host overhead (64 calls through
+# an autograd Function) outweighs its faster kernel. H200, Mamba-2.8B TTFT, h200-prefill-vs-native.json:
+# 512 tokens 0.0238 s with it against 0.0203 s with the Triton scan, 2K 0.0329 against 0.0321, 8K 0.1276
+# against 0.1310 (between 2K and 8K not measured).
+ZERO_SCAN_MIN_TOKENS = 8192
+
+
 class TritonOps(FusedDecodeMixin, TorchOps):
     """Mamba-1 on any CUDA GPU with Triton alone (it ships with torch): comparer's selective scan from
     the carried state (mamba_scan), causal conv (mamba_conv) and row-wise add+RMSNorm for the prefill,
@@ -307,7 +314,8 @@ class TritonOps(FusedDecodeMixin, TorchOps):
     fused_norm = True
     channel_major_in_proj = True
 
-    def __init__(self, fused_decode: bool = True, decode_settings=None, zero_state_scan: bool = True):
+    def __init__(self, fused_decode: bool = True, decode_settings=None, zero_state_scan: bool = True,
+                 zero_scan_min_tokens: int = ZERO_SCAN_MIN_TOKENS):
         from comparer.kernels import mamba_scan
         from comparer.kernels.triton import triton_available
 
@@ -316,9 +324,10 @@ class TritonOps(FusedDecodeMixin, TorchOps):
         self.fused_decode, self.decode_settings = fused_decode, decode_settings
         self.pad_to = mamba_scan.PAD
         self._zero_scan = _mamba_ssm_scan() if zero_state_scan else None
+        self.zero_scan_min_tokens = zero_scan_min_tokens
         if self._zero_scan is not None:
-            self.name = ("Triton causal conv + mamba-ssm selective scan from a zero state (the prompt's first chunk; "
-                         "later chunks: Triton scan from the carried state)")
+            self.name = (f"Triton causal conv + mamba-ssm selective scan from a zero state (a prompt's first chunk "
+                         f"of {zero_scan_min_tokens:,}+ tokens; otherwise the Triton scan)")
 
     def prepare(self, dtype: torch.dtype, d_state: int, layer=None) -> None:
         """Compile the prefill's kernels for this dtype now, not inside the first prefill."""
@@ -358,7 +367,7 @@ class TritonOps(FusedDecodeMixin, TorchOps):
         xdbl = torch.mm(layer.x_proj, u)  # (dt_rank + 2n, cols)
         dt = torch.mm(layer.dt_proj, xdbl[:time_step_rank])  # (d_inner, cols)
         b, c = xdbl[time_step_rank:time_step_rank + n], xdbl[time_step_rank + n:]
-        if from_zero and self._zero_scan is not None and u.is_cuda:
+        if from_zero and self._zero_scan is not None and u.is_cuda and u.shape[1] >= self.zero_scan_min_tokens:
             y = self._scan_from_zero(u, dt, layer, b, c, xz[d:], ssm_state, valid)
         else:
             y = mamba_scan.scan(u, dt, layer.A, b, c, layer.D, xz[d:], layer.dt_bias, ssm_state[0], valid)
