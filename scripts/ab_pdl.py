@@ -19,9 +19,8 @@ import torch
 from comparer.kernels import mamba_decode
 from comparer.engines.mamba_fast import MambaFastEngine
 from comparer.engines.mamba_ops import KernelOps
-from comparer.bench.measure import _decode_rate, random_prompt_ids
-from comparer.settings import GenerationSettings
-from scripts.ab_token_loop import replay_tok_per_s
+from comparer.bench.measure import random_prompt_ids
+from scripts.ab_token_loop import in_turns
 from scripts.mamba_paths import random_model
 from scripts.tune_mamba_kernels import fused_step_kernels
 
@@ -43,17 +42,7 @@ def ab(config: str, context: int, repeats: int) -> None:
     model = random_model(config)
     with torch.inference_mode():
         engines = engines_for(model)
-        ids = random_prompt_ids(model.config.vocab_size, context)
-        settings = GenerationSettings(max_new_tokens=128, fixed_length=True)
-        replay, loop, tokens = ({label: [] for label in engines} for _ in range(3))
-        for engine in engines.values():
-            engine.generate(ids, settings)  # warm-up
-        for _ in range(repeats):
-            for label, engine in engines.items():
-                replay[label].append(replay_tok_per_s(engine, ids))
-                result = engine.generate(ids, settings)
-                loop[label].append(_decode_rate(result))
-                tokens[label] = result.token_ids
+        replay, loop, tokens = in_turns(engines, random_prompt_ids(model.config.vocab_size, context), repeats)
         first = tokens[VARIANTS[0][0]]
         for label in engines:
             print(f"{config} @ {context}: {label}: step replays {statistics.median(replay[label]):.1f} tok/s "

@@ -35,6 +35,23 @@ def replay_tok_per_s(engine, ids: list[int], steps: int = 128) -> float:
     return steps / (time.perf_counter() - t0)
 
 
+def in_turns(engines: dict, ids: list[int], repeats: int) -> tuple[dict, dict, dict]:
+    """Each engine in turn, ``repeats`` rounds after one warm-up generation each: graph replays back to
+    back, then a 128-token greedy generation. Returns per label the replay tok/s, the generation's decode
+    tok/s (lists over rounds) and the last generation's token ids."""
+    settings = GenerationSettings(max_new_tokens=128, fixed_length=True)
+    replay, loop, tokens = ({label: [] for label in engines} for _ in range(3))
+    for engine in engines.values():
+        engine.generate(ids, settings)  # warm-up
+    for _ in range(repeats):
+        for label, engine in engines.items():
+            replay[label].append(replay_tok_per_s(engine, ids))
+            result = engine.generate(ids, settings)
+            loop[label].append(_decode_rate(result))
+            tokens[label] = result.token_ids
+    return replay, loop, tokens
+
+
 def ab(config: str, context: int, repeats: int) -> None:
     spec = ModelSpec(model_id=config, config_name=config, random_weights=True)
     engine = load_model(spec, "cuda", torch.float16, engine="fast", max_context_tokens=context + 200).engine

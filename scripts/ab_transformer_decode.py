@@ -17,13 +17,12 @@ import statistics
 import torch
 import torch.nn.functional as F
 
-from comparer.bench.measure import _decode_rate, random_prompt_ids
+from comparer.bench.measure import random_prompt_ids
 from comparer.engines.projections import CUBLAS, DecodeKernels
 from comparer.engines.transformer_fast import TransformerFastEngine
 from comparer.kernels import gemv
 from comparer.kernels.gemv import Tiles
-from comparer.settings import GenerationSettings
-from scripts.ab_token_loop import replay_tok_per_s
+from scripts.ab_token_loop import in_turns
 from scripts.gemv_layouts import per_call_us
 from scripts.tune_mamba_kernels import random_model
 
@@ -92,17 +91,7 @@ def ab(config: str, contexts: list[int], repeats: int, best: dict[str, Tiles]) -
 
 def measure(config: str, model, engines: dict, context: int, repeats: int) -> None:
     """The engines in turns at one context: graph replays back to back, then a greedy generation."""
-    ids = random_prompt_ids(model.config.vocab_size, context)
-    settings = GenerationSettings(max_new_tokens=128, fixed_length=True)
-    replay, loop, tokens = ({label: [] for label in engines} for _ in range(3))
-    for engine in engines.values():
-        engine.generate(ids, settings)  # warm-up
-    for _ in range(repeats):
-        for label, engine in engines.items():
-            replay[label].append(replay_tok_per_s(engine, ids))
-            result = engine.generate(ids, settings)
-            loop[label].append(_decode_rate(result))
-            tokens[label] = result.token_ids
+    replay, loop, tokens = in_turns(engines, random_prompt_ids(model.config.vocab_size, context), repeats)
     bound = bound_tok_per_s(model, context)
     first = next(iter(tokens.values()))
     for label in engines:
