@@ -229,8 +229,10 @@ def test_at_1280x800_both_texts_and_both_figures_are_in_view_while_streaming_and
     page.locator("#prompt textarea").fill("It was a cold night in the old town, and the lamps")
     _fixed_length(page, 400)
     page.locator("#compare-btn").click()
-    page.wait_for_function("document.querySelector('#left-stats').innerText.includes('generating') && "
-                           "document.querySelector('#right-stats').innerText.includes('generating')", timeout=60_000)
+    # both panes generating with a decode rate (two tokens or more: after the first a strip says "decode –")
+    page.wait_for_function("['left', 'right'].every(side => { const t = document.querySelector("
+                           "'#' + side + '-stats').innerText; return t.includes('generating') && "
+                           "/[0-9.]+ tok\\/s/.test(t); })", timeout=60_000)
     assert page.locator("#stop-btn").is_enabled()
     for selector in ("#left-text textarea", "#right-text textarea", "#left-stats", "#right-stats"):
         assert _in_view(page, selector), selector
