@@ -11,7 +11,7 @@ from comparer.paths import RECORDS_DIR
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 MAMBA, PYTHIA = "state-spaces/mamba-2.8b-hf", "EleutherAI/pythia-6.9b"
-FAST = {MAMBA: "h200-paper-mamba-triton.json", PYTHIA: "h200-paper-pythia-fast.json"}
+FAST = {MAMBA: "h200-paper-fast-gemv.json", PYTHIA: "h200-paper-fast-gemv.json"}
 GENERATE = {MAMBA: "h200-paper-random.json", PYTHIA: "h200-paper-random.json"}
 GIB = 2**30
 
