@@ -74,8 +74,6 @@ def bound_tok_per_s(model, context: int) -> float:
 
 def ab(config: str, contexts: list[int], repeats: int, best: dict[str, Tiles]) -> None:
     model = random_model(config, 0.02)
-    # the fusing engines first: a fusion re-points the modules' weights, so a graph captured before it
-    # would read the weights' old memory
     variants = {"tiled GEMV, defaults + PDL": DecodeKernels(),
                 "tiled GEMV, sweep's best per role + PDL": DecodeKernels(**best), "cuBLAS, no PDL (before)": CUBLAS}
     print(f"{config}: sweep's best {best}", flush=True)

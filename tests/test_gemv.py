@@ -34,11 +34,19 @@ for n, k, act, bias in ((40, 384, None, True), (33, 256, "gelu", True), (24, 384
     got = gemv.tiled(x, w, tiles, bias=b, act=act)
     assert got.shape == (1, n) and torch.allclose(got, want, rtol=1e-4, atol=1e-4), (act, (got - want).abs().max())
     print("ok", act, bias)
-try:
-    gemv.tiled(torch.randn(1, 256), torch.randn(8, 256), Tiles(rows=8, block_k=128, parts=2), bias=torch.randn(8))
-except ValueError as e:
-    assert "partial rows" in str(e)
-    print("ok refused")
+for args, kwargs, words in (((torch.randn(1, 256), torch.randn(8, 256), Tiles(8, 128, parts=2)),
+                              {"bias": torch.randn(8)}, "partial rows"),
+                             ((torch.randn(1, 200), torch.randn(8, 200), tiles), {}, "not a multiple"),
+                             ((torch.randn(1, 256), torch.randn(7, 256), tiles), {"act": "silu_gate"}, "even row"),
+                             ((torch.randn(1, 256), torch.randn(8, 256), tiles), {"bias": torch.randn(4)}, "bias of"),
+                             ((torch.randn(2, 256)[:, ::1][0:1, :].t().t(), torch.randn(256, 8).t(), tiles), {},
+                              "contiguous")):
+    try:
+        gemv.tiled(*args, **kwargs)
+        raise AssertionError(f"accepted {words}")
+    except ValueError as e:
+        assert words in str(e), (words, str(e))
+print("ok refused")
 """
 
 ENGINE = """
@@ -56,10 +64,14 @@ for name in ("llama with grouped KV heads", "pythia (partial rotary, parallel re
     engine = TransformerFastEngine(model, None, max_context_tokens=1100, use_triton=True, kernels=kernels)
     fast = engine.generate(PROMPT, fixed(5)).token_ids
     assert fast == ref, (name, fast, ref)
+    # every projection went through the tiled kernel (a fallback to F.linear would give the same tokens)
+    assert {role for role, _ in engine.project.tiled_calls} == {"qkv", "out", "up", "down"}, engine.project.tiled_calls
+    assert not engine.project.linear_calls and "tiled Triton GEMVs" in engine.describe().decode
     # the model's own forward reads the fused weights too: a second engine, and transformers, agree
     assert reference_tokens(model, PROMPT, 5) == ref
     before = TransformerFastEngine(model, None, max_context_tokens=1100, use_triton=True, kernels=CUBLAS)
     assert before.generate(PROMPT, fixed(5)).token_ids == ref
+    assert not before.project.tiled_calls and "the model's own projections" in before.describe().decode
     print("ok", name)
 """
 

@@ -23,8 +23,10 @@ from comparer.kernels.pdl import pdl_on
 @dataclass(frozen=True)
 class DecodeKernels:
     """Launch settings of the Transformer decode step, one Tiles per projection role (None: cuBLAS
-    through F.linear); ``pdl`` as kernels.pdl.pdl_on; ``fuse``: Llama's q/k/v and gate/up as one
-    weight each. Handed to the engine, so a benchmark builds one engine per variant.
+    through F.linear); ``pdl`` as kernels.pdl.pdl_on; ``fuse``: the step reads Llama's q/k/v and
+    gate/up as one weight each (the engine fuses them whenever its Triton kernels run, so that no
+    engine's graph is captured on weights a later fusion moves). Handed to the engine, so a
+    benchmark builds one engine per variant.
 
     Defaults: the H200 sweep of scripts/ab_transformer_decode.py (h200-transformer-decode-ab-2.txt),
     per role the setting within 0.5 us of the fastest for both Pythia-6.9B and Llama-3-8B; against
@@ -61,6 +63,7 @@ class Projector:
 
     def __init__(self, kernels: DecodeKernels, triton_on: bool):
         self.kernels, self.triton_on = kernels, triton_on
+        self.tiled_calls, self.linear_calls = set(), set()  # (role, act) as traced: what the card says
 
     def pdl(self, t: torch.Tensor) -> bool:
         """Whether the step's own Triton kernels (norms, rotary, attention) launch with PDL too."""
@@ -69,15 +72,22 @@ class Projector:
     def __call__(self, role: str, x, weight, bias=None, act: str | None = None):
         tiles = self.tiles_for(role, weight)
         if tiles is not None:
+            self.tiled_calls.add((role, act))
             return gemv.tiled(x, weight, tiles, bias=bias, act=act, pdl=self.kernels.pdl)
+        self.linear_calls.add((role, act))
         return _act_torch(F.linear(x, weight, bias), act)
 
     def describe(self, t: torch.Tensor) -> str:
-        """The projections' path for a card, on ``t``'s device."""
-        if not self.triton_on or all(getattr(self.kernels, role) is None for role in ("qkv", "out", "up", "down")):
-            return "cuBLAS projections"
+        """The projections' path for a card, from the calls the decode step made (its capture, or its
+        first step when eager); the model's own modules when the step never called this projector."""
+        if not self.tiled_calls:
+            return "the model's own projections"
         pdl = " with programmatic dependent launch" if self.pdl(t) else ""
-        return f"tiled Triton GEMVs{pdl} (MLP activation inside the up projection)"
+        roles = sorted({role for role, _ in self.tiled_calls})
+        act = next((a for _, a in self.tiled_calls if a), None)
+        some = "" if not self.linear_calls else f" for {', '.join(roles)} (others F.linear)"
+        inside = f", {act} inside the up projection" if act else ""
+        return f"tiled Triton GEMVs{pdl}{some}{inside}"
 
     def tiles_for(self, role: str, weight) -> Tiles | None:
         """The role's tiles, block_k halved (to 128 at least) until it divides K; None: F.linear."""

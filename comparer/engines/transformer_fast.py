@@ -10,7 +10,8 @@ the keys attention may read, which sets its grid — at load; a generation picks
 that holds its prompt plus its new tokens, so no prompt length ever captures or compiles again.
 Prefill is one pass with PyTorch's fused causal attention, writing the cache as it goes. The decode
 step's projections go through comparer's tiled GEMV with programmatic dependent launch where it
-applies (projections.py: Pythia-6.9B 227.6 -> 268.2 tok/s on the H200), on the modules' own weights.
+applies (projections.py; Pythia-6.9B at 512 tokens on the H200: 229.5 -> 267.0 tok/s in the benchmark
+records h200-paper-pythia-fast.json -> h200-paper-fast-gemv.json), on the modules' own weights.
 """
 
 from __future__ import annotations
@@ -120,7 +121,9 @@ class LlamaFamily(_Family):
 
     def fuse(self) -> None:
         """q/k/v and gate/up as one weight each (the modules' weights become views of it), so the
-        decode step reads each group in one GEMV launch."""
+        decode step reads each group in one GEMV launch. This re-points the model's own parameters:
+        casting or moving the model afterwards (which any captured graph would not survive either)
+        needs a new engine."""
         def rows(modules):
             return fuse_rows(modules), fuse_rows(modules, "bias")
         self.qkv_rows = [rows([l.self_attn.q_proj, l.self_attn.k_proj, l.self_attn.v_proj]) for l in self.layers]
@@ -156,7 +159,7 @@ class LlamaFamily(_Family):
 
     def qkv_one(self, i: int, layer, x, project: Projector):
         """q, k, v of one token (1, heads, head_dim) each: one GEMV over the fused rows when fused."""
-        if self.qkv_rows is None:
+        if self.qkv_rows is None or not project.kernels.fuse:
             return self.qkv(layer, x)
         q_cols, kv_cols = self.heads * self.head_dim, self.kv_heads * self.head_dim
         qkv = project("qkv", x, *self.qkv_rows[i])  # (1, q_cols + 2 kv_cols)
@@ -166,7 +169,7 @@ class LlamaFamily(_Family):
 
     def mlp(self, i: int, mlp, x, project: Projector):
         """down(silu(gate(x)) * up(x)): gate, up and the gating in one GEMV over the fused rows."""
-        if self.gate_up_rows is None:
+        if self.gate_up_rows is None or not project.kernels.fuse:
             return mlp(x)
         gated = project("up", x, *self.gate_up_rows[i], act=self.act)  # (1, intermediate)
         return project("down", gated, mlp.down_proj.weight, mlp.down_proj.bias)
@@ -212,8 +215,10 @@ class TransformerFastEngine(StepEngine):
         on_cuda = is_cuda(self.layer_devices[0])
         self.use_triton = on_cuda and triton_available() if use_triton is None else use_triton
         self.kernels, self.project = kernels, Projector(kernels, self.use_triton)
-        if self.use_triton and kernels.fuse:
+        if self.use_triton:  # whatever ``kernels``: a graph captured on unfused weights would lose them to a later fusion
             self.family.fuse()
+            if on_cuda:
+                torch.cuda.empty_cache()  # the pre-fusion blocks, so memory figures count the model once
         self.max_context_tokens, self.buckets = max_context_tokens, buckets_for(max_context_tokens)
         self.graphs: dict[int, torch.cuda.CUDAGraph] = {}
         self.captures, self.capture_s = 0, 0.0

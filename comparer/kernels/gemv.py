@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from comparer.kernels.pdl import after_previous, launch_args
-from comparer.kernels.triton import tl, triton
+from comparer.kernels.triton import on_device, tl, triton
 
 ACTS = {None: 0, "gelu": 1, "silu_gate": 2}
 
@@ -107,19 +107,38 @@ def tiled(x, weight, tiles: Tiles, bias=None, act: str | None = None, pre_tiles:
     (1, N'). parts == 1: (1, N) in x's dtype; parts > 1: the fp32 partial rows (parts, 1, N), for the
     next norm to add up in a fixed order (no bias or activation then). ``pre_tiles``: weight tiles
     loaded before the PDL wait; ``pdl``: as pdl.pdl_on."""
+    _check(x, weight, tiles, bias, act, pre_tiles)
     n, k = weight.shape
-    if tiles.parts > 1 and (bias is not None or act is not None):
-        raise ValueError("a K-split GEMV leaves partial rows: add the bias and the activation where they are summed")
-    if x.shape[-1] != k:
-        raise ValueError(f"input of {x.shape[-1]} columns for a ({n}, {k}) weight")
     if act == "silu_gate":
         n //= 2  # one output per (gate, up) row pair
     parts = tiles.parts
     out = torch.empty(parts, 1, n, dtype=torch.float32 if parts > 1 else x.dtype, device=x.device)
     pre = min(pre_tiles, k // parts // tiles.block_k)
     pre = 1 << (pre.bit_length() - 1)  # a power of two, at most the tiles a split has
-    _gemv_tiles_kernel[(triton.cdiv(n, tiles.rows), parts)](
-        weight, x, bias if bias is not None else weight, out, N=n, K=k, KS=k // parts, BN=tiles.rows,
-        BK=tiles.block_k, EVICT=tiles.evict, PRE=pre * tiles.block_k, HAS_BIAS=bias is not None, ACT=ACTS[act],
-        num_warps=tiles.warps, num_stages=tiles.stages, **launch_args(x, pdl))
+    with on_device(x):  # Triton launches on the current GPU: a layer on another GPU makes its own current
+        _gemv_tiles_kernel[(triton.cdiv(n, tiles.rows), parts)](
+            weight, x, bias if bias is not None else weight, out, N=n, K=k, KS=k // parts, BN=tiles.rows,
+            BK=tiles.block_k, EVICT=tiles.evict, PRE=pre * tiles.block_k, HAS_BIAS=bias is not None,
+            ACT=ACTS[act], num_warps=tiles.warps, num_stages=tiles.stages, **launch_args(x, pdl))
     return out if parts > 1 else out[0]
+
+
+def _check(x, weight, tiles: Tiles, bias, act: str | None, pre_tiles: int) -> None:
+    """The kernel loads x and the weight without masks along K: refuse what it would read past."""
+    n, k = weight.shape
+    if not (weight.is_contiguous() and x.is_contiguous()):
+        raise ValueError("the tiled GEMV reads a contiguous weight and input; call .contiguous() first")
+    if k % (tiles.parts * tiles.block_k):
+        raise ValueError(f"K = {k} is not a multiple of parts x block_k = {tiles.parts * tiles.block_k}")
+    if x.shape[-1] != k:
+        raise ValueError(f"input of {x.shape[-1]} columns for a ({n}, {k}) weight")
+    if tiles.parts > 1 and (bias is not None or act is not None):
+        raise ValueError("a K-split GEMV leaves partial rows: add the bias and the activation where they are summed")
+    if act not in ACTS:
+        raise ValueError(f"activation {act!r}: one of {sorted(a for a in ACTS if a)} or None")
+    if act == "silu_gate" and n % 2:
+        raise ValueError(f"silu_gate needs a [gate; up] weight of an even row count, not {n}")
+    if bias is not None and bias.shape != (n,):
+        raise ValueError(f"bias of shape {tuple(bias.shape)} for {n} weight rows")
+    if pre_tiles < 1:
+        raise ValueError("pre_tiles is the number of weight tiles loaded before the PDL wait: at least 1")
