@@ -17,11 +17,14 @@ import statistics
 import torch
 import torch.nn.functional as F
 
+from comparer import analytic
 from comparer.bench.measure import random_prompt_ids
 from comparer.engines.projections import CUBLAS, DecodeKernels
 from comparer.engines.transformer_fast import TransformerFastEngine
 from comparer.kernels import gemv
 from comparer.kernels.gemv import Tiles
+from comparer.memory import tensor_bytes
+from comparer.models.arch import _attention_sizes
 from scripts.ab_token_loop import in_turns
 from scripts.gemv_layouts import per_call_us
 from scripts.tune_mamba_kernels import random_model
@@ -64,12 +67,13 @@ def sweep(config: str) -> dict[str, Tiles]:
 
 
 def bound_tok_per_s(model, context: int) -> float:
+    """The issue's bound: the copy bandwidth over every weight byte plus the KV cache at ``context``."""
     cfg = model.config
-    weights_b = sum(p.numel() * p.element_size() for p in model.parameters())
-    head_dim = cfg.hidden_size // cfg.num_attention_heads
-    kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-    kv_b = 2 * cfg.num_hidden_layers * kv_heads * head_dim * 2 * context
-    return COPY_BANDWIDTH_B_PER_S / (weights_b + kv_b)
+    attention = _attention_sizes(cfg)
+    kv_per_token = analytic.kv_bytes_per_token(cfg.num_hidden_layers, attention["n_kv_heads"], attention["head_dim"],
+                                               model.dtype.itemsize)
+    return analytic.decode_bound_tok_per_s(COPY_BANDWIDTH_B_PER_S, tensor_bytes(model.parameters()), kv_per_token,
+                                           context, 0)
 
 
 def ab(config: str, contexts: list[int], repeats: int, best: dict[str, Tiles]) -> None:

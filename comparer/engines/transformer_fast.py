@@ -67,8 +67,11 @@ class GPTNeoXFamily(_Family):
 
     def qkv(self, layer, x):
         """x (seq, hidden) -> q, k, v as (seq, heads, head_dim) views of one projection."""
-        qkv = layer.attention.query_key_value(x).view(x.shape[0], self.heads, 3 * self.head_dim)
-        return qkv.split(self.head_dim, dim=-1)
+        return self.split_heads(layer.attention.query_key_value(x))
+
+    def split_heads(self, qkv):
+        """The fused projection's output (seq, 3 * hidden), per head [q|k|v] -> q, k, v views."""
+        return qkv.view(qkv.shape[0], self.heads, 3 * self.head_dim).split(self.head_dim, dim=-1)
 
     def block(self, layer, h, attend):
         attn = layer.attention.dense(attend(*self.qkv(layer, layer.input_layernorm(h))))
@@ -91,8 +94,7 @@ class GPTNeoXFamily(_Family):
                                                 layer.post_attention_layernorm, pdl=project.pdl(h))
             att = layer.attention
             qkv = project("qkv", attn_in, att.query_key_value.weight, att.query_key_value.bias)
-            qkv = qkv.view(1, self.heads, 3 * self.head_dim).split(self.head_dim, dim=-1)
-            attn = project("out", attend_of(i)(*qkv), att.dense.weight, att.dense.bias)
+            attn = project("out", attend_of(i)(*self.split_heads(qkv)), att.dense.weight, att.dense.bias)
             mlp = self.mlp(layer.mlp, mlp_in, project)
         return self.logits(on(0, mlp + attn + h))
 
@@ -214,7 +216,7 @@ class TransformerFastEngine(StepEngine):
         self.device = str(self.layer_devices[0])
         on_cuda = is_cuda(self.layer_devices[0])
         self.use_triton = on_cuda and triton_available() if use_triton is None else use_triton
-        self.kernels, self.project = kernels, Projector(kernels, self.use_triton)
+        self.project = Projector(kernels, self.use_triton)
         if self.use_triton:  # whatever ``kernels``: a graph captured on unfused weights would lose them to a later fusion
             self.family.fuse()
             if on_cuda:
