@@ -161,6 +161,34 @@ def tiles_with_pdl(model, name: str) -> None:
           flush=True)
 
 
+# --fused-in-proj: add_rms + in_proj + conv_xproj in one kernel, (rows, block_k, warps, stages) per program,
+# against the five-kernel layer (None) in the same run
+FUSED_IN = [None, (8, 256, 4, 3), (4, 256, 4, 3), (16, 256, 4, 3), (32, 256, 4, 3), (8, 512, 4, 3), (4, 512, 4, 3),
+            (16, 512, 8, 3), (2, 1024, 4, 3), (4, 1024, 8, 3), (8, 128, 4, 3), (8, 256, 8, 3), (8, 256, 4, 4),
+            (2, 4096, 8, 2)]
+
+
+def fused_in_proj_sweep(model, name: str) -> None:
+    """Graph-replayed decode tok/s for each FUSED_IN setting; the per-kernel split of the best."""
+    best = (0.0, None)
+    for setting in FUSED_IN:
+        tiles = None if setting is None else mamba_decode.Tiles(rows=setting[0], block_k=setting[1], warps=setting[2],
+                                                                stages=setting[3])
+        settings = replace(mamba_decode.DEFAULT, fused_in_proj=tiles)
+        engine = MambaFastEngine(model, None, KernelOps(decode_settings=settings), cuda_graph=True)
+        tok_s = decode_tok_per_s(engine)
+        print(f"{name} decode, fused norm+in_proj+conv {tiles or 'off (five kernels a layer)'}: {tok_s:.1f} tok/s",
+              flush=True)
+        best = max(best, (tok_s, setting), key=lambda b: b[0])
+        del engine
+    print(f"{name} best fused norm+in_proj+conv setting: {best[1]} ({best[0]:.1f} tok/s)", flush=True)
+    tiles = None if best[1] is None else mamba_decode.Tiles(*best[1][:2], warps=best[1][2], stages=best[1][3])
+    engine = MambaFastEngine(model, None, KernelOps(decode_settings=replace(mamba_decode.DEFAULT, fused_in_proj=tiles)),
+                             cuda_graph=False)
+    engine.prefill(list(range(100, 612)))
+    print(fused_step_kernels(engine), flush=True)
+
+
 # --scan: (channels per program, time steps per tile, warps) of the Triton prefill scan
 SCAN_BLOCKS = [(4, 256, 4), (2, 256, 2), (1, 256, 1), (4, 128, 4), (8, 128, 8), (2, 128, 2), (1, 128, 1),
                (8, 256, 8), (2, 512, 2), (4, 512, 4), (1, 512, 1), (16, 64, 8)]
@@ -223,12 +251,17 @@ def main() -> None:
     parser.add_argument("--tiles-round-two", action="store_true", help="only variants around the tiled defaults")
     parser.add_argument("--scan", action="store_true", help="only the prefill scan sweep")
     parser.add_argument("--tiles-pdl", action="store_true", help="only the wider tiles with PDL on")
+    parser.add_argument("--fused-in-proj", action="store_true", help="only the one-kernel norm+in_proj+conv sweep")
     args = parser.parse_args()
     for name in args.configs.split(","):
         model = random_model(name)
         if args.scan:
             with torch.inference_mode():
                 scan_sweep(model, name, args.context)
+            continue
+        if args.fused_in_proj:
+            with torch.inference_mode():
+                fused_in_proj_sweep(model, name)
             continue
         if args.tiles_pdl:
             with torch.inference_mode():

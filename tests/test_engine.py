@@ -213,7 +213,7 @@ from dataclasses import replace
 
 # few programs (the interpreter runs them one by one): 640 channels in full and masked blocks, three
 # blocks adding into each x_proj accumulator
-SMALL = mamba_decode.DecodeSettings(conv_block=256, step_block=512)
+SMALL = mamba_decode.DecodeSettings(conv_block=256, step_block=512, fused_in_proj=None)
 
 class FusedTorchOps(FusedDecodeMixin, TorchOps):
     def __init__(self, settings):
@@ -226,7 +226,15 @@ settings = GenerationSettings(max_new_tokens=6, fixed_length=True, repetition_pe
 ref = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=6, min_new_tokens=6,
                      pad_token_id=0, repetition_penalty=1.2)[0, len(prompt):].tolist()
 
+launches = {"norm_in_conv": 0}
+one_kernel = mamba_decode.norm_in_conv
+def counted(*args, **kwargs):
+    launches["norm_in_conv"] += 1
+    return one_kernel(*args, **kwargs)
+mamba_decode.norm_in_conv = counted
+
 def check(label, kernels):
+    launches["norm_in_conv"] = 0
     fused = MambaFastEngine(model, None, FusedTorchOps(kernels), cuda_graph=False)
     plain = MambaFastEngine(model, None, TorchOps(), cuda_graph=False)
     for engine in (fused, plain):
@@ -242,6 +250,9 @@ def check(label, kernels):
     print("ok logits and states", label)
     got = fused.generate(prompt, settings).token_ids
     assert got == ref, (label, got, ref)
+    # every layer (8) of every step through the one kernel, or none: 3 steps above, 5 in generate (its first
+    # token comes from the prefill)
+    assert launches["norm_in_conv"] == (8 * (3 + 5) if kernels.fused_in_proj else 0), (label, launches)
     print("ok tokens", label)
 
 check("small-weight kernels", SMALL)
@@ -249,6 +260,13 @@ check("small-weight kernels", SMALL)
 # next add_rms (and, after the last layer, the final norm) adds up
 check("tiles", replace(SMALL, gemv_max_bytes=0, tiles_in_proj=mamba_decode.Tiles(rows=256, block_k=64),
                        tiles_out_proj=mamba_decode.Tiles(rows=256, block_k=64, parts=2)))
+# add_rms + in_proj + conv_xproj in one kernel: 5 channel programs and 5 gate programs of 128 rows, the norm
+# and in_proj in two 256-column tiles over the 320 hidden columns (the second one masked), after the small
+# out_proj GEMV (one row) and after two K-split partial rows
+fused = mamba_decode.Tiles(rows=128, block_k=256)
+check("fused in_proj", replace(SMALL, fused_in_proj=fused))
+check("fused in_proj after partial rows", replace(SMALL, fused_in_proj=fused, gemv_max_bytes=0, tiles_in_proj=None,
+                                                  tiles_out_proj=mamba_decode.Tiles(rows=256, block_k=64, parts=2)))
 """
 
 
@@ -260,7 +278,7 @@ def test_fused_triton_mamba_decode_matches_the_pytorch_step_and_generate_under_t
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.getcwd()}
     done = subprocess.run([sys.executable, "-c", FUSED_DECODE], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    for label in ("small-weight kernels", "tiles"):
+    for label in ("small-weight kernels", "tiles", "fused in_proj", "fused in_proj after partial rows"):
         assert f"ok logits and states {label}" in done.stdout and f"ok tokens {label}" in done.stdout
 
 

@@ -163,10 +163,9 @@ class MambaFastEngine(StepEngine):
         delta, residual = F.embedding(self.step_token, self.embed), None  # (1, hidden)
         acc = self.xproj_acc
         for i, layer in enumerate(self.layers):  # layer i's norm clears layer i-1's accumulator (0: the last)
-            normed, residual = self.ops.decode_norm(delta, residual, layer.norm_w, self.eps, self.residual_in_fp32,
-                                                    zero=acc[i - 1])
-            delta = self.ops.decode_mixer(layer, normed, self.conv_state[i], self.ssm_state[i], self.time_step_rank,
-                                          acc=acc[i])
+            delta, residual = self.ops.decode_layer(layer, delta, residual, self.eps, self.residual_in_fp32,
+                                                    self.conv_state[i], self.ssm_state[i], self.time_step_rank,
+                                                    acc=acc[i], zero=acc[i - 1])
         normed = self.ops.final_norm(delta, residual, self.norm_f, self.eps, self.residual_in_fp32, self.dtype)
         self.step_logits.copy_(F.linear(normed, self.lm_head))  # copy_ casts to fp32, as .float() would
 

@@ -68,13 +68,17 @@ class TorchOps:
         """Compile what the model's dtype needs, at load (nothing to compile here). ``layer``: the
         first layer, whose conv width and bias the kernels are compiled for."""
 
-    def decode_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool, zero=None):
-        """``zero``: scratch the fused kernels clear here (unused by this class)."""
-        return self.add_norm(delta, residual, weight, eps, residual_in_fp32)
+    def decode_layer(self, layer, delta, residual, eps: float, residual_in_fp32: bool, conv_state, ssm_state,
+                     time_step_rank: int, acc=None, zero=None):
+        """One token through a block: residual add + RMSNorm, then the mixer. delta, residual: (1, hidden)
+        (residual None in the first block); states in place. Returns (the mixer's output, the residual).
+        ``acc``, ``zero``: this layer's and the previous layer's x_proj accumulators of the fused kernels
+        (unused by this class)."""
+        normed, residual = self.add_norm(delta, residual, layer.norm_w, eps, residual_in_fp32)
+        return self.decode_mixer(layer, normed, conv_state, ssm_state, time_step_rank), residual
 
-    def decode_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int, acc=None):
-        """One token through the mixer, in_proj to out_proj. normed: (1, hidden); states in place;
-        ``acc``: the fused kernels' x_proj accumulator (unused by this class)."""
+    def decode_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int):
+        """One token through the mixer, in_proj to out_proj, in PyTorch. normed: (1, hidden); states in place."""
         x, z = F.linear(normed, layer.in_proj).chunk(2, dim=-1)  # (1, d_inner) each
         x = self.conv_step(x, conv_state, layer.conv_w, layer.conv_b)
         d_state = layer.A.shape[1]
@@ -165,8 +169,9 @@ def _blocked_scan(decay, drive, h0, block):
 
 
 class FusedDecodeMixin:
-    """Decode through comparer's three Triton kernels (mamba_decode: add+RMSNorm, conv+x_proj,
-    dt_proj+state update) instead of seven kernels; other ops as the class it is mixed into.
+    """Decode through comparer's Triton kernels (mamba_decode: add+RMSNorm, in_proj and conv+x_proj in one
+    kernel, then dt_proj+state update, then out_proj) instead of seven per layer; other ops as the class it
+    is mixed into.
     ``decode_settings``: the kernels' launch settings (mamba_decode.DecodeSettings; None: its DEFAULT)."""
 
     fused_decode = True
@@ -177,23 +182,29 @@ class FusedDecodeMixin:
 
         return self.decode_settings or mamba_decode.DEFAULT
 
-    def decode_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool, zero=None):
+    def decode_layer(self, layer, delta, residual, eps: float, residual_in_fp32: bool, conv_state, ssm_state,
+                     time_step_rank: int, acc=None, zero=None):
+        """Three kernels (norm_in_conv, ssm_step, out_proj) where the layer fits ``fused_in_proj``, else
+        five (add_rms, in_proj, conv_xproj, ssm_step, out_proj); the PyTorch mixer after add_rms where the
+        kernels do not apply. ``zero`` (the previous layer's accumulator) is cleared on the way."""
         if not self.fused_decode:
-            return super().decode_norm(delta, residual, weight, eps, residual_in_fp32)
+            return super().decode_layer(layer, delta, residual, eps, residual_in_fp32, conv_state, ssm_state,
+                                        time_step_rank)
         from comparer.kernels import mamba_decode
 
-        return mamba_decode.add_rms(delta, residual, weight, eps, residual_in_fp32, zero,
-                                    settings=self.kernel_settings())
-
-    def decode_mixer(self, layer, normed, conv_state, ssm_state, time_step_rank: int, acc=None):
-        from comparer.kernels import mamba_decode
-
-        if not (self.fused_decode and acc is not None and mamba_decode.applies(layer, ssm_state)):
-            return super().decode_mixer(layer, normed, conv_state, ssm_state, time_step_rank)
         settings = self.kernel_settings()
+        if acc is not None and mamba_decode.applies(layer, ssm_state) and mamba_decode.fuses_in_proj(layer, settings):
+            xz, x_conv, residual = mamba_decode.norm_in_conv(delta, residual, layer.norm_w, eps, residual_in_fp32,
+                                                             layer, conv_state, acc, zero, settings)
+            y = mamba_decode.ssm_step(layer, xz, x_conv, ssm_state, time_step_rank, acc, settings)
+            return mamba_decode.out_proj(y, layer.out_proj, settings), residual  # maybe partial rows: summed next
+        normed, residual = mamba_decode.add_rms(delta, residual, layer.norm_w, eps, residual_in_fp32, zero,
+                                                settings=settings)
+        if acc is None or not mamba_decode.applies(layer, ssm_state):
+            return super().decode_mixer(layer, normed, conv_state, ssm_state, time_step_rank), residual
         xz = mamba_decode.in_proj(normed, layer.in_proj, settings)
         y = mamba_decode.decode_mixer(layer, xz, conv_state, ssm_state, time_step_rank, acc, settings)
-        return mamba_decode.out_proj(y, layer.out_proj, settings)  # maybe partial rows: the next norm sums them
+        return mamba_decode.out_proj(y, layer.out_proj, settings), residual
 
     def final_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool, dtype: torch.dtype):
         """norm_f in one kernel that also sums out_proj's partial rows (five PyTorch kernels otherwise)."""

@@ -34,7 +34,7 @@ from comparer.kernels import gemv as gemv_kernels
 from comparer.kernels import pdl as pdl_kernels
 from comparer.kernels.gemv import Tiles
 from comparer.kernels.pdl import after_previous as _after_previous
-from comparer.kernels.triton import tl, triton
+from comparer.kernels.triton import on_device, tl, triton
 
 
 @dataclass(frozen=True)
@@ -79,11 +79,115 @@ class DecodeSettings:
     # Mamba-130M 2,549 -> 3,661; 2 or 4 tiles before the wait: 2.8B 497-499, 130M 3,712-3,720.
     pdl: bool | None = None
     pre_tiles: int = 1  # GEMV tiles of block_k columns loaded before the wait (a power of two)
+    # add_rms + in_proj + the conv update + x_proj's split-K share in one kernel (``norm_in_conv``): two
+    # kernel boundaries fewer per layer. Each program recomputes the norm of the (1, hidden) block input
+    # it needs (a few KB, from L1 after the first program on an SM); ``rows`` in_proj rows per program,
+    # the norm and the weight in tiles of ``block_k`` columns (masked past hidden). None: separate kernels.
+    fused_in_proj: Tiles | None = Tiles(rows=8, block_k=256, warps=4, stages=3)
 
 
 DEFAULT = DecodeSettings()
 
 if triton is not None:
+
+    @triton.jit
+    def _block_input(delta_ptr, res_in_ptr, cols, live, N: tl.constexpr, BLOCK: tl.constexpr, PARTS: tl.constexpr,
+                     HAS_RES: tl.constexpr, dtype: tl.constexpr):
+        """Columns ``cols`` of a block's input in fp32: the previous out_proj's output (its K-split fp32
+        partial rows summed in a fixed order, then rounded as its model-dtype output is) plus the residual."""
+        if PARTS > 0:
+            hidden = tl.zeros([BLOCK], dtype=tl.float32)
+            for part in tl.static_range(PARTS):
+                hidden += tl.load(delta_ptr + part * N + cols, mask=live, other=0.0)
+            hidden = hidden.to(dtype).to(tl.float32)
+        else:
+            hidden = tl.load(delta_ptr + cols, mask=live, other=0.0).to(tl.float32)
+        if HAS_RES:
+            hidden += tl.load(res_in_ptr + cols, mask=live, other=0.0).to(tl.float32)
+        return hidden
+
+    @triton.jit
+    def _normed_tile(delta_ptr, res_in_ptr, res_out_ptr, nw_ptr, cols, denom, WRITER, N: tl.constexpr,
+                     BK: tl.constexpr, PARTS: tl.constexpr, HAS_RES: tl.constexpr):
+        """Columns ``cols`` of RMSNorm(block input) in the norm's dtype, as add_rms computes them (the input
+        cast to the norm's dtype, normalised, rounded, scaled, rounded); ``WRITER`` also stores the residual."""
+        live = cols < N
+        wdt = nw_ptr.dtype.element_ty
+        hidden = _block_input(delta_ptr, res_in_ptr, cols, live, N, BK, PARTS, HAS_RES, wdt)
+        if WRITER:
+            tl.store(res_out_ptr + cols, hidden.to(res_out_ptr.dtype.element_ty), mask=live)
+        x = hidden.to(wdt).to(tl.float32)
+        nw = tl.load(nw_ptr + cols, mask=live, other=0.0).to(tl.float32)
+        return (nw * (x / denom).to(wdt).to(tl.float32)).to(wdt)
+
+    @triton.jit
+    def _norm_in_conv_kernel(delta_ptr, res_in_ptr, res_out_ptr, nw_ptr, zero_ptr, w_ptr, xz_ptr, state_ptr, cw_ptr,
+                             cb_ptr, xw_ptr, xconv_ptr, acc_ptr, eps, N: tl.constexpr, D: tl.constexpr,
+                             P: tl.constexpr, W: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, BP: tl.constexpr,
+                             BW: tl.constexpr, Z: tl.constexpr, BZ: tl.constexpr, PARTS: tl.constexpr,
+                             HAS_RES: tl.constexpr, HAS_BIAS: tl.constexpr, PDL: tl.constexpr):
+        """add_rms, then BN rows of in_proj; a program whose rows are conv channels (below D) then runs
+        conv_xproj's work for them: the window update + SiLU and their share of x_proj, added atomically
+        into the int64 accumulator. Programs above D hold rows of the gate z."""
+        pid = tl.program_id(0)
+        rows = pid * BN + tl.arange(0, BN)
+        kp = tl.arange(0, BK)
+        # weights first: they do not depend on the previous kernel (conv and x_proj: channel rows only)
+        w0 = tl.load(w_ptr + rows[:, None] * N + kp[None, :], mask=(kp < N)[None, :], other=0.0)
+        cm = rows < D
+        k = tl.arange(0, BW)
+        km = cm[:, None] & (k[None, :] < W)
+        cw = tl.load(cw_ptr + rows[:, None] * W + k[None, :], mask=km, other=0.0)
+        j = tl.arange(0, BP)
+        wx = tl.load(xw_ptr + j[:, None] * D + rows[None, :], mask=(j < P)[:, None] & cm[None, :], other=0.0)
+        bias = tl.zeros([BN], dtype=tl.float32)
+        if HAS_BIAS:
+            bias += tl.load(cb_ptr + rows, mask=cm, other=0.0).to(tl.float32)
+        _after_previous(PDL)
+        if Z > 0:
+            if pid == 0:
+                tl.store(zero_ptr + tl.arange(0, BZ), tl.zeros([BZ], dtype=tl.int64), mask=tl.arange(0, BZ) < Z)
+        # the norm's denominator, each program summing the same tiles in the same order
+        squares = tl.zeros([BK], dtype=tl.float32)
+        for k0 in range(0, N, BK):
+            cols = k0 + kp
+            x = _block_input(delta_ptr, res_in_ptr, cols, cols < N, N, BK, PARTS, HAS_RES, nw_ptr.dtype.element_ty)
+            x = x.to(nw_ptr.dtype.element_ty).to(tl.float32)
+            squares += x * x
+        denom = tl.sqrt(tl.sum(squares, axis=0) / N + eps)
+        normed = _normed_tile(delta_ptr, res_in_ptr, res_out_ptr, nw_ptr, kp, denom, pid == 0, N, BK, PARTS, HAS_RES)
+        acc = tl.sum(w0.to(tl.float32) * normed.to(tl.float32)[None, :], axis=1)
+        for k0 in range(BK, N, BK):
+            cols = k0 + kp
+            w = tl.load(w_ptr + rows[:, None] * N + cols[None, :], mask=(cols < N)[None, :], other=0.0)
+            normed = _normed_tile(delta_ptr, res_in_ptr, res_out_ptr, nw_ptr, cols, denom, pid == 0, N, BK, PARTS,
+                                  HAS_RES)
+            acc += tl.sum(w.to(tl.float32) * normed.to(tl.float32)[None, :], axis=1)
+        y = acc.to(xz_ptr.dtype.element_ty)  # in_proj's output, rounded as cuBLAS' fp16 output is
+        tl.store(xz_ptr + rows, y)
+        if pid * BN < D:
+            _conv_xproj_rows(y, rows, cm, state_ptr, cw, bias, wx, xconv_ptr, acc_ptr, k, km, j,
+                             P, W)
+
+    @triton.jit
+    def _conv_xproj_rows(new, c, cm, state_ptr, w, bias, wx, xconv_ptr, acc_ptr, k, km, j, P: tl.constexpr,
+                         W: tl.constexpr):
+        """The conv update + SiLU for channels ``c`` whose new input is ``new``, then their share of x_proj
+        (weights ``wx``, (BP, channels)) added into the int64 fixed-point accumulator."""
+        # the window after the shift: state[:, 1:], then the new input
+        old = tl.load(state_ptr + c[:, None] * W + k[None, :] + 1, mask=cm[:, None] & (k[None, :] < W - 1),
+                      other=0.0)
+        window = tl.where(k[None, :] == W - 1, new[:, None], old)
+        tl.store(state_ptr + c[:, None] * W + k[None, :], window, mask=km)
+        acc = tl.sum(window.to(tl.float32) * w.to(tl.float32), axis=1) + bias
+        out = (acc * tl.sigmoid(acc)).to(xconv_ptr.dtype.element_ty)
+        tl.store(xconv_ptr + c, out, mask=cm)
+        part = tl.sum(wx.to(tl.float32) * out.to(tl.float32)[None, :], axis=1)
+        # fixed point (2^-32 steps) in int64: integer adds give the same sum in any order, so the
+        # decode is deterministic (fp32 atomics made a random-weight Mamba's tokens differ run to run);
+        # |x_proj| < 2^30 always holds for real weights (fp16 tops out at 65504)
+        part = tl.minimum(tl.maximum(part, -1073741824.0), 1073741824.0)
+        tl.atomic_add(acc_ptr + j, (part * 4294967296.0).to(tl.int64), mask=j < P, sem="relaxed")
 
     @triton.jit
     def _add_rms_kernel(delta_ptr, res_in_ptr, res_out_ptr, w_ptr, y_ptr, zero_ptr, N: tl.constexpr, eps,
@@ -100,15 +204,7 @@ if triton is not None:
         _after_previous(PDL)
         if Z > 0:
             tl.store(zero_ptr + tl.arange(0, BZ), tl.zeros([BZ], dtype=tl.int64), mask=tl.arange(0, BZ) < Z)
-        if PARTS > 0:  # out_proj's K-split partial rows: summed, then rounded as its model-dtype output is
-            hidden = tl.zeros([BLOCK], dtype=tl.float32)
-            for part in tl.static_range(PARTS):
-                hidden += tl.load(delta_ptr + part * N + cols, mask=live, other=0.0)
-            hidden = hidden.to(y_ptr.dtype.element_ty).to(tl.float32)
-        else:
-            hidden = tl.load(delta_ptr + cols, mask=live, other=0.0).to(tl.float32)
-        if HAS_RES:
-            hidden += tl.load(res_in_ptr + cols, mask=live, other=0.0).to(tl.float32)
+        hidden = _block_input(delta_ptr, res_in_ptr, cols, live, N, BLOCK, PARTS, HAS_RES, y_ptr.dtype.element_ty)
         tl.store(res_out_ptr + cols, hidden.to(res_out_ptr.dtype.element_ty), mask=live)
         if FINAL:  # norm_f before the LM head: fp32 on the residual stream, rounded once at the end
             x = hidden.to(res_out_ptr.dtype.element_ty).to(tl.float32)
@@ -129,30 +225,15 @@ if triton is not None:
         k = tl.arange(0, BW)
         km = cm[:, None] & (k[None, :] < W)
         j = tl.arange(0, BP)
-        jm = j < P
         # weights first: they do not depend on the previous kernel
         w = tl.load(cw_ptr + c[:, None] * W + k[None, :], mask=km, other=0.0)
-        wx = tl.load(xw_ptr + j[:, None] * DIM + c[None, :], mask=jm[:, None] & cm[None, :], other=0.0)
+        wx = tl.load(xw_ptr + j[:, None] * DIM + c[None, :], mask=(j < P)[:, None] & cm[None, :], other=0.0)
+        bias = tl.zeros([BD], dtype=tl.float32)
         if HAS_BIAS:
-            bias = tl.load(cb_ptr + c, mask=cm, other=0.0).to(tl.float32)
+            bias += tl.load(cb_ptr + c, mask=cm, other=0.0).to(tl.float32)
         _after_previous(PDL)
-        # the window after the shift: state[:, 1:], then the new input
-        old = tl.load(state_ptr + c[:, None] * W + k[None, :] + 1, mask=cm[:, None] & (k[None, :] < W - 1),
-                      other=0.0)
         new = tl.load(x_ptr + c, mask=cm, other=0.0)
-        window = tl.where(k[None, :] == W - 1, new[:, None], old)
-        tl.store(state_ptr + c[:, None] * W + k[None, :], window, mask=km)
-        acc = tl.sum(window.to(tl.float32) * w.to(tl.float32), axis=1)
-        if HAS_BIAS:
-            acc += bias
-        out = (acc * tl.sigmoid(acc)).to(xconv_ptr.dtype.element_ty)
-        tl.store(xconv_ptr + c, out, mask=cm)
-        part = tl.sum(wx.to(tl.float32) * out.to(tl.float32)[None, :], axis=1)
-        # fixed point (2^-32 steps) in int64: integer adds give the same sum in any order, so the
-        # decode is deterministic (fp32 atomics made a random-weight Mamba's tokens differ run to run);
-        # |x_proj| < 2^30 always holds for real weights (fp16 tops out at 65504)
-        part = tl.minimum(tl.maximum(part, -1073741824.0), 1073741824.0)
-        tl.atomic_add(acc_ptr + j, (part * 4294967296.0).to(tl.int64), mask=jm, sem="relaxed")
+        _conv_xproj_rows(new, c, cm, state_ptr, w, bias, wx, xconv_ptr, acc_ptr, k, km, j, P, W)
 
     @triton.jit
     def _ssm_step_kernel(acc_ptr, dtw_ptr, dtb_ptr, a_ptr, d_ptr, xconv_ptr, z_ptr, state_ptr, y_ptr,
@@ -300,7 +381,7 @@ def decode_mixer(layer, xz, conv_state, ssm_state, time_step_rank: int, acc, set
     """The mixer after in_proj for one token. xz: (1, 2*d_inner) in_proj output; conv_state
     (1, d_inner, width) and ssm_state (1, d_inner, n) are updated in place; ``acc`` is this layer's
     int64 fixed-point x_proj accumulator (zeros on entry). Returns y (1, d_inner)."""
-    d, n = layer.A.shape
+    d = layer.A.shape[0]
     width, p = layer.conv_w.shape[1], layer.x_proj.shape[0]
     x_conv = torch.empty(1, d, dtype=xz.dtype, device=xz.device)
     _conv_xproj_kernel[(triton.cdiv(d, settings.conv_block),)](xz, conv_state, layer.conv_w,
@@ -309,12 +390,53 @@ def decode_mixer(layer, xz, conv_state, ssm_state, time_step_rank: int, acc, set
                                                       HAS_BIAS=layer.conv_b is not None, BD=settings.conv_block,
                                                       BP=triton.next_power_of_2(p), BW=triton.next_power_of_2(width),
                                                       num_warps=4, **_launch(xz, settings))
+    return ssm_step(layer, xz, x_conv, ssm_state, time_step_rank, acc, settings)
+
+
+def ssm_step(layer, xz, x_conv, ssm_state, time_step_rank: int, acc, settings: DecodeSettings = DEFAULT):
+    """dt_proj, softplus, the state update, the D skip and the gate, from x_proj's summed accumulator
+    ``acc``, the conv output ``x_conv`` (1, d_inner) and the gate in xz's upper half. Returns y (1, d_inner)."""
+    d, n = layer.A.shape
     y = torch.empty(1, d, dtype=xz.dtype, device=xz.device)
     _ssm_step_kernel[(triton.cdiv(d, settings.step_block),)](acc, layer.dt_proj, layer.dt_bias, layer.A, layer.D, x_conv,
                                                     xz[:, d:], ssm_state, y, DIM=d, R=time_step_rank, N=n,
                                                     BD=settings.step_block, BR=triton.next_power_of_2(time_step_rank),
                                                     num_warps=4, **_launch(xz, settings))
     return y
+
+
+def fuses_in_proj(layer, settings: DecodeSettings = DEFAULT) -> bool:
+    """Whether norm_in_conv takes this layer: on in ``settings``, whole programs of channel rows and of
+    gate rows (d_inner a multiple of the rows per program), contiguous weights."""
+    tiles = settings.fused_in_proj
+    d = layer.A.shape[0]
+    return (tiles is not None and d % tiles.rows == 0 and tiles.rows & (tiles.rows - 1) == 0
+            and layer.in_proj.is_contiguous() and layer.in_proj.shape[0] == 2 * d)
+
+
+def norm_in_conv(delta, residual, norm_w, eps: float, residual_in_fp32: bool, layer, conv_state, acc, zero=None,
+                 settings: DecodeSettings = DEFAULT):
+    """add_rms, in_proj and conv_xproj for one token in one kernel (see ``fused_in_proj``): returns
+    (xz, x_conv, residual out) as in_proj, the conv's output and add_rms' residual would be; conv_state is
+    updated in place, x_proj's share added into ``acc``, ``zero`` cleared as add_rms clears it."""
+    tiles = settings.fused_in_proj
+    n = delta.shape[-1]
+    parts = delta.shape[0] if delta.dim() == 3 else 0
+    d = layer.A.shape[0]
+    width, p = layer.conv_w.shape[1], layer.x_proj.shape[0]
+    res_out = torch.empty(1, n, dtype=torch.float32 if residual_in_fp32 else norm_w.dtype, device=delta.device)
+    xz = torch.empty(1, 2 * d, dtype=norm_w.dtype, device=delta.device)
+    x_conv = torch.empty(1, d, dtype=norm_w.dtype, device=delta.device)
+    z = zero.numel() if zero is not None else 0
+    with on_device(delta):
+        _norm_in_conv_kernel[(2 * d // tiles.rows,)](
+            delta, residual if residual is not None else delta, res_out, norm_w, zero if zero is not None else acc,
+            layer.in_proj, xz, conv_state, layer.conv_w, layer.conv_b if layer.conv_b is not None else norm_w,
+            layer.x_proj, x_conv, acc, eps, N=n, D=d, P=p, W=width, BN=tiles.rows, BK=tiles.block_k,
+            BP=triton.next_power_of_2(p), BW=triton.next_power_of_2(width), Z=z, BZ=triton.next_power_of_2(max(z, 1)),
+            PARTS=parts, HAS_RES=residual is not None, HAS_BIAS=layer.conv_b is not None, num_warps=tiles.warps,
+            num_stages=tiles.stages, **_launch(delta, settings))
+    return xz, x_conv, res_out
 
 
 def applies(layer, ssm_state) -> bool:
