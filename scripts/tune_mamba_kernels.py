@@ -163,9 +163,9 @@ def tiles_with_pdl(model, name: str) -> None:
 
 # --fused-in-proj: add_rms + in_proj + conv_xproj in one kernel, (rows, block_k, warps, stages) per program,
 # against the five-kernel layer (None) in the same run
-FUSED_IN = [None, (8, 256, 4, 3), (4, 256, 4, 3), (16, 256, 4, 3), (32, 256, 4, 3), (8, 512, 4, 3), (4, 512, 4, 3),
-            (16, 512, 8, 3), (2, 1024, 4, 3), (4, 1024, 8, 3), (8, 128, 4, 3), (8, 256, 8, 3), (8, 256, 4, 4),
-            (2, 4096, 8, 2)]
+# (the first sweep, h200-mamba-fused-in-proj.txt, also tried 4 and 2 rows, 128- to 4096-column tiles: slower)
+FUSED_IN = [None, (8, 256, 4, 3), (16, 256, 4, 3), (32, 256, 4, 3), (64, 256, 8, 3), (16, 512, 8, 3), (32, 512, 8, 3),
+            (16, 256, 8, 3), (32, 256, 8, 3)]
 
 
 def fused_in_proj_sweep(model, name: str) -> None:
@@ -174,7 +174,7 @@ def fused_in_proj_sweep(model, name: str) -> None:
     for setting in FUSED_IN:
         tiles = None if setting is None else mamba_decode.Tiles(rows=setting[0], block_k=setting[1], warps=setting[2],
                                                                 stages=setting[3])
-        settings = replace(mamba_decode.DEFAULT, fused_in_proj=tiles)
+        settings = replace(mamba_decode.DEFAULT, fused_in_proj=tiles, fused_in_proj_max_bytes=2**40)
         engine = MambaFastEngine(model, None, KernelOps(decode_settings=settings), cuda_graph=True)
         tok_s = decode_tok_per_s(engine)
         print(f"{name} decode, fused norm+in_proj+conv {tiles or 'off (five kernels a layer)'}: {tok_s:.1f} tok/s",
@@ -183,7 +183,8 @@ def fused_in_proj_sweep(model, name: str) -> None:
         del engine
     print(f"{name} best fused norm+in_proj+conv setting: {best[1]} ({best[0]:.1f} tok/s)", flush=True)
     tiles = None if best[1] is None else mamba_decode.Tiles(*best[1][:2], warps=best[1][2], stages=best[1][3])
-    engine = MambaFastEngine(model, None, KernelOps(decode_settings=replace(mamba_decode.DEFAULT, fused_in_proj=tiles)),
+    engine = MambaFastEngine(model, None, KernelOps(decode_settings=replace(mamba_decode.DEFAULT, fused_in_proj=tiles,
+                                                                                   fused_in_proj_max_bytes=2**40)),
                              cuda_graph=False)
     engine.prefill(list(range(100, 612)))
     print(fused_step_kernels(engine), flush=True)

@@ -36,17 +36,34 @@ def _reference_tokens(model, n):
     return reference_tokens(model, PROMPT, n)
 
 
-def _fast(model, chunk_tokens=8192):
+def _fast(model, chunk_tokens=8192, settings=None):
     from comparer.engines.mamba_fast import MambaFastEngine
     from comparer.engines.mamba_ops import KernelOps
 
-    return MambaFastEngine(model, None, KernelOps(), cuda_graph=True, chunk_tokens=chunk_tokens)
+    return MambaFastEngine(model, None, KernelOps(decode_settings=settings), cuda_graph=True, chunk_tokens=chunk_tokens)
 
 
-def test_fast_path_gives_the_same_64_greedy_tokens_as_transformers_in_fp32():
+def _decode_settings(layer_path: str):
+    """The default kernels, or norm+in_proj+conv in one kernel at any weight size (in fp32 the 130M's
+    in_proj is 9.4 MB, over the size the defaults fuse)."""
+    from dataclasses import replace
+
+    from comparer.kernels import mamba_decode
+
+    if layer_path == "default kernels":
+        return None
+    return replace(mamba_decode.DEFAULT, fused_in_proj_max_bytes=2**40)
+
+
+LAYER_PATHS = ["default kernels", "norm+in_proj+conv in one kernel"]
+
+
+@pytest.mark.parametrize("layer_path", LAYER_PATHS)
+def test_fast_path_gives_the_same_64_greedy_tokens_as_transformers_in_fp32(layer_path):
     model = _model(torch.float32)
-    fast = _fast(model).generate(PROMPT, GenerationSettings(max_new_tokens=64, fixed_length=True)).token_ids
-    assert fast == _reference_tokens(model, 64)
+    fast = _fast(model, settings=_decode_settings(layer_path))
+    tokens = fast.generate(PROMPT, GenerationSettings(max_new_tokens=64, fixed_length=True)).token_ids
+    assert tokens == _reference_tokens(model, 64)
 
 
 def test_chunked_prefill_carries_state_exactly_across_chunk_boundaries_in_fp32():
@@ -95,14 +112,15 @@ def test_fast_path_fp16_matches_fp32_on_the_trained_demo_mamba():
     assert err["fast fp16"] < 2e-2 and top1["fast fp16"] >= 0.95
 
 
-def test_fused_triton_decode_step_equals_mamba_ssm_state_update_in_fp32():
-    """comparer's three decode kernels against mamba-ssm's conv/state-update kernels, step by step
+@pytest.mark.parametrize("layer_path", LAYER_PATHS)
+def test_fused_triton_decode_step_equals_mamba_ssm_state_update_in_fp32(layer_path):
+    """comparer's decode kernels against mamba-ssm's conv/state-update kernels, step by step
     (logits and both states) after the same prefill, both replayed from CUDA graphs."""
     from comparer.engines.mamba_fast import MambaFastEngine
     from comparer.engines.mamba_ops import KernelOps
 
     model = _model(torch.float32)
-    fused = MambaFastEngine(model, None, KernelOps(), cuda_graph=True)
+    fused = MambaFastEngine(model, None, KernelOps(decode_settings=_decode_settings(layer_path)), cuda_graph=True)
     plain = MambaFastEngine(model, None, KernelOps(fused_decode=False), cuda_graph=True)
     for engine in (fused, plain):
         engine.prefill(PROMPT)

@@ -204,8 +204,12 @@ class MambaFastEngine(StepEngine):
         if ops.fused_decode:
             from comparer.kernels import mamba_decode
 
-            pdl = mamba_decode.pdl_on(self.lm_head, ops.kernel_settings())
-            decode = "Triton fused step" + (" with programmatic dependent launch" if pdl else "")
+            settings = ops.kernel_settings()
+            pdl = mamba_decode.pdl_on(self.lm_head, settings)
+            one = mamba_decode.fuses_in_proj(self.layers[0], settings) and mamba_decode.applies(self.layers[0],
+                                                                                              self.ssm_state[0])
+            decode = ("Triton fused step" + (" (norm, in_proj and conv in one kernel)" if one else "")
+                      + (" with programmatic dependent launch" if pdl else ""))
         graph = self.graph is not None
         return KernelPath(FAST, ops.name, f"{self._chunk_words()} carrying the state{norm}",
                           f"{decode}, {'CUDA graph' if graph else 'eager'}", cuda_graph=graph,

@@ -83,7 +83,12 @@ class DecodeSettings:
     # kernel boundaries fewer per layer. Each program recomputes the norm of the (1, hidden) block input
     # it needs (a few KB, from L1 after the first program on an SM); ``rows`` in_proj rows per program,
     # the norm and the weight in tiles of ``block_k`` columns (masked past hidden). None: separate kernels.
-    fused_in_proj: Tiles | None = Tiles(rows=8, block_k=256, warps=4, stages=3)
+    # H200 (h200-mamba-fused-in-proj.txt, graph replays, the five-kernel layer measured in the same run):
+    # Mamba-130M (in_proj 4.7 MB) 3,664 -> 3,843 tok/s at 16 rows; Mamba-2.8B (52 MB) 517 -> 500 at 32
+    # rows, 327 at 8: its 1,280+ programs each pay for the norm. So only up to fused_in_proj_max_bytes
+    # (sizes between the two measured ones are not measured).
+    fused_in_proj: Tiles | None = Tiles(rows=16, block_k=256, warps=4, stages=3)
+    fused_in_proj_max_bytes: int = 8 * 2**20
 
 
 DEFAULT = DecodeSettings()
@@ -107,24 +112,21 @@ if triton is not None:
         return hidden
 
     @triton.jit
-    def _normed_tile(delta_ptr, res_in_ptr, res_out_ptr, nw_ptr, cols, denom, WRITER, N: tl.constexpr,
-                     BK: tl.constexpr, PARTS: tl.constexpr, HAS_RES: tl.constexpr):
+    def _normed_tile(delta_ptr, res_in_ptr, nw_ptr, cols, denom, N: tl.constexpr, BK: tl.constexpr,
+                     PARTS: tl.constexpr, HAS_RES: tl.constexpr):
         """Columns ``cols`` of RMSNorm(block input) in the norm's dtype, as add_rms computes them (the input
-        cast to the norm's dtype, normalised, rounded, scaled, rounded); ``WRITER`` also stores the residual."""
+        cast to the norm's dtype, normalised, rounded, scaled, rounded)."""
         live = cols < N
         wdt = nw_ptr.dtype.element_ty
-        hidden = _block_input(delta_ptr, res_in_ptr, cols, live, N, BK, PARTS, HAS_RES, wdt)
-        if WRITER:
-            tl.store(res_out_ptr + cols, hidden.to(res_out_ptr.dtype.element_ty), mask=live)
-        x = hidden.to(wdt).to(tl.float32)
+        x = _block_input(delta_ptr, res_in_ptr, cols, live, N, BK, PARTS, HAS_RES, wdt).to(wdt).to(tl.float32)
         nw = tl.load(nw_ptr + cols, mask=live, other=0.0).to(tl.float32)
         return (nw * (x / denom).to(wdt).to(tl.float32)).to(wdt)
 
     @triton.jit
     def _norm_in_conv_kernel(delta_ptr, res_in_ptr, res_out_ptr, nw_ptr, zero_ptr, w_ptr, xz_ptr, state_ptr, cw_ptr,
                              cb_ptr, xw_ptr, xconv_ptr, acc_ptr, eps, N: tl.constexpr, D: tl.constexpr,
-                             P: tl.constexpr, W: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, BP: tl.constexpr,
-                             BW: tl.constexpr, Z: tl.constexpr, BZ: tl.constexpr, PARTS: tl.constexpr,
+                             P: tl.constexpr, W: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, BH: tl.constexpr,
+                             BP: tl.constexpr, BW: tl.constexpr, Z: tl.constexpr, BZ: tl.constexpr, PARTS: tl.constexpr,
                              HAS_RES: tl.constexpr, HAS_BIAS: tl.constexpr, PDL: tl.constexpr):
         """add_rms, then BN rows of in_proj; a program whose rows are conv channels (below D) then runs
         conv_xproj's work for them: the window update + SiLU and their share of x_proj, added atomically
@@ -147,21 +149,21 @@ if triton is not None:
         if Z > 0:
             if pid == 0:
                 tl.store(zero_ptr + tl.arange(0, BZ), tl.zeros([BZ], dtype=tl.int64), mask=tl.arange(0, BZ) < Z)
-        # the norm's denominator, each program summing the same tiles in the same order
-        squares = tl.zeros([BK], dtype=tl.float32)
-        for k0 in range(0, N, BK):
-            cols = k0 + kp
-            x = _block_input(delta_ptr, res_in_ptr, cols, cols < N, N, BK, PARTS, HAS_RES, nw_ptr.dtype.element_ty)
-            x = x.to(nw_ptr.dtype.element_ty).to(tl.float32)
-            squares += x * x
-        denom = tl.sqrt(tl.sum(squares, axis=0) / N + eps)
-        normed = _normed_tile(delta_ptr, res_in_ptr, res_out_ptr, nw_ptr, kp, denom, pid == 0, N, BK, PARTS, HAS_RES)
+        # the norm's denominator from the whole input in one load (one memory latency, not one per tile),
+        # summed as add_rms sums it; program 0 stores the residual
+        hcols = tl.arange(0, BH)
+        hidden = _block_input(delta_ptr, res_in_ptr, hcols, hcols < N, N, BH, PARTS, HAS_RES, nw_ptr.dtype.element_ty)
+        if pid == 0:
+            tl.store(res_out_ptr + hcols, hidden.to(res_out_ptr.dtype.element_ty), mask=hcols < N)
+        x = hidden.to(nw_ptr.dtype.element_ty).to(tl.float32)
+        denom = tl.sqrt(tl.sum(x * x, axis=0) / N + eps)
+        # in_proj over tiles of the normed input (recomputed per tile from the L1-resident input)
+        normed = _normed_tile(delta_ptr, res_in_ptr, nw_ptr, kp, denom, N, BK, PARTS, HAS_RES)
         acc = tl.sum(w0.to(tl.float32) * normed.to(tl.float32)[None, :], axis=1)
         for k0 in range(BK, N, BK):
             cols = k0 + kp
             w = tl.load(w_ptr + rows[:, None] * N + cols[None, :], mask=(cols < N)[None, :], other=0.0)
-            normed = _normed_tile(delta_ptr, res_in_ptr, res_out_ptr, nw_ptr, cols, denom, pid == 0, N, BK, PARTS,
-                                  HAS_RES)
+            normed = _normed_tile(delta_ptr, res_in_ptr, nw_ptr, cols, denom, N, BK, PARTS, HAS_RES)
             acc += tl.sum(w.to(tl.float32) * normed.to(tl.float32)[None, :], axis=1)
         y = acc.to(xz_ptr.dtype.element_ty)  # in_proj's output, rounded as cuBLAS' fp16 output is
         tl.store(xz_ptr + rows, y)
@@ -406,11 +408,12 @@ def ssm_step(layer, xz, x_conv, ssm_state, time_step_rank: int, acc, settings: D
 
 
 def fuses_in_proj(layer, settings: DecodeSettings = DEFAULT) -> bool:
-    """Whether norm_in_conv takes this layer: on in ``settings``, whole programs of channel rows and of
-    gate rows (d_inner a multiple of the rows per program), contiguous weights."""
+    """Whether norm_in_conv takes this layer: on in ``settings`` for an in_proj of this size, whole
+    programs of channel rows and of gate rows (d_inner a multiple of the rows per program), contiguous."""
     tiles = settings.fused_in_proj
     d = layer.A.shape[0]
-    return (tiles is not None and d % tiles.rows == 0 and tiles.rows & (tiles.rows - 1) == 0
+    small = layer.in_proj.numel() * layer.in_proj.element_size() <= settings.fused_in_proj_max_bytes
+    return (tiles is not None and small and d % tiles.rows == 0 and tiles.rows & (tiles.rows - 1) == 0
             and layer.in_proj.is_contiguous() and layer.in_proj.shape[0] == 2 * d)
 
 
@@ -433,6 +436,7 @@ def norm_in_conv(delta, residual, norm_w, eps: float, residual_in_fp32: bool, la
             delta, residual if residual is not None else delta, res_out, norm_w, zero if zero is not None else acc,
             layer.in_proj, xz, conv_state, layer.conv_w, layer.conv_b if layer.conv_b is not None else norm_w,
             layer.x_proj, x_conv, acc, eps, N=n, D=d, P=p, W=width, BN=tiles.rows, BK=tiles.block_k,
+            BH=triton.next_power_of_2(n),
             BP=triton.next_power_of_2(p), BW=triton.next_power_of_2(width), Z=z, BZ=triton.next_power_of_2(max(z, 1)),
             PARTS=parts, HAS_RES=residual is not None, HAS_BIAS=layer.conv_b is not None, num_warps=tiles.warps,
             num_stages=tiles.stages, **_launch(delta, settings))
