@@ -161,31 +161,35 @@ def tiles_with_pdl(model, name: str) -> None:
           flush=True)
 
 
-# --fused-in-proj: add_rms + in_proj + conv_xproj in one kernel, (rows, block_k, warps, stages) per program,
-# against the five-kernel layer (None) in the same run
-# (the first sweep, h200-mamba-fused-in-proj.txt, also tried 4 and 2 rows, 128- to 4096-column tiles: slower)
-FUSED_IN = [None, (8, 256, 4, 3), (16, 256, 4, 3), (32, 256, 4, 3), (64, 256, 8, 3), (16, 512, 8, 3), (32, 512, 8, 3),
-            (16, 256, 8, 3), (32, 256, 8, 3)]
+# --fused-in-proj: add_rms + in_proj + conv_xproj in one kernel, (rows, block_k, warps, stages, programs per SM:
+# 0 = one program per row block) against the five-kernel layer (None) in the same run. (The first sweeps,
+# h200-mamba-fused-in-proj{,-2}.txt, also tried 2 and 4 rows a block, 128- to 4096-column tiles: slower.)
+FUSED_IN = [None, (16, 256, 8, 3, 0), (64, 256, 8, 3, 0), (8, 256, 4, 3, 2), (8, 256, 4, 3, 4), (8, 256, 4, 3, 8),
+            (4, 256, 4, 3, 4), (4, 256, 4, 3, 8), (8, 512, 8, 3, 2), (8, 512, 8, 3, 4), (16, 256, 8, 3, 2),
+            (16, 256, 4, 3, 4), (4, 512, 4, 3, 4), (32, 256, 8, 3, 1)]
+
+
+def _fused_settings(setting):
+    if setting is None:
+        return replace(mamba_decode.DEFAULT, fused_in_proj=None)
+    rows, block_k, warps, stages, per_sm = setting
+    return replace(mamba_decode.DEFAULT, fused_in_proj=mamba_decode.Tiles(rows=rows, block_k=block_k, warps=warps,
+                                                                          stages=stages),
+                   fused_in_proj_max_bytes=2**40, fused_in_proj_programs_per_sm=per_sm)
 
 
 def fused_in_proj_sweep(model, name: str) -> None:
     """Graph-replayed decode tok/s for each FUSED_IN setting; the per-kernel split of the best."""
     best = (0.0, None)
     for setting in FUSED_IN:
-        tiles = None if setting is None else mamba_decode.Tiles(rows=setting[0], block_k=setting[1], warps=setting[2],
-                                                                stages=setting[3])
-        settings = replace(mamba_decode.DEFAULT, fused_in_proj=tiles, fused_in_proj_max_bytes=2**40)
-        engine = MambaFastEngine(model, None, KernelOps(decode_settings=settings), cuda_graph=True)
+        engine = MambaFastEngine(model, None, KernelOps(decode_settings=_fused_settings(setting)), cuda_graph=True)
         tok_s = decode_tok_per_s(engine)
-        print(f"{name} decode, fused norm+in_proj+conv {tiles or 'off (five kernels a layer)'}: {tok_s:.1f} tok/s",
-              flush=True)
+        label = "off (five kernels a layer)" if setting is None else f"rows, block_k, warps, stages, per SM {setting}"
+        print(f"{name} decode, fused norm+in_proj+conv {label}: {tok_s:.1f} tok/s", flush=True)
         best = max(best, (tok_s, setting), key=lambda b: b[0])
         del engine
     print(f"{name} best fused norm+in_proj+conv setting: {best[1]} ({best[0]:.1f} tok/s)", flush=True)
-    tiles = None if best[1] is None else mamba_decode.Tiles(*best[1][:2], warps=best[1][2], stages=best[1][3])
-    engine = MambaFastEngine(model, None, KernelOps(decode_settings=replace(mamba_decode.DEFAULT, fused_in_proj=tiles,
-                                                                                   fused_in_proj_max_bytes=2**40)),
-                             cuda_graph=False)
+    engine = MambaFastEngine(model, None, KernelOps(decode_settings=_fused_settings(best[1])), cuda_graph=False)
     engine.prefill(list(range(100, 612)))
     print(fused_step_kernels(engine), flush=True)
 

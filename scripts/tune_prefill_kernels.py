@@ -138,7 +138,9 @@ def versus_native(hf, contexts: list[int], long: int, repeats: int) -> list[dict
     native = mamba_ssm_model(hf)
     engines = {"comparer": MambaFastEngine(hf, None, TritonOps(), cuda_graph=True),
                "comparer, Triton scan only": MambaFastEngine(hf, None, TritonOps(zero_state_scan=False),
-                                                             cuda_graph=True)}
+                                                             cuda_graph=True),
+               "comparer, scan through selective_scan_fn": MambaFastEngine(hf, None, TritonOps(zero_scan_direct=False),
+                                                                           cuda_graph=True)}
     print(f"comparer prefill: {engines['comparer'].describe().prefill} ({engines['comparer'].ops.name})")
     rows = []
     for context in contexts + ([long] if long else []):

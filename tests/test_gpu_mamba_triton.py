@@ -98,6 +98,14 @@ def test_triton_prefill_equals_mamba_ssm_kernels_in_fp32_at_an_unaligned_length(
             # and whole prefills differ by ~2e-4 (test_gpu_mamba_fast), so agreement within 5e-4 is exact math
             assert rel < 5e-4
         assert a.argmax() == b.argmax()
+    # mamba-ssm's forward called directly (the default) and through selective_scan_fn: the same kernel on the
+    # same inputs, so the same bits
+    outs = []
+    for direct in (True, False):
+        ops = TritonOps(zero_scan_min_tokens=1, zero_scan_direct=direct)
+        engine = MambaFastEngine(model, None, ops, cuda_graph=False, chunk_tokens=300)
+        outs.append((engine.prefill(prompt).clone(), engine.ssm_state.clone()))
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
 
 
 CROSS = """

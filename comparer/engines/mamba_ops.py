@@ -326,7 +326,7 @@ class TritonOps(FusedDecodeMixin, TorchOps):
     channel_major_in_proj = True
 
     def __init__(self, fused_decode: bool = True, decode_settings=None, zero_state_scan: bool = True,
-                 zero_scan_min_tokens: int = ZERO_SCAN_MIN_TOKENS):
+                 zero_scan_min_tokens: int = ZERO_SCAN_MIN_TOKENS, zero_scan_direct: bool = True):
         from comparer.kernels import mamba_scan
         from comparer.kernels.triton import triton_available
 
@@ -334,7 +334,7 @@ class TritonOps(FusedDecodeMixin, TorchOps):
             raise RuntimeError("Triton is not installed")
         self.fused_decode, self.decode_settings = fused_decode, decode_settings
         self.pad_to = mamba_scan.PAD
-        self._zero_scan = _mamba_ssm_scan() if zero_state_scan else None
+        self._zero_scan = _mamba_ssm_scan(zero_scan_direct) if zero_state_scan else None
         self.zero_scan_min_tokens = zero_scan_min_tokens
         if self._zero_scan is not None:
             self.name = (f"Triton causal conv + mamba-ssm selective scan from a zero state (a prompt's first chunk "
@@ -397,17 +397,32 @@ class TritonOps(FusedDecodeMixin, TorchOps):
         return y[0]
 
 
-def _mamba_ssm_scan():
-    """mamba-ssm's selective_scan_fn where mamba-ssm is installed, else None."""
+def _mamba_ssm_scan(direct: bool = True):
+    """mamba-ssm's selective scan where mamba-ssm is installed, else None: its CUDA forward called
+    directly (``direct``) or through selective_scan_fn."""
     from comparer.kernels.available import module_available
 
     if not module_available("mamba_ssm"):
         return None
     try:
+        import selective_scan_cuda
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
     except (ImportError, OSError):  # installed for another torch / CUDA: the Triton scan serves alone
         return None
-    return selective_scan_fn
+    return _scan_forward(selective_scan_cuda.fwd) if direct else selective_scan_fn
+
+
+def _scan_forward(fwd):
+    """selective_scan_fn's forward without what inference does not need: the autograd Function (which
+    saves its inputs for a backward) and einops' rearrange of B and C, host time on each of a prefill's
+    64 calls. Same call and result: (y gated by z, the last state); u, dt, B, C, z with unit last stride,
+    as the engine's channel-major rows are."""
+
+    def scan(u, dt, A, B, C, D, z, dt_bias, delta_softplus=True, return_last_state=True):
+        out, x, out_z = fwd(u, dt, A, B[:, None], C[:, None], D, z, dt_bias, delta_softplus)
+        return out_z, x[:, :, -1, 1::2]  # the last state, as selective_scan_fn slices it
+
+    return scan
 
 
 class CScanOps(TorchOps):

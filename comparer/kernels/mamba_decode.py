@@ -87,8 +87,11 @@ class DecodeSettings:
     # Mamba-130M (in_proj 4.7 MB) 3,664 -> 3,843 tok/s at 16 rows; Mamba-2.8B (52 MB) 517 -> 500 at 32
     # rows, 327 at 8: its 1,280+ programs each pay for the norm. So only up to fused_in_proj_max_bytes
     # (sizes between the two measured ones are not measured).
-    fused_in_proj: Tiles | None = Tiles(rows=16, block_k=256, warps=4, stages=3)
+    fused_in_proj: Tiles | None = Tiles(rows=16, block_k=256, warps=8, stages=3)
     fused_in_proj_max_bytes: int = 8 * 2**20
+    # programs per SM of that kernel, each looping over row blocks, so that the norm is computed once
+    # per program rather than once per block; 0: one program per block
+    fused_in_proj_programs_per_sm: int = 0
 
 
 DEFAULT = DecodeSettings()
@@ -123,19 +126,10 @@ if triton is not None:
         return (nw * (x / denom).to(wdt).to(tl.float32)).to(wdt)
 
     @triton.jit
-    def _norm_in_conv_kernel(delta_ptr, res_in_ptr, res_out_ptr, nw_ptr, zero_ptr, w_ptr, xz_ptr, state_ptr, cw_ptr,
-                             cb_ptr, xw_ptr, xconv_ptr, acc_ptr, eps, N: tl.constexpr, D: tl.constexpr,
-                             P: tl.constexpr, W: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, BH: tl.constexpr,
-                             BP: tl.constexpr, BW: tl.constexpr, Z: tl.constexpr, BZ: tl.constexpr, PARTS: tl.constexpr,
-                             HAS_RES: tl.constexpr, HAS_BIAS: tl.constexpr, PDL: tl.constexpr):
-        """add_rms, then BN rows of in_proj; a program whose rows are conv channels (below D) then runs
-        conv_xproj's work for them: the window update + SiLU and their share of x_proj, added atomically
-        into the int64 accumulator. Programs above D hold rows of the gate z."""
-        pid = tl.program_id(0)
-        rows = pid * BN + tl.arange(0, BN)
-        kp = tl.arange(0, BK)
-        # weights first: they do not depend on the previous kernel (conv and x_proj: channel rows only)
-        w0 = tl.load(w_ptr + rows[:, None] * N + kp[None, :], mask=(kp < N)[None, :], other=0.0)
+    def _conv_weights(rows, cw_ptr, cb_ptr, xw_ptr, D: tl.constexpr, P: tl.constexpr, W: tl.constexpr,
+                      BN: tl.constexpr, BP: tl.constexpr, BW: tl.constexpr, HAS_BIAS: tl.constexpr):
+        """The conv taps, bias and x_proj columns of in_proj rows ``rows`` that are conv channels (below D;
+        masked to zeros for gate rows), and the index vectors and masks the conv update uses."""
         cm = rows < D
         k = tl.arange(0, BW)
         km = cm[:, None] & (k[None, :] < W)
@@ -145,6 +139,39 @@ if triton is not None:
         bias = tl.zeros([BN], dtype=tl.float32)
         if HAS_BIAS:
             bias += tl.load(cb_ptr + rows, mask=cm, other=0.0).to(tl.float32)
+        return cm, k, km, cw, j, wx, bias
+
+    @triton.jit
+    def _in_proj_rows(w0, rows, w_ptr, delta_ptr, res_in_ptr, nw_ptr, denom, N: tl.constexpr, BK: tl.constexpr,
+                      PARTS: tl.constexpr, HAS_RES: tl.constexpr):
+        """in_proj rows ``rows`` against the normed input, tile by tile (``w0``: the first tile, loaded
+        already); the normed tiles are recomputed from the L1-resident input."""
+        kp = tl.arange(0, BK)
+        normed = _normed_tile(delta_ptr, res_in_ptr, nw_ptr, kp, denom, N, BK, PARTS, HAS_RES)
+        acc = tl.sum(w0.to(tl.float32) * normed.to(tl.float32)[None, :], axis=1)
+        for k0 in range(BK, N, BK):
+            cols = k0 + kp
+            w = tl.load(w_ptr + rows[:, None] * N + cols[None, :], mask=(cols < N)[None, :], other=0.0)
+            normed = _normed_tile(delta_ptr, res_in_ptr, nw_ptr, cols, denom, N, BK, PARTS, HAS_RES)
+            acc += tl.sum(w.to(tl.float32) * normed.to(tl.float32)[None, :], axis=1)
+        return acc
+
+    @triton.jit
+    def _norm_in_conv_kernel(delta_ptr, res_in_ptr, res_out_ptr, nw_ptr, zero_ptr, w_ptr, xz_ptr, state_ptr, cw_ptr,
+                             cb_ptr, xw_ptr, xconv_ptr, acc_ptr, eps, programs, N: tl.constexpr, D: tl.constexpr,
+                             P: tl.constexpr, W: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, BH: tl.constexpr,
+                             BP: tl.constexpr, BW: tl.constexpr, Z: tl.constexpr, BZ: tl.constexpr, PARTS: tl.constexpr,
+                             HAS_RES: tl.constexpr, HAS_BIAS: tl.constexpr, STEPS: tl.constexpr, PDL: tl.constexpr):
+        """add_rms, then in_proj in blocks of BN rows: program p takes blocks p, p + programs, ... (one
+        block each when the grid covers them all), so the norm is computed once per program. A block of
+        conv channels (rows below D) then runs conv_xproj's work for them: the window update + SiLU and
+        their share of x_proj, added atomically into the int64 accumulator; blocks above D are the gate z."""
+        pid = tl.program_id(0)  # of ``programs``
+        rows = pid * BN + tl.arange(0, BN)
+        kp = tl.arange(0, BK)
+        # weights first: they do not depend on the previous kernel (conv and x_proj: channel rows only)
+        w0 = tl.load(w_ptr + rows[:, None] * N + kp[None, :], mask=(kp < N)[None, :], other=0.0)
+        cm, k, km, cw, j, wx, bias = _conv_weights(rows, cw_ptr, cb_ptr, xw_ptr, D, P, W, BN, BP, BW, HAS_BIAS)
         _after_previous(PDL)
         if Z > 0:
             if pid == 0:
@@ -157,19 +184,22 @@ if triton is not None:
             tl.store(res_out_ptr + hcols, hidden.to(res_out_ptr.dtype.element_ty), mask=hcols < N)
         x = hidden.to(nw_ptr.dtype.element_ty).to(tl.float32)
         denom = tl.sqrt(tl.sum(x * x, axis=0) / N + eps)
-        # in_proj over tiles of the normed input (recomputed per tile from the L1-resident input)
-        normed = _normed_tile(delta_ptr, res_in_ptr, nw_ptr, kp, denom, N, BK, PARTS, HAS_RES)
-        acc = tl.sum(w0.to(tl.float32) * normed.to(tl.float32)[None, :], axis=1)
-        for k0 in range(BK, N, BK):
-            cols = k0 + kp
-            w = tl.load(w_ptr + rows[:, None] * N + cols[None, :], mask=(cols < N)[None, :], other=0.0)
-            normed = _normed_tile(delta_ptr, res_in_ptr, nw_ptr, cols, denom, N, BK, PARTS, HAS_RES)
-            acc += tl.sum(w.to(tl.float32) * normed.to(tl.float32)[None, :], axis=1)
+        acc = _in_proj_rows(w0, rows, w_ptr, delta_ptr, res_in_ptr, nw_ptr, denom, N, BK, PARTS, HAS_RES)
         y = acc.to(xz_ptr.dtype.element_ty)  # in_proj's output, rounded as cuBLAS' fp16 output is
         tl.store(xz_ptr + rows, y)
         if pid * BN < D:
-            _conv_xproj_rows(y, rows, cm, state_ptr, cw, bias, wx, xconv_ptr, acc_ptr, k, km, j,
-                             P, W)
+            _conv_xproj_rows(y, rows, cm, state_ptr, cw, bias, wx, xconv_ptr, acc_ptr, k, km, j, P, W)
+        for step in range(1, STEPS):  # the program's further blocks, if any
+            block = pid + step * programs
+            if block < 2 * D // BN:
+                rows = block * BN + tl.arange(0, BN)
+                w0 = tl.load(w_ptr + rows[:, None] * N + kp[None, :], mask=(kp < N)[None, :], other=0.0)
+                cm, k, km, cw, j, wx, bias = _conv_weights(rows, cw_ptr, cb_ptr, xw_ptr, D, P, W, BN, BP, BW, HAS_BIAS)
+                acc = _in_proj_rows(w0, rows, w_ptr, delta_ptr, res_in_ptr, nw_ptr, denom, N, BK, PARTS, HAS_RES)
+                y = acc.to(xz_ptr.dtype.element_ty)
+                tl.store(xz_ptr + rows, y)
+                if block * BN < D:
+                    _conv_xproj_rows(y, rows, cm, state_ptr, cw, bias, wx, xconv_ptr, acc_ptr, k, km, j, P, W)
 
     @triton.jit
     def _conv_xproj_rows(new, c, cm, state_ptr, w, bias, wx, xconv_ptr, acc_ptr, k, km, j, P: tl.constexpr,
@@ -407,6 +437,11 @@ def ssm_step(layer, xz, x_conv, ssm_state, time_step_rank: int, acc, settings: D
     return y
 
 
+def _sm_count(t: torch.Tensor) -> int:
+    """The SMs of ``t``'s GPU (4 for the CPU interpreter, so that its programs loop over several blocks)."""
+    return torch.cuda.get_device_properties(t.device).multi_processor_count if t.is_cuda else 4
+
+
 def fuses_in_proj(layer, settings: DecodeSettings = DEFAULT) -> bool:
     """Whether norm_in_conv takes this layer: on in ``settings`` for an in_proj of this size, whole
     programs of channel rows and of gate rows (d_inner a multiple of the rows per program), contiguous."""
@@ -431,14 +466,20 @@ def norm_in_conv(delta, residual, norm_w, eps: float, residual_in_fp32: bool, la
     xz = torch.empty(1, 2 * d, dtype=norm_w.dtype, device=delta.device)
     x_conv = torch.empty(1, d, dtype=norm_w.dtype, device=delta.device)
     z = zero.numel() if zero is not None else 0
+    blocks = 2 * d // tiles.rows
+    programs = blocks  # one per block of rows, or fewer that loop over the same number of blocks each
+    if settings.fused_in_proj_programs_per_sm:
+        steps = triton.cdiv(blocks, settings.fused_in_proj_programs_per_sm * _sm_count(delta))
+        programs = triton.cdiv(blocks, steps)
     with on_device(delta):
-        _norm_in_conv_kernel[(2 * d // tiles.rows,)](
+        _norm_in_conv_kernel[(programs,)](
             delta, residual if residual is not None else delta, res_out, norm_w, zero if zero is not None else acc,
             layer.in_proj, xz, conv_state, layer.conv_w, layer.conv_b if layer.conv_b is not None else norm_w,
-            layer.x_proj, x_conv, acc, eps, N=n, D=d, P=p, W=width, BN=tiles.rows, BK=tiles.block_k,
+            layer.x_proj, x_conv, acc, eps, programs, N=n, D=d, P=p, W=width, BN=tiles.rows, BK=tiles.block_k,
             BH=triton.next_power_of_2(n),
             BP=triton.next_power_of_2(p), BW=triton.next_power_of_2(width), Z=z, BZ=triton.next_power_of_2(max(z, 1)),
-            PARTS=parts, HAS_RES=residual is not None, HAS_BIAS=layer.conv_b is not None, num_warps=tiles.warps,
+            PARTS=parts, HAS_RES=residual is not None, HAS_BIAS=layer.conv_b is not None,
+            STEPS=triton.cdiv(blocks, programs), num_warps=tiles.warps,
             num_stages=tiles.stages, **_launch(delta, settings))
     return xz, x_conv, res_out
 
