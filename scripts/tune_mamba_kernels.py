@@ -22,10 +22,10 @@ from comparer.engines.mamba_fast import MambaFastEngine
 from comparer.engines.mamba_ops import KernelOps, TritonOps
 from comparer.models.loading import load_bundled_config
 
-# module settings of mamba_decode to try, each on top of the defaults
-DECODE_VARIANTS = [{"GEMV_OUT_PROJ": False}, {}, {"GEMV_IN_PROJ": True}, {"GEMV_OUT_PROJ": False, "GEMV_IN_PROJ": True},
-                   {"GEMV_BLOCK_K": 256}, {"GEMV_BLOCK_K": 1024}, {"GEMV_WARPS": 8}, {"GEMV_STAGES": 2},
-                   {"GEMV_STAGES": 4}, {"CONV_BLOCK": 32}, {"STEP_BLOCK": 32}]
+# mamba_decode.DecodeSettings fields to try, each on top of the defaults
+DECODE_VARIANTS = [{"gemv_out_proj": False}, {}, {"gemv_in_proj": True}, {"gemv_out_proj": False, "gemv_in_proj": True},
+                   {"gemv_block_k": 256}, {"gemv_block_k": 1024}, {"gemv_warps": 8}, {"gemv_stages": 2},
+                   {"gemv_stages": 4}, {"conv_block": 32}, {"step_block": 32}]
 CARRY_BLOCKS = [(8, 256), (4, 256), (8, 512), (16, 256)]
 # --tiles: the tiled GEMV for weights over GEMV_MAX_BYTES (Mamba-2.8B), out_proj first (rows, block K,
 # K splits, warps, stages), then in_proj on top of the best out_proj
@@ -161,21 +161,19 @@ def tiles_with_pdl(model, name: str) -> None:
           flush=True)
 
 
-# --fused-in-proj: add_rms + in_proj + conv_xproj in one kernel, (rows, block_k, warps, stages, programs per SM:
-# 0 = one program per row block) against the five-kernel layer (None) in the same run. (The first sweeps,
-# h200-mamba-fused-in-proj{,-2}.txt, also tried 2 and 4 rows a block, 128- to 4096-column tiles: slower.)
-FUSED_IN = [None, (16, 256, 8, 3, 0), (64, 256, 8, 3, 0), (8, 256, 4, 3, 2), (8, 256, 4, 3, 4), (8, 256, 4, 3, 8),
-            (4, 256, 4, 3, 4), (4, 256, 4, 3, 8), (8, 512, 8, 3, 2), (8, 512, 8, 3, 4), (16, 256, 8, 3, 2),
-            (16, 256, 4, 3, 4), (4, 512, 4, 3, 4), (32, 256, 8, 3, 1)]
+# --fused-in-proj: add_rms + in_proj + conv_xproj in one kernel, (rows, block_k, warps, stages) per program,
+# against the five-kernel layer (None) in the same run. (The first sweeps, h200-mamba-fused-in-proj{,-2,-3}.txt,
+# also tried 2 and 4 rows, 128- to 4096-column tiles, and programs looping over row blocks: all slower.)
+FUSED_IN = [None, (16, 256, 8, 3), (8, 256, 4, 3), (16, 256, 4, 3), (32, 256, 4, 3), (64, 256, 8, 3), (16, 512, 8, 3)]
 
 
 def _fused_settings(setting):
     if setting is None:
         return replace(mamba_decode.DEFAULT, fused_in_proj=None)
-    rows, block_k, warps, stages, per_sm = setting
+    rows, block_k, warps, stages = setting
     return replace(mamba_decode.DEFAULT, fused_in_proj=mamba_decode.Tiles(rows=rows, block_k=block_k, warps=warps,
                                                                           stages=stages),
-                   fused_in_proj_max_bytes=2**40, fused_in_proj_programs_per_sm=per_sm)
+                   fused_in_proj_max_bytes=2**40)
 
 
 def fused_in_proj_sweep(model, name: str) -> None:
@@ -184,7 +182,7 @@ def fused_in_proj_sweep(model, name: str) -> None:
     for setting in FUSED_IN:
         engine = MambaFastEngine(model, None, KernelOps(decode_settings=_fused_settings(setting)), cuda_graph=True)
         tok_s = decode_tok_per_s(engine)
-        label = "off (five kernels a layer)" if setting is None else f"rows, block_k, warps, stages, per SM {setting}"
+        label = "off (five kernels a layer)" if setting is None else f"rows, block_k, warps, stages {setting}"
         print(f"{name} decode, fused norm+in_proj+conv {label}: {tok_s:.1f} tok/s", flush=True)
         best = max(best, (tok_s, setting), key=lambda b: b[0])
         del engine
@@ -280,15 +278,11 @@ def main() -> None:
             unfused = MambaFastEngine(model, None, KernelOps(fused_decode=False), cuda_graph=True)
             print(f"{name} decode, mamba-ssm state update: {decode_tok_per_s(unfused):.1f} tok/s", flush=True)
             del unfused
-            defaults = {key: getattr(mamba_decode, key) for variant in DECODE_VARIANTS for key in variant}
             for variant in DECODE_VARIANTS:
-                for key, value in {**defaults, **variant}.items():
-                    setattr(mamba_decode, key, value)
-                fused = MambaFastEngine(model, None, KernelOps(), cuda_graph=True)
+                ops = KernelOps(decode_settings=replace(mamba_decode.DEFAULT, **variant))
+                fused = MambaFastEngine(model, None, ops, cuda_graph=True)
                 print(f"{name} decode, fused {variant or 'defaults'}: {decode_tok_per_s(fused):.1f} tok/s "
                       f"(capture {fused.capture_s:.2f} s)", flush=True)
-            for key, value in defaults.items():
-                setattr(mamba_decode, key, value)
             fused = MambaFastEngine(model, None, KernelOps(), cuda_graph=True)
             print(fused_step_kernels(fused), flush=True)
             del fused

@@ -83,15 +83,13 @@ class DecodeSettings:
     # kernel boundaries fewer per layer. Each program recomputes the norm of the (1, hidden) block input
     # it needs (a few KB, from L1 after the first program on an SM); ``rows`` in_proj rows per program,
     # the norm and the weight in tiles of ``block_k`` columns (masked past hidden). None: separate kernels.
-    # H200 (h200-mamba-fused-in-proj.txt, graph replays, the five-kernel layer measured in the same run):
-    # Mamba-130M (in_proj 4.7 MB) 3,664 -> 3,843 tok/s at 16 rows; Mamba-2.8B (52 MB) 517 -> 500 at 32
-    # rows, 327 at 8: its 1,280+ programs each pay for the norm. So only up to fused_in_proj_max_bytes
-    # (sizes between the two measured ones are not measured).
+    # H200, graph replays, the five-kernel layer measured in the same run (h200-mamba-fused-in-proj-2.txt,
+    # -3.txt): Mamba-130M (in_proj 4.7 MB) 3,651 -> 3,889 and 3,687 -> 3,900 tok/s at 16 rows, 8 warps;
+    # Mamba-2.8B (52 MB) 516.8 -> 517.4 at best (64 rows; 469 at 16, 342 at 8: its thousands of programs
+    # each pay for the norm; programs looping over row blocks: 249-392). So only up to
+    # fused_in_proj_max_bytes (sizes between the two measured ones are not measured).
     fused_in_proj: Tiles | None = Tiles(rows=16, block_k=256, warps=8, stages=3)
     fused_in_proj_max_bytes: int = 8 * 2**20
-    # programs per SM of that kernel, each looping over row blocks, so that the norm is computed once
-    # per program rather than once per block; 0: one program per block
-    fused_in_proj_programs_per_sm: int = 0
 
 
 DEFAULT = DecodeSettings()
@@ -158,15 +156,16 @@ if triton is not None:
 
     @triton.jit
     def _norm_in_conv_kernel(delta_ptr, res_in_ptr, res_out_ptr, nw_ptr, zero_ptr, w_ptr, xz_ptr, state_ptr, cw_ptr,
-                             cb_ptr, xw_ptr, xconv_ptr, acc_ptr, eps, programs, N: tl.constexpr, D: tl.constexpr,
+                             cb_ptr, xw_ptr, xconv_ptr, acc_ptr, eps, N: tl.constexpr, D: tl.constexpr,
                              P: tl.constexpr, W: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, BH: tl.constexpr,
                              BP: tl.constexpr, BW: tl.constexpr, Z: tl.constexpr, BZ: tl.constexpr, PARTS: tl.constexpr,
-                             HAS_RES: tl.constexpr, HAS_BIAS: tl.constexpr, STEPS: tl.constexpr, PDL: tl.constexpr):
-        """add_rms, then in_proj in blocks of BN rows: program p takes blocks p, p + programs, ... (one
-        block each when the grid covers them all), so the norm is computed once per program. A block of
-        conv channels (rows below D) then runs conv_xproj's work for them: the window update + SiLU and
-        their share of x_proj, added atomically into the int64 accumulator; blocks above D are the gate z."""
-        pid = tl.program_id(0)  # of ``programs``
+                             HAS_RES: tl.constexpr, HAS_BIAS: tl.constexpr, PDL: tl.constexpr):
+        """add_rms, then BN rows of in_proj; a program whose rows are conv channels (below D) then runs
+        conv_xproj's work for them: the window update + SiLU and their share of x_proj, added atomically
+        into the int64 accumulator. Programs above D hold rows of the gate z. Each program computes the
+        norm itself (programs that loop over several row blocks, computing it once, were slower on the
+        H200: h200-mamba-fused-in-proj-3.txt)."""
+        pid = tl.program_id(0)
         rows = pid * BN + tl.arange(0, BN)
         kp = tl.arange(0, BK)
         # weights first: they do not depend on the previous kernel (conv and x_proj: channel rows only)
@@ -189,17 +188,6 @@ if triton is not None:
         tl.store(xz_ptr + rows, y)
         if pid * BN < D:
             _conv_xproj_rows(y, rows, cm, state_ptr, cw, bias, wx, xconv_ptr, acc_ptr, k, km, j, P, W)
-        for step in range(1, STEPS):  # the program's further blocks, if any
-            block = pid + step * programs
-            if block < 2 * D // BN:
-                rows = block * BN + tl.arange(0, BN)
-                w0 = tl.load(w_ptr + rows[:, None] * N + kp[None, :], mask=(kp < N)[None, :], other=0.0)
-                cm, k, km, cw, j, wx, bias = _conv_weights(rows, cw_ptr, cb_ptr, xw_ptr, D, P, W, BN, BP, BW, HAS_BIAS)
-                acc = _in_proj_rows(w0, rows, w_ptr, delta_ptr, res_in_ptr, nw_ptr, denom, N, BK, PARTS, HAS_RES)
-                y = acc.to(xz_ptr.dtype.element_ty)
-                tl.store(xz_ptr + rows, y)
-                if block * BN < D:
-                    _conv_xproj_rows(y, rows, cm, state_ptr, cw, bias, wx, xconv_ptr, acc_ptr, k, km, j, P, W)
 
     @triton.jit
     def _conv_xproj_rows(new, c, cm, state_ptr, w, bias, wx, xconv_ptr, acc_ptr, k, km, j, P: tl.constexpr,
@@ -251,18 +239,9 @@ if triton is not None:
     def _conv_xproj_kernel(x_ptr, state_ptr, cw_ptr, cb_ptr, xw_ptr, xconv_ptr, acc_ptr, DIM: tl.constexpr,
                            P: tl.constexpr, W: tl.constexpr, HAS_BIAS: tl.constexpr, BD: tl.constexpr,
                            BP: tl.constexpr, BW: tl.constexpr, PDL: tl.constexpr):
-        pid = tl.program_id(0)
-        c = pid * BD + tl.arange(0, BD)
-        cm = c < DIM
-        k = tl.arange(0, BW)
-        km = cm[:, None] & (k[None, :] < W)
-        j = tl.arange(0, BP)
+        c = tl.program_id(0) * BD + tl.arange(0, BD)
         # weights first: they do not depend on the previous kernel
-        w = tl.load(cw_ptr + c[:, None] * W + k[None, :], mask=km, other=0.0)
-        wx = tl.load(xw_ptr + j[:, None] * DIM + c[None, :], mask=(j < P)[:, None] & cm[None, :], other=0.0)
-        bias = tl.zeros([BD], dtype=tl.float32)
-        if HAS_BIAS:
-            bias += tl.load(cb_ptr + c, mask=cm, other=0.0).to(tl.float32)
+        cm, k, km, w, j, wx, bias = _conv_weights(c, cw_ptr, cb_ptr, xw_ptr, DIM, P, W, BD, BP, BW, HAS_BIAS)
         _after_previous(PDL)
         new = tl.load(x_ptr + c, mask=cm, other=0.0)
         _conv_xproj_rows(new, c, cm, state_ptr, w, bias, wx, xconv_ptr, acc_ptr, k, km, j, P, W)
@@ -437,11 +416,6 @@ def ssm_step(layer, xz, x_conv, ssm_state, time_step_rank: int, acc, settings: D
     return y
 
 
-def _sm_count(t: torch.Tensor) -> int:
-    """The SMs of ``t``'s GPU (4 for the CPU interpreter, so that its programs loop over several blocks)."""
-    return torch.cuda.get_device_properties(t.device).multi_processor_count if t.is_cuda else 4
-
-
 def fuses_in_proj(layer, settings: DecodeSettings = DEFAULT) -> bool:
     """Whether norm_in_conv takes this layer: on in ``settings`` for an in_proj of this size, whole
     programs of channel rows and of gate rows (d_inner a multiple of the rows per program), contiguous."""
@@ -466,20 +440,14 @@ def norm_in_conv(delta, residual, norm_w, eps: float, residual_in_fp32: bool, la
     xz = torch.empty(1, 2 * d, dtype=norm_w.dtype, device=delta.device)
     x_conv = torch.empty(1, d, dtype=norm_w.dtype, device=delta.device)
     z = zero.numel() if zero is not None else 0
-    blocks = 2 * d // tiles.rows
-    programs = blocks  # one per block of rows, or fewer that loop over the same number of blocks each
-    if settings.fused_in_proj_programs_per_sm:
-        steps = triton.cdiv(blocks, settings.fused_in_proj_programs_per_sm * _sm_count(delta))
-        programs = triton.cdiv(blocks, steps)
     with on_device(delta):
-        _norm_in_conv_kernel[(programs,)](
+        _norm_in_conv_kernel[(2 * d // tiles.rows,)](
             delta, residual if residual is not None else delta, res_out, norm_w, zero if zero is not None else acc,
             layer.in_proj, xz, conv_state, layer.conv_w, layer.conv_b if layer.conv_b is not None else norm_w,
-            layer.x_proj, x_conv, acc, eps, programs, N=n, D=d, P=p, W=width, BN=tiles.rows, BK=tiles.block_k,
+            layer.x_proj, x_conv, acc, eps, N=n, D=d, P=p, W=width, BN=tiles.rows, BK=tiles.block_k,
             BH=triton.next_power_of_2(n),
             BP=triton.next_power_of_2(p), BW=triton.next_power_of_2(width), Z=z, BZ=triton.next_power_of_2(max(z, 1)),
-            PARTS=parts, HAS_RES=residual is not None, HAS_BIAS=layer.conv_b is not None,
-            STEPS=triton.cdiv(blocks, programs), num_warps=tiles.warps,
+            PARTS=parts, HAS_RES=residual is not None, HAS_BIAS=layer.conv_b is not None, num_warps=tiles.warps,
             num_stages=tiles.stages, **_launch(delta, settings))
     return xz, x_conv, res_out
 
