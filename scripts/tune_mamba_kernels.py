@@ -22,10 +22,12 @@ from comparer.engines.mamba_fast import MambaFastEngine
 from comparer.engines.mamba_ops import KernelOps, TritonOps
 from comparer.models.loading import load_bundled_config
 
-# mamba_decode.DecodeSettings fields to try, each on top of the defaults
+# mamba_decode.DecodeSettings fields to try, each on top of the defaults with the five-kernel layer (the one
+# kernel for norm + in_proj + conv would bypass the in_proj and conv settings; --fused-in-proj sweeps it)
 DECODE_VARIANTS = [{"gemv_out_proj": False}, {}, {"gemv_in_proj": True}, {"gemv_out_proj": False, "gemv_in_proj": True},
                    {"gemv_block_k": 256}, {"gemv_block_k": 1024}, {"gemv_warps": 8}, {"gemv_stages": 2},
                    {"gemv_stages": 4}, {"conv_block": 32}, {"step_block": 32}]
+DECODE_VARIANTS = [{"fused_in_proj": None, **variant} for variant in DECODE_VARIANTS]
 CARRY_BLOCKS = [(8, 256), (4, 256), (8, 512), (16, 256)]
 # --tiles: the tiled GEMV for weights over GEMV_MAX_BYTES (Mamba-2.8B), out_proj first (rows, block K,
 # K splits, warps, stages), then in_proj on top of the best out_proj

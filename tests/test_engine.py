@@ -267,12 +267,27 @@ fused = mamba_decode.Tiles(rows=128, block_k=256)
 check("fused in_proj", replace(SMALL, fused_in_proj=fused))
 check("fused in_proj after partial rows", replace(SMALL, fused_in_proj=fused, gemv_max_bytes=0, tiles_in_proj=None,
                                                   tiles_out_proj=mamba_decode.Tiles(rows=256, block_k=64, parts=2)))
+# one layer: its norm would clear the accumulator it adds into, so it takes the separate kernels (and says so)
+config = model.config.__class__(**{**model.config.to_dict(), "num_hidden_layers": 1})
+torch.manual_seed(0)
+one_layer = AutoModelForCausalLM.from_config(config).eval()
+launches["norm_in_conv"] = 0
+fused_1 = MambaFastEngine(one_layer, None, FusedTorchOps(replace(SMALL, fused_in_proj=fused)), cuda_graph=False)
+plain_1 = MambaFastEngine(one_layer, None, TorchOps(), cuda_graph=False)
+a, b = fused_1.prefill(prompt), plain_1.prefill(prompt)
+for _ in range(3):
+    token = b.argmax(-1)
+    a, b = fused_1.decode_step(token).clone(), plain_1.decode_step(token).clone()
+    assert torch.allclose(a, b, atol=1e-4, rtol=1e-4), (a - b).abs().max()
+assert launches["norm_in_conv"] == 0 and "in one kernel" not in fused_1.describe().decode
+print("ok one layer")
 """
 
 
 @pytest.mark.skipif(not module_available("triton"), reason="needs triton (requirements-dev.txt)")
 def test_fused_triton_mamba_decode_matches_the_pytorch_step_and_generate_under_the_interpreter():
-    """The three GPU decode kernels (add+RMSNorm, conv+x_proj split-K, dt_proj+state update) run by
+    """The GPU decode kernels (add+RMSNorm, conv+x_proj split-K, dt_proj+state update, and the one kernel
+    for add+RMSNorm, in_proj and conv+x_proj) run by
     Triton's CPU interpreter inside the engine on the trained demo Mamba: same logits and states as
     the PyTorch step, and the same greedy tokens as transformers' generate."""
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.getcwd()}
@@ -280,6 +295,7 @@ def test_fused_triton_mamba_decode_matches_the_pytorch_step_and_generate_under_t
     assert done.returncode == 0, done.stderr[-3000:]
     for label in ("small-weight kernels", "tiles", "fused in_proj", "fused in_proj after partial rows"):
         assert f"ok logits and states {label}" in done.stdout and f"ok tokens {label}" in done.stdout
+    assert "ok one layer" in done.stdout
 
 
 SCAN = """

@@ -62,6 +62,7 @@ LAYER_PATHS = ["default kernels", "norm+in_proj+conv in one kernel"]
 def test_fast_path_gives_the_same_64_greedy_tokens_as_transformers_in_fp32(layer_path):
     model = _model(torch.float32)
     fast = _fast(model, settings=_decode_settings(layer_path))
+    assert ("in one kernel" in fast.describe().decode) == (layer_path != "default kernels")  # the path it says
     tokens = fast.generate(PROMPT, GenerationSettings(max_new_tokens=64, fixed_length=True)).token_ids
     assert tokens == _reference_tokens(model, 64)
 
@@ -121,6 +122,7 @@ def test_fused_triton_decode_step_equals_mamba_ssm_state_update_in_fp32(layer_pa
 
     model = _model(torch.float32)
     fused = MambaFastEngine(model, None, KernelOps(decode_settings=_decode_settings(layer_path)), cuda_graph=True)
+    assert ("in one kernel" in fused.describe().decode) == (layer_path != "default kernels")
     plain = MambaFastEngine(model, None, KernelOps(fused_decode=False), cuda_graph=True)
     for engine in (fused, plain):
         engine.prefill(PROMPT)

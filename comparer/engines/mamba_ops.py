@@ -193,7 +193,10 @@ class FusedDecodeMixin:
         from comparer.kernels import mamba_decode
 
         settings = self.kernel_settings()
-        if acc is not None and mamba_decode.applies(layer, ssm_state) and mamba_decode.fuses_in_proj(layer, settings):
+        # one layer: ``zero`` is this layer's own accumulator, which the one kernel would clear while it adds
+        own = zero is not None and acc is not None and zero.data_ptr() == acc.data_ptr()
+        if (acc is not None and not own and mamba_decode.applies(layer, ssm_state)
+                and mamba_decode.fuses_in_proj(layer, settings)):
             xz, x_conv, residual = mamba_decode.norm_in_conv(delta, residual, layer.norm_w, eps, residual_in_fp32,
                                                              layer, conv_state, acc, zero, settings)
             y = mamba_decode.ssm_step(layer, xz, x_conv, ssm_state, time_step_rank, acc, settings)
@@ -416,9 +419,12 @@ def _scan_forward(fwd):
     """selective_scan_fn's forward without what inference does not need: the autograd Function (which
     saves its inputs for a backward) and einops' rearrange of B and C, host time on each of a prefill's
     64 calls. Same call and result: (y gated by z, the last state); u, dt, B, C, z with unit last stride,
-    as the engine's channel-major rows are."""
+    as the engine's channel-major rows are. Narrower than selective_scan_fn: z is required, B and C are
+    (batch, n, seq), and the last state is always returned."""
 
     def scan(u, dt, A, B, C, D, z, dt_bias, delta_softplus=True, return_last_state=True):
+        if z is None or B.dim() != 3 or C.dim() != 3 or not return_last_state:
+            raise ValueError("the direct scan takes z, (batch, n, seq) B and C, and returns the last state")
         out, x, out_z = fwd(u, dt, A, B[:, None], C[:, None], D, z, dt_bias, delta_softplus)
         return out_z, x[:, :, -1, 1::2]  # the last state, as selective_scan_fn slices it
 

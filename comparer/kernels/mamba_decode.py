@@ -1,5 +1,5 @@
-"""Mamba's one-token decode step in three Triton kernels instead of seven (CUDA; the math is also
-run by Triton's CPU interpreter in the tests).
+"""Mamba's one-token decode step in three to five Triton kernels a layer instead of seven (CUDA; the
+math is also run by Triton's CPU interpreter in the tests).
 
 Why: on the H200 a Mamba-2.8B decode step spent ~45 us per layer, of which only in_proj and
 out_proj read many bytes (52 + 26 MB). x_proj (2 MB) took 7.3 us because cuBLAS runs a 192-row
@@ -12,15 +12,19 @@ RMSNorm were 2-4 us each, mostly launch and one-block latency. Here:
   x_proj (split-K over channels, so every SM reads part of the weight), added atomically into a
   per-layer accumulator of x_proj's outputs (dt_low, B, C), in int64 fixed point so that the sum
   does not depend on the order the blocks finish in.
+- ``norm_in_conv``: add_rms, in_proj and conv_xproj in one kernel, for in_proj weights up to
+  ``fused_in_proj_max_bytes`` (see ``DecodeSettings.fused_in_proj``); larger ones run add_rms, the tiled
+  in_proj GEMV and conv_xproj.
 - ``ssm_step``: reads the accumulator, then dt_proj, softplus, the state update, the D skip and the
   SiLU gate for a block of channels. (Summing per-block partial rows here instead took 9 us: a
   chain of dependent L2 loads in every program.)
 
-The accumulator of layer i is zeroed by the add_rms of layer i + 1 (of layer 0 in the next step for
-the last layer): by then every reader of it has finished, since kernels on a stream run in order,
-so a captured graph replays correctly with no memset. Rounding follows the reference path: x_proj
-and dt_proj outputs are rounded to the model dtype before use, as cuBLAS' fp16 outputs are, and
-everything else is fp32 as in mamba-ssm's kernels.
+The accumulator of layer i is zeroed by the add_rms (or norm_in_conv) of layer i + 1 (of layer 0 in
+the next step for the last layer): by then every reader of it has finished, since kernels on a stream
+run in order, so a captured graph replays correctly with no memset. (A one-layer model would clear the
+accumulator that norm_in_conv adds into: it takes the separate kernels.) Rounding follows the reference
+path: x_proj and dt_proj outputs are rounded to the model dtype before use, as cuBLAS' fp16 outputs
+are, and everything else is fp32 as in mamba-ssm's kernels.
 """
 
 from __future__ import annotations
@@ -80,9 +84,10 @@ class DecodeSettings:
     pdl: bool | None = None
     pre_tiles: int = 1  # GEMV tiles of block_k columns loaded before the wait (a power of two)
     # add_rms + in_proj + the conv update + x_proj's split-K share in one kernel (``norm_in_conv``): two
-    # kernel boundaries fewer per layer. Each program recomputes the norm of the (1, hidden) block input
-    # it needs (a few KB, from L1 after the first program on an SM); ``rows`` in_proj rows per program,
-    # the norm and the weight in tiles of ``block_k`` columns (masked past hidden). None: separate kernels.
+    # kernel boundaries fewer per layer. Each program computes the norm of the (1, hidden) block input
+    # itself (one load of the whole vector, a few KB, from L1 after the first program on an SM); ``rows``
+    # in_proj rows per program, the weight and the normed input in tiles of ``block_k`` columns (a power
+    # of two, masked past hidden). None: separate kernels.
     # H200, graph replays, the five-kernel layer measured in the same run (h200-mamba-fused-in-proj-2.txt,
     # -3.txt): Mamba-130M (in_proj 4.7 MB) 3,651 -> 3,889 and 3,687 -> 3,900 tok/s at 16 rows, 8 warps;
     # Mamba-2.8B (52 MB) 516.8 -> 517.4 at best (64 rows; 469 at 16, 342 at 8: its thousands of programs
@@ -115,8 +120,9 @@ if triton is not None:
     @triton.jit
     def _normed_tile(delta_ptr, res_in_ptr, nw_ptr, cols, denom, N: tl.constexpr, BK: tl.constexpr,
                      PARTS: tl.constexpr, HAS_RES: tl.constexpr):
-        """Columns ``cols`` of RMSNorm(block input) in the norm's dtype, as add_rms computes them (the input
-        cast to the norm's dtype, normalised, rounded, scaled, rounded)."""
+        """Columns ``cols`` of RMSNorm(block input) in the norm's dtype, in add_rms' order of operations (the
+        input cast to the norm's dtype, normalised, rounded, scaled, rounded); ``denom`` comes from a sum of
+        squares that may differ from add_rms' by an ulp where the warp counts differ (another reduction tree)."""
         live = cols < N
         wdt = nw_ptr.dtype.element_ty
         x = _block_input(delta_ptr, res_in_ptr, cols, live, N, BK, PARTS, HAS_RES, wdt).to(wdt).to(tl.float32)
@@ -423,6 +429,7 @@ def fuses_in_proj(layer, settings: DecodeSettings = DEFAULT) -> bool:
     d = layer.A.shape[0]
     small = layer.in_proj.numel() * layer.in_proj.element_size() <= settings.fused_in_proj_max_bytes
     return (tiles is not None and small and d % tiles.rows == 0 and tiles.rows & (tiles.rows - 1) == 0
+            and tiles.block_k & (tiles.block_k - 1) == 0
             and layer.in_proj.is_contiguous() and layer.in_proj.shape[0] == 2 * d)
 
 
