@@ -206,9 +206,8 @@ class MambaFastEngine(StepEngine):
 
             settings = ops.kernel_settings()
             pdl = mamba_decode.pdl_on(self.lm_head, settings)
-            first = self.layers[0]  # one layer: separate kernels (see mamba_decode)
-            one = (len(self.layers) > 1 and mamba_decode.fuses_in_proj(first, settings)
-                   and mamba_decode.applies(first, self.ssm_state[0]))
+            # the same rule as _step: with one layer, layer 0's norm clears its own accumulator
+            one = ops.fuses_layer(self.layers[0], self.ssm_state[0], clears_own_accumulator=len(self.layers) == 1)
             decode = ("Triton fused step" + (" (norm, in_proj and conv in one kernel)" if one else "")
                       + (" with programmatic dependent launch" if pdl else ""))
         graph = self.graph is not None

@@ -182,9 +182,17 @@ class FusedDecodeMixin:
 
         return self.decode_settings or mamba_decode.DEFAULT
 
+    def fuses_layer(self, layer, ssm_state, clears_own_accumulator: bool) -> bool:
+        """Whether one kernel runs this layer's norm, in_proj and conv (mamba_decode.norm_in_conv): not where
+        the accumulator it would clear is the one it adds into (``clears_own_accumulator``: a one-layer model)."""
+        from comparer.kernels import mamba_decode
+
+        return (self.fused_decode and not clears_own_accumulator and mamba_decode.applies(layer, ssm_state)
+                and mamba_decode.fuses_in_proj(layer, self.kernel_settings()))
+
     def decode_layer(self, layer, delta, residual, eps: float, residual_in_fp32: bool, conv_state, ssm_state,
                      time_step_rank: int, acc=None, zero=None):
-        """Three kernels (norm_in_conv, ssm_step, out_proj) where the layer fits ``fused_in_proj``, else
+        """Three kernels (norm_in_conv, ssm_step, out_proj) where ``fuses_layer``, else
         five (add_rms, in_proj, conv_xproj, ssm_step, out_proj); the PyTorch mixer after add_rms where the
         kernels do not apply. ``zero`` (the previous layer's accumulator) is cleared on the way."""
         if not self.fused_decode:
@@ -193,10 +201,8 @@ class FusedDecodeMixin:
         from comparer.kernels import mamba_decode
 
         settings = self.kernel_settings()
-        # one layer: ``zero`` is this layer's own accumulator, which the one kernel would clear while it adds
         own = zero is not None and acc is not None and zero.data_ptr() == acc.data_ptr()
-        if (acc is not None and not own and mamba_decode.applies(layer, ssm_state)
-                and mamba_decode.fuses_in_proj(layer, settings)):
+        if acc is not None and self.fuses_layer(layer, ssm_state, clears_own_accumulator=own):
             xz, x_conv, residual = mamba_decode.norm_in_conv(delta, residual, layer.norm_w, eps, residual_in_fp32,
                                                              layer, conv_state, acc, zero, settings)
             y = mamba_decode.ssm_step(layer, xz, x_conv, ssm_state, time_step_rank, acc, settings)
