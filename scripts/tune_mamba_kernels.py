@@ -6,6 +6,7 @@ exact configs, fp16, batch 1 (speed does not depend on weight values).
     python scripts/tune_mamba_kernels.py --configs mamba-2.8b,mamba-130m
     python scripts/tune_mamba_kernels.py --configs mamba-2.8b --tiles
     python scripts/tune_mamba_kernels.py --configs mamba-2.8b --scan   # prefill: Triton ops vs mamba-ssm's
+    python scripts/tune_mamba_kernels.py --configs mamba-2.8b,mamba-130m --warm   # L2 warming of the next weight
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import replace
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from comparer.kernels import mamba_carry, mamba_decode, mamba_scan
+from comparer.kernels import l2_warm, mamba_carry, mamba_decode, mamba_scan
 from comparer.engines.mamba_fast import MambaFastEngine
 from comparer.engines.mamba_ops import KernelOps, TritonOps
 from comparer.models.loading import load_bundled_config
@@ -194,6 +195,45 @@ def fused_in_proj_sweep(model, name: str) -> None:
     print(fused_step_kernels(engine), flush=True)
 
 
+# --warm: (fraction of out_proj warmed, by which kernel, fraction of the next in_proj warmed by out_proj)
+WARM = [(0.0, "conv", 0.0), (0.25, "conv", 0.0), (0.5, "conv", 0.0), (1.0, "conv", 0.0), (0.5, "step", 0.0),
+        (1.0, "step", 0.0), (0.0, "conv", 0.1), (0.0, "conv", 0.25), (0.0, "conv", 0.5), (0.5, "conv", 0.25),
+        (1.0, "conv", 0.25), (1.0, "conv", 0.5), (1.0, "step", 0.25), (1.0, "conv", 1.0)]
+WARM_CHUNKS = [1024, 16384]
+
+
+def warm_sweep(model, name: str, rounds: int = 3) -> None:
+    """Graph-replayed decode tok/s for each WARM setting, every engine built first and measured in turns
+    (``rounds`` times, best of each kept), so drift over the run hits every setting alike; then the best
+    setting with other prefetch chunk sizes."""
+    def engine_for(setting):
+        out_f, by, in_f = setting
+        settings = replace(mamba_decode.DEFAULT, warm_out_proj=out_f, warm_out_proj_from=by, warm_next_in_proj=in_f)
+        return MambaFastEngine(model, None, KernelOps(decode_settings=settings), cuda_graph=True)
+
+    engines = {setting: engine_for(setting) for setting in WARM}
+    best = {setting: 0.0 for setting in WARM}
+    for _ in range(rounds):
+        for setting, engine in engines.items():
+            best[setting] = max(best[setting], decode_tok_per_s(engine))
+    for setting, tok_s in best.items():
+        print(f"{name} decode, warm out_proj {setting[0]} from {setting[1]}, next in_proj {setting[2]}: "
+              f"{tok_s:.1f} tok/s (chunk {l2_warm.CHUNK_BYTES} B)", flush=True)
+    top = max(best, key=best.get)
+    del engines
+    for chunk in WARM_CHUNKS:
+        l2_warm.CHUNK_BYTES = chunk
+        engine = engine_for(top)
+        print(f"{name} decode, warm {top}, chunk {chunk} B: {decode_tok_per_s(engine):.1f} tok/s", flush=True)
+        del engine
+    l2_warm.CHUNK_BYTES = 4096
+    baseline, chosen = engine_for(WARM[0]), engine_for(top)
+    pair = [0.0, 0.0]
+    for _ in range(rounds):
+        pair = [max(p, decode_tok_per_s(e)) for p, e in zip(pair, (baseline, chosen))]
+    print(f"{name} decode, again in turns: no warming {pair[0]:.1f}, warm {top} {pair[1]:.1f} tok/s", flush=True)
+
+
 # --scan: (channels per program, time steps per tile, warps) of the Triton prefill scan
 SCAN_BLOCKS = [(4, 256, 4), (2, 256, 2), (1, 256, 1), (4, 128, 4), (8, 128, 8), (2, 128, 2), (1, 128, 1),
                (8, 256, 8), (2, 512, 2), (4, 512, 4), (1, 512, 1), (16, 64, 8)]
@@ -257,12 +297,17 @@ def main() -> None:
     parser.add_argument("--scan", action="store_true", help="only the prefill scan sweep")
     parser.add_argument("--tiles-pdl", action="store_true", help="only the wider tiles with PDL on")
     parser.add_argument("--fused-in-proj", action="store_true", help="only the one-kernel norm+in_proj+conv sweep")
+    parser.add_argument("--warm", action="store_true", help="only the L2-warming sweep")
     args = parser.parse_args()
     for name in args.configs.split(","):
         model = random_model(name)
         if args.scan:
             with torch.inference_mode():
                 scan_sweep(model, name, args.context)
+            continue
+        if args.warm:
+            with torch.inference_mode():
+                warm_sweep(model, name)
             continue
         if args.fused_in_proj:
             with torch.inference_mode():

@@ -182,3 +182,45 @@ def test_programmatic_dependent_launch_changes_no_bit_in_fp16(path):
     assert all(torch.equal(a, b) for a, b in zip(logits[False], logits[None]))
     runs = [engine.generate(PROMPT, settings).token_ids for engine in engines.values()]
     assert runs[0] == runs[1] and len(set(runs[0])) > 1
+
+
+WARM_PATHS = {"one kernel for norm+in_proj+conv, small out_proj GEMV": ("conv", "_norm_in_conv_kernel"),
+              "five kernels, tiled projections, warmed from the state update": ("step", "_ssm_step_kernel")}
+
+
+@pytest.mark.parametrize("path", list(WARM_PATHS))
+def test_l2_warming_changes_no_bit_in_fp16(path):
+    """Asking L2 for the next projection's weight (l2_warm) has no result to change: the same logits, bit
+    for bit, and the same 64 tokens as without it, replayed from CUDA graphs; on Hopper the kernels really
+    compile with the prefetch (their WARM specialisation is built)."""
+    from dataclasses import replace
+
+    from comparer.engines.mamba_fast import MambaFastEngine
+    from comparer.engines.mamba_ops import KernelOps
+    from comparer.kernels import cross_compile, mamba_decode
+
+    by, warming_kernel = WARM_PATHS[path]
+    kernels = mamba_decode.DEFAULT
+    if by == "step":  # Mamba-2.8B's path on the small model: five kernels, both projections tiled
+        kernels = replace(kernels, fused_in_proj=None, gemv_max_bytes=0,
+                          tiles_out_proj=mamba_decode.Tiles(rows=16, block_k=256, parts=3))
+    warm = replace(kernels, warm_out_proj=1.0, warm_out_proj_from=by, warm_next_in_proj=0.5)
+    model = _model(torch.float16, initializer_range=0.02)
+    engines, settings = {}, GenerationSettings(max_new_tokens=64, fixed_length=True)
+    with cross_compile.recording() as launches:
+        for label, chosen in (("off", kernels), ("on", warm)):
+            engines[label] = MambaFastEngine(model, None, KernelOps(decode_settings=chosen), cuda_graph=True)
+    if torch.cuda.get_device_capability()[0] >= 9:
+        warmed = {launch.name for launch in launches
+                  if launch.constants.get(cross_compile._constant_key(launch, "WARM") or ()) is True}
+        assert warming_kernel in warmed
+        assert ("_gemv_kernel" if by == "conv" else "_gemv_tiles_kernel") in warmed
+    token = torch.tensor([7], device="cuda")
+    logits = {}
+    for label, engine in engines.items():
+        engine.prefill(PROMPT)
+        logits[label] = [engine.decode_step(token).clone() for _ in range(4)]
+    assert all(torch.isfinite(x).all() for x in logits["off"])
+    assert all(torch.equal(a, b) for a, b in zip(logits["off"], logits["on"]))
+    runs = [engine.generate(PROMPT, settings).token_ids for engine in engines.values()]
+    assert runs[0] == runs[1] and len(set(runs[0])) > 1

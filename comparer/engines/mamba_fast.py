@@ -163,9 +163,10 @@ class MambaFastEngine(StepEngine):
         delta, residual = F.embedding(self.step_token, self.embed), None  # (1, hidden)
         acc = self.xproj_acc
         for i, layer in enumerate(self.layers):  # layer i's norm clears layer i-1's accumulator (0: the last)
+            after = self.layers[i + 1].in_proj if i + 1 < len(self.layers) else None  # warmed into L2 on the way
             delta, residual = self.ops.decode_layer(layer, delta, residual, self.eps, self.residual_in_fp32,
                                                     self.conv_state[i], self.ssm_state[i], self.time_step_rank,
-                                                    acc=acc[i], zero=acc[i - 1])
+                                                    acc=acc[i], zero=acc[i - 1], next_in_proj=after)
         normed = self.ops.final_norm(delta, residual, self.norm_f, self.eps, self.residual_in_fp32, self.dtype)
         self.step_logits.copy_(F.linear(normed, self.lm_head))  # copy_ casts to fp32, as .float() would
 

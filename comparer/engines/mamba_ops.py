@@ -69,11 +69,12 @@ class TorchOps:
         first layer, whose conv width and bias the kernels are compiled for."""
 
     def decode_layer(self, layer, delta, residual, eps: float, residual_in_fp32: bool, conv_state, ssm_state,
-                     time_step_rank: int, acc=None, zero=None):
+                     time_step_rank: int, acc=None, zero=None, next_in_proj=None):
         """One token through a block: residual add + RMSNorm, then the mixer. delta, residual: (1, hidden)
         (residual None in the first block); states in place. Returns (the mixer's output, the residual).
-        ``acc``, ``zero``: this layer's and the previous layer's x_proj accumulators of the fused kernels
-        (unused by this class)."""
+        ``acc``, ``zero``: this layer's and the previous layer's x_proj accumulators of the fused kernels;
+        ``next_in_proj``: the next layer's in_proj weight, for the fused kernels to warm into L2 (both unused
+        by this class)."""
         normed, residual = self.add_norm(delta, residual, layer.norm_w, eps, residual_in_fp32)
         return self.decode_mixer(layer, normed, conv_state, ssm_state, time_step_rank), residual
 
@@ -191,7 +192,7 @@ class FusedDecodeMixin:
                 and mamba_decode.fuses_in_proj(layer, self.kernel_settings()))
 
     def decode_layer(self, layer, delta, residual, eps: float, residual_in_fp32: bool, conv_state, ssm_state,
-                     time_step_rank: int, acc=None, zero=None):
+                     time_step_rank: int, acc=None, zero=None, next_in_proj=None):
         """Three kernels (norm_in_conv, ssm_step, out_proj) where ``fuses_layer``, else
         five (add_rms, in_proj, conv_xproj, ssm_step, out_proj); the PyTorch mixer after add_rms where the
         kernels do not apply. ``zero`` (the previous layer's accumulator) is cleared on the way."""
@@ -206,14 +207,15 @@ class FusedDecodeMixin:
             xz, x_conv, residual = mamba_decode.norm_in_conv(delta, residual, layer.norm_w, eps, residual_in_fp32,
                                                              layer, conv_state, acc, zero, settings)
             y = mamba_decode.ssm_step(layer, xz, x_conv, ssm_state, time_step_rank, acc, settings)
-            return mamba_decode.out_proj(y, layer.out_proj, settings), residual  # maybe partial rows: summed next
+            # maybe partial rows: summed next
+            return mamba_decode.out_proj(y, layer.out_proj, settings, warm=next_in_proj), residual
         normed, residual = mamba_decode.add_rms(delta, residual, layer.norm_w, eps, residual_in_fp32, zero,
                                                 settings=settings)
         if acc is None or not mamba_decode.applies(layer, ssm_state):
             return super().decode_mixer(layer, normed, conv_state, ssm_state, time_step_rank), residual
         xz = mamba_decode.in_proj(normed, layer.in_proj, settings)
         y = mamba_decode.decode_mixer(layer, xz, conv_state, ssm_state, time_step_rank, acc, settings)
-        return mamba_decode.out_proj(y, layer.out_proj, settings), residual
+        return mamba_decode.out_proj(y, layer.out_proj, settings, warm=next_in_proj), residual
 
     def final_norm(self, delta, residual, weight, eps: float, residual_in_fp32: bool, dtype: torch.dtype):
         """norm_f in one kernel that also sums out_proj's partial rows (five PyTorch kernels otherwise)."""

@@ -35,8 +35,10 @@ import torch
 import torch.nn.functional as F
 
 from comparer.kernels import gemv as gemv_kernels
+from comparer.kernels import l2_warm
 from comparer.kernels import pdl as pdl_kernels
 from comparer.kernels.gemv import Tiles
+from comparer.kernels.l2_warm import warm as _warm
 from comparer.kernels.pdl import after_previous as _after_previous
 from comparer.kernels.triton import on_device, tl, triton
 
@@ -95,6 +97,13 @@ class DecodeSettings:
     # fused_in_proj_max_bytes (sizes between the two measured ones are not measured).
     fused_in_proj: Tiles | None = Tiles(rows=16, block_k=256, warps=8, stages=3)
     fused_in_proj_max_bytes: int = 8 * 2**20
+    # L2 warming (l2_warm.py, Hopper and later): the fraction of a layer's out_proj weight that its conv
+    # kernel (conv_xproj or norm_in_conv; ``warm_out_proj_from="step"``: the state-update kernel) asks L2
+    # to fetch, and the fraction of the next layer's in_proj weight that out_proj asks for, so that DRAM
+    # streams them while the small kernels run. 0: off. The same bits either way.
+    warm_out_proj: float = 0.0
+    warm_out_proj_from: str = "conv"
+    warm_next_in_proj: float = 0.0
 
 
 DEFAULT = DecodeSettings()
@@ -165,12 +174,14 @@ if triton is not None:
                              cb_ptr, xw_ptr, xconv_ptr, acc_ptr, eps, N: tl.constexpr, D: tl.constexpr,
                              P: tl.constexpr, W: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, BH: tl.constexpr,
                              BP: tl.constexpr, BW: tl.constexpr, Z: tl.constexpr, BZ: tl.constexpr, PARTS: tl.constexpr,
-                             HAS_RES: tl.constexpr, HAS_BIAS: tl.constexpr, PDL: tl.constexpr):
+                             HAS_RES: tl.constexpr, HAS_BIAS: tl.constexpr, warm_ptr, warm_bytes, WARM: tl.constexpr,
+                             CHUNK: tl.constexpr, PDL: tl.constexpr):
         """add_rms, then BN rows of in_proj; a program whose rows are conv channels (below D) then runs
         conv_xproj's work for them: the window update + SiLU and their share of x_proj, added atomically
         into the int64 accumulator. Programs above D hold rows of the gate z. Each program computes the
         norm itself (programs that loop over several row blocks, computing it once, were slower on the
         H200: h200-mamba-fused-in-proj-3.txt)."""
+        _warm(warm_ptr, warm_bytes, WARM, 128, CHUNK)  # out_proj's weight, for later (see l2_warm)
         pid = tl.program_id(0)
         rows = pid * BN + tl.arange(0, BN)
         kp = tl.arange(0, BK)
@@ -244,7 +255,9 @@ if triton is not None:
     @triton.jit
     def _conv_xproj_kernel(x_ptr, state_ptr, cw_ptr, cb_ptr, xw_ptr, xconv_ptr, acc_ptr, DIM: tl.constexpr,
                            P: tl.constexpr, W: tl.constexpr, HAS_BIAS: tl.constexpr, BD: tl.constexpr,
-                           BP: tl.constexpr, BW: tl.constexpr, PDL: tl.constexpr):
+                           BP: tl.constexpr, BW: tl.constexpr, warm_ptr, warm_bytes, WARM: tl.constexpr,
+                           CHUNK: tl.constexpr, PDL: tl.constexpr):
+        _warm(warm_ptr, warm_bytes, WARM, 128, CHUNK)  # out_proj's weight, for later (see l2_warm)
         c = tl.program_id(0) * BD + tl.arange(0, BD)
         # weights first: they do not depend on the previous kernel
         cm, k, km, w, j, wx, bias = _conv_weights(c, cw_ptr, cb_ptr, xw_ptr, DIM, P, W, BD, BP, BW, HAS_BIAS)
@@ -255,7 +268,8 @@ if triton is not None:
     @triton.jit
     def _ssm_step_kernel(acc_ptr, dtw_ptr, dtb_ptr, a_ptr, d_ptr, xconv_ptr, z_ptr, state_ptr, y_ptr,
                          DIM: tl.constexpr, R: tl.constexpr, N: tl.constexpr, BD: tl.constexpr, BR: tl.constexpr,
-                         PDL: tl.constexpr):
+                         warm_ptr, warm_bytes, WARM: tl.constexpr, CHUNK: tl.constexpr, PDL: tl.constexpr):
+        _warm(warm_ptr, warm_bytes, WARM, 128, CHUNK)  # out_proj's weight, for later (see l2_warm)
         pid = tl.program_id(0)
         dtype = y_ptr.dtype.element_ty
         c = pid * BD + tl.arange(0, BD)
@@ -287,7 +301,9 @@ if triton is not None:
 
     @triton.jit
     def _gemv_kernel(w_ptr, x_ptr, out_ptr, N: tl.constexpr, K: tl.constexpr, ROWS: tl.constexpr,
-                     BN: tl.constexpr, BK: tl.constexpr, PDL: tl.constexpr):
+                     BN: tl.constexpr, BK: tl.constexpr, warm_ptr, warm_bytes, WARM: tl.constexpr,
+                     CHUNK: tl.constexpr, PDL: tl.constexpr):
+        _warm(warm_ptr, warm_bytes, WARM, 128, CHUNK)  # the next layer's in_proj weight (see l2_warm)
         rows = tl.program_id(0) * ROWS + tl.arange(0, BN)
         live = (tl.arange(0, BN) < ROWS) & (rows < N)
         kp = tl.arange(0, BK)
@@ -311,9 +327,10 @@ def _launch(t: torch.Tensor, settings: DecodeSettings) -> dict:
     return pdl_kernels.launch_args(t, settings.pdl)
 
 
-def gemv(x, weight, programs: int | None = None, settings: DecodeSettings = DEFAULT):
+def gemv(x, weight, programs: int | None = None, settings: DecodeSettings = DEFAULT, warm=None):
     """F.linear(x, weight) for x (1, K), weight (N, K), in one wave: rows split evenly over one program per SM
-    (cuBLAS' split-K leaves a reduce kernel and a second wave). fp32 accumulation, like cuBLAS."""
+    (cuBLAS' split-K leaves a reduce kernel and a second wave). fp32 accumulation, like cuBLAS. ``warm``: the
+    next layer's in_proj weight, settings.warm_next_in_proj of it asked into L2 on the way."""
     n, k = weight.shape
     if k % settings.gemv_block_k or not weight.is_contiguous() or _is_large(weight, settings):
         return torch.nn.functional.linear(x, weight)
@@ -323,7 +340,8 @@ def gemv(x, weight, programs: int | None = None, settings: DecodeSettings = DEFA
     out = torch.empty(1, n, dtype=x.dtype, device=x.device)
     _gemv_kernel[(triton.cdiv(n, rows),)](weight, x, out, N=n, K=k, ROWS=rows, BN=triton.next_power_of_2(rows),
                                           BK=settings.gemv_block_k, num_warps=settings.gemv_warps,
-                                          num_stages=settings.gemv_stages, **_launch(x, settings))
+                                          num_stages=settings.gemv_stages, **_launch(x, settings),
+                                          **l2_warm.warm_args(warm, settings.warm_next_in_proj, x))
     return out
 
 
@@ -339,12 +357,13 @@ def _is_large(weight, settings: DecodeSettings) -> bool:
     return weight.numel() * weight.element_size() > settings.gemv_max_bytes
 
 
-def _project(x, weight, tiles: Tiles | None, small_gemv: bool, settings: DecodeSettings):
+def _project(x, weight, tiles: Tiles | None, small_gemv: bool, settings: DecodeSettings, warm=None):
     if _is_large(weight, settings):
         if gemv_kernels.takes(weight, tiles):
-            return gemv_kernels.tiled(x, weight, tiles, pre_tiles=settings.pre_tiles, pdl=settings.pdl)
+            return gemv_kernels.tiled(x, weight, tiles, pre_tiles=settings.pre_tiles, pdl=settings.pdl, warm=warm,
+                                      warm_fraction=settings.warm_next_in_proj)
         return F.linear(x, weight)
-    return gemv(x, weight, settings=settings) if small_gemv else F.linear(x, weight)
+    return gemv(x, weight, settings=settings, warm=warm) if small_gemv else F.linear(x, weight)
 
 
 def in_proj(x, weight, settings: DecodeSettings = DEFAULT):
@@ -352,9 +371,10 @@ def in_proj(x, weight, settings: DecodeSettings = DEFAULT):
     return _project(x, weight, settings.tiles_in_proj, settings.gemv_in_proj, settings)
 
 
-def out_proj(x, weight, settings: DecodeSettings = DEFAULT):
-    """out_proj likewise; may return partial rows (parts, 1, N) that the next add_rms sums."""
-    return _project(x, weight, settings.tiles_out_proj, settings.gemv_out_proj, settings)
+def out_proj(x, weight, settings: DecodeSettings = DEFAULT, warm=None):
+    """out_proj likewise; may return partial rows (parts, 1, N) that the next add_rms sums. ``warm``: the next
+    layer's in_proj weight (None: the last layer), ``settings.warm_next_in_proj`` of it asked into L2."""
+    return _project(x, weight, settings.tiles_out_proj, settings.gemv_out_proj, settings, warm)
 
 
 def add_rms(delta, residual, weight, eps: float, residual_in_fp32: bool, zero=None, final: bool = False,
@@ -406,7 +426,8 @@ def decode_mixer(layer, xz, conv_state, ssm_state, time_step_rank: int, acc, set
                                                       x_conv, acc, DIM=d, P=p, W=width,
                                                       HAS_BIAS=layer.conv_b is not None, BD=settings.conv_block,
                                                       BP=triton.next_power_of_2(p), BW=triton.next_power_of_2(width),
-                                                      num_warps=4, **_launch(xz, settings))
+                                                      num_warps=4, **_launch(xz, settings),
+                                                      **_warm_out_proj(layer, "conv", xz, settings))
     return ssm_step(layer, xz, x_conv, ssm_state, time_step_rank, acc, settings)
 
 
@@ -418,8 +439,16 @@ def ssm_step(layer, xz, x_conv, ssm_state, time_step_rank: int, acc, settings: D
     _ssm_step_kernel[(triton.cdiv(d, settings.step_block),)](acc, layer.dt_proj, layer.dt_bias, layer.A, layer.D, x_conv,
                                                     xz[:, d:], ssm_state, y, DIM=d, R=time_step_rank, N=n,
                                                     BD=settings.step_block, BR=triton.next_power_of_2(time_step_rank),
-                                                    num_warps=4, **_launch(xz, settings))
+                                                    num_warps=4, **_launch(xz, settings),
+                                                    **_warm_out_proj(layer, "step", xz, settings))
     return y
+
+
+def _warm_out_proj(layer, kernel: str, on: torch.Tensor, settings: DecodeSettings) -> dict:
+    """The L2-warming arguments of the conv kernel or the state-update ``kernel``: out_proj's weight
+    from the one ``settings.warm_out_proj_from`` names, nothing from the other."""
+    chosen = settings.warm_out_proj_from == kernel
+    return l2_warm.warm_args(layer.out_proj if chosen else None, settings.warm_out_proj, on)
 
 
 def fuses_in_proj(layer, settings: DecodeSettings = DEFAULT) -> bool:
@@ -455,7 +484,7 @@ def norm_in_conv(delta, residual, norm_w, eps: float, residual_in_fp32: bool, la
             BH=triton.next_power_of_2(n),
             BP=triton.next_power_of_2(p), BW=triton.next_power_of_2(width), Z=z, BZ=triton.next_power_of_2(max(z, 1)),
             PARTS=parts, HAS_RES=residual is not None, HAS_BIAS=layer.conv_b is not None, num_warps=tiles.warps,
-            num_stages=tiles.stages, **_launch(delta, settings))
+            num_stages=tiles.stages, **_launch(delta, settings), **_warm_out_proj(layer, "conv", delta, settings))
     return xz, x_conv, res_out
 
 
