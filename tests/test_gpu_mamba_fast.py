@@ -200,7 +200,7 @@ def test_l2_warming_changes_no_bit_in_fp16(path):
     from comparer.kernels import cross_compile, mamba_decode
 
     by, warming_kernel = WARM_PATHS[path]
-    kernels = mamba_decode.DEFAULT
+    kernels = replace(mamba_decode.DEFAULT, warm_out_proj=0.0, warm_next_in_proj=0.0)
     if by == "step":  # Mamba-2.8B's path on the small model: five kernels, both projections tiled
         kernels = replace(kernels, fused_in_proj=None, gemv_max_bytes=0,
                           tiles_out_proj=mamba_decode.Tiles(rows=16, block_k=256, parts=3))
@@ -215,6 +215,8 @@ def test_l2_warming_changes_no_bit_in_fp16(path):
                   if launch.constants.get(cross_compile._constant_key(launch, "WARM") or ()) is True}
         assert warming_kernel in warmed
         assert ("_gemv_kernel" if by == "conv" else "_gemv_tiles_kernel") in warmed
+        assert "warmed into L2" in engines["on"].describe().decode
+    assert "warmed into L2" not in engines["off"].describe().decode
     token = torch.tensor([7], device="cuda")
     logits = {}
     for label, engine in engines.items():

@@ -209,8 +209,10 @@ class MambaFastEngine(StepEngine):
             pdl = mamba_decode.pdl_on(self.lm_head, settings)
             # the same rule as _step: with one layer, layer 0's norm clears its own accumulator
             one = ops.fuses_layer(self.layers[0], self.ssm_state[0], clears_own_accumulator=len(self.layers) == 1)
+            warm = mamba_decode.warms(self.layers[0], settings)
             decode = ("Triton fused step" + (" (norm, in_proj and conv in one kernel)" if one else "")
-                      + (" with programmatic dependent launch" if pdl else ""))
+                      + (" with programmatic dependent launch" if pdl else "")
+                      + (", the next projection's weight warmed into L2" if warm else ""))
         graph = self.graph is not None
         return KernelPath(FAST, ops.name, f"{self._chunk_words()} carrying the state{norm}",
                           f"{decode}, {'CUDA graph' if graph else 'eager'}", cuda_graph=graph,

@@ -50,11 +50,18 @@ def supported(t: torch.Tensor) -> bool:
             and torch.cuda.get_device_capability(t.device)[0] >= 9)
 
 
+def warm_bytes(size_b: int, fraction: float, chunk_b: int) -> int:
+    """The bytes from the start of a ``size_b``-byte tensor that ``fraction`` of it warms: whole chunks,
+    never past its end (a fraction over 1 is the whole tensor, less its last partial chunk)."""
+    if not 0 <= fraction:
+        raise ValueError(f"a warmed fraction of {fraction}: give one from 0 (off) to 1 (the whole weight)")
+    return min(size_b, int(size_b * fraction)) // chunk_b * chunk_b
+
+
 def warm_args(target: torch.Tensor | None, fraction: float, on: torch.Tensor) -> dict:
     """The kernel arguments that warm the first ``fraction`` of ``target`` (whole chunks, inside the tensor)
     for a kernel launched on ``on``'s device; off (WARM False) where there is nothing to warm or no support."""
     nbytes = 0
-    if target is not None and fraction > 0 and supported(on) and target.data_ptr() % 16 == 0:
-        size = target.numel() * target.element_size()
-        nbytes = min(size, int(size * fraction)) // CHUNK_BYTES * CHUNK_BYTES
+    if target is not None and supported(on) and target.is_contiguous() and target.data_ptr() % 16 == 0:
+        nbytes = warm_bytes(target.numel() * target.element_size(), fraction, CHUNK_BYTES)
     return {"warm_ptr": target if nbytes else on, "warm_bytes": nbytes, "WARM": nbytes > 0, "CHUNK": CHUNK_BYTES}

@@ -99,11 +99,17 @@ class DecodeSettings:
     fused_in_proj_max_bytes: int = 8 * 2**20
     # L2 warming (l2_warm.py, Hopper and later): the fraction of a layer's out_proj weight that its conv
     # kernel (conv_xproj or norm_in_conv; ``warm_out_proj_from="step"``: the state-update kernel) asks L2
-    # to fetch, and the fraction of the next layer's in_proj weight that out_proj asks for, so that DRAM
-    # streams them while the small kernels run. 0: off. The same bits either way.
-    warm_out_proj: float = 0.0
-    warm_out_proj_from: str = "conv"
-    warm_next_in_proj: float = 0.0
+    # to fetch, and the fraction of the next layer's in_proj weight that out_proj asks for, so that the
+    # GEMV finds it there. 0: off. The same bits either way. Only weights up to ``warm_max_bytes``.
+    # H200, graph replays, every setting built first and measured in turns (h200-mamba-l2-warm.txt):
+    # Mamba-130M (out_proj 2.4 MB, in_proj 4.7 MB, a latency-bound step) 3,916 -> 4,071 tok/s with all of
+    # out_proj from the state update and a quarter of the next in_proj; Mamba-2.8B (26 and 52 MB) only lost
+    # with every setting, the more the more it warmed: 517.4 off, 460.7 with all of out_proj, 386.1 with
+    # both whole (the warming traffic competes with the GEMV streams and the small kernels' own loads).
+    warm_out_proj: float = 1.0
+    warm_out_proj_from: str = "step"
+    warm_next_in_proj: float = 0.25
+    warm_max_bytes: int = 8 * 2**20
 
 
 DEFAULT = DecodeSettings()
@@ -374,7 +380,13 @@ def in_proj(x, weight, settings: DecodeSettings = DEFAULT):
 def out_proj(x, weight, settings: DecodeSettings = DEFAULT, warm=None):
     """out_proj likewise; may return partial rows (parts, 1, N) that the next add_rms sums. ``warm``: the next
     layer's in_proj weight (None: the last layer), ``settings.warm_next_in_proj`` of it asked into L2."""
-    return _project(x, weight, settings.tiles_out_proj, settings.gemv_out_proj, settings, warm)
+    return _project(x, weight, settings.tiles_out_proj, settings.gemv_out_proj, settings, _warmable(warm, settings))
+
+
+def _warmable(weight, settings: DecodeSettings):
+    """``weight`` where settings warm a weight of its size into L2 (see ``warm_max_bytes``), else None."""
+    small = weight is not None and weight.numel() * weight.element_size() <= settings.warm_max_bytes
+    return weight if small else None
 
 
 def add_rms(delta, residual, weight, eps: float, residual_in_fp32: bool, zero=None, final: bool = False,
@@ -448,7 +460,15 @@ def _warm_out_proj(layer, kernel: str, on: torch.Tensor, settings: DecodeSetting
     """The L2-warming arguments of the conv kernel or the state-update ``kernel``: out_proj's weight
     from the one ``settings.warm_out_proj_from`` names, nothing from the other."""
     chosen = settings.warm_out_proj_from == kernel
-    return l2_warm.warm_args(layer.out_proj if chosen else None, settings.warm_out_proj, on)
+    return l2_warm.warm_args(_warmable(layer.out_proj, settings) if chosen else None, settings.warm_out_proj, on)
+
+
+def warms(layer, settings: DecodeSettings = DEFAULT) -> bool:
+    """Whether this layer's conv or state-update kernel (both run in every fused step) warms out_proj's
+    weight into L2 on this device (for the card)."""
+    return (l2_warm.supported(layer.out_proj) and _warmable(layer.out_proj, settings) is not None
+            and l2_warm.warm_bytes(layer.out_proj.numel() * layer.out_proj.element_size(), settings.warm_out_proj,
+                                   l2_warm.CHUNK_BYTES) > 0)
 
 
 def fuses_in_proj(layer, settings: DecodeSettings = DEFAULT) -> bool:
