@@ -1,6 +1,8 @@
 """L2 warming's arithmetic and where it is on (the prefetch itself runs only on a Hopper GPU:
 tests/test_gpu_mamba_fast.py checks there that it changes no bit and really compiles in)."""
 
+import importlib.util
+
 import pytest
 import torch
 
@@ -34,3 +36,25 @@ def test_only_weights_up_to_the_size_limit_are_warmed():
     assert mamba_decode._warmable(small, settings) is small
     assert mamba_decode._warmable(large, settings) is None
     assert mamba_decode._warmable(None, settings) is None
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs triton (requirements-dev.txt)")
+@pytest.mark.parametrize("capability", [(9, 0), (12, 0)])
+def test_the_warming_state_update_kernel_builds_with_the_prefetch_for_hopper_and_the_space_gpu(capability):
+    """The H200 (sm_90) and the Space's RTX Pro 6000 Blackwell (sm_120) both pass ``supported``: the state
+    update with warming on must assemble for both, and its PTX must hold the prefetch (ptxas, no GPU)."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    kernel = mamba_decode._ssm_step_kernel
+    pointers = {"acc_ptr": "*i64", "dtw_ptr": "*fp16", "dtb_ptr": "*fp32", "a_ptr": "*fp32", "d_ptr": "*fp32",
+                "xconv_ptr": "*fp16", "z_ptr": "*fp16", "state_ptr": "*fp32", "y_ptr": "*fp16", "warm_ptr": "*fp16"}
+    constants = {"DIM": 5120, "R": 160, "N": 16, "BD": 16, "BR": 256, "WARM": True, "CHUNK": l2_warm.CHUNK_BYTES,
+                 "PDL": False}
+    signature = {name: pointers.get(name, "i32" if name == "warm_bytes" else "constexpr") for name in kernel.arg_names}
+    src = ASTSource(kernel, signature, constants)
+    built = triton.compile(src, target=GPUTarget("cuda", capability[0] * 10 + capability[1], 32),
+                           options={"num_warps": 4})
+    assert "cp.async.bulk.prefetch.L2.global" in built.asm["ptx"]
+    assert built.asm["cubin"]
