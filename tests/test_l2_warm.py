@@ -58,3 +58,18 @@ def test_the_warming_state_update_kernel_builds_with_the_prefetch_for_hopper_and
                            options={"num_warps": 4})
     assert "cp.async.bulk.prefetch.L2.global" in built.asm["ptx"]
     assert built.asm["cubin"]
+
+
+def test_a_weight_on_another_device_is_never_warmed(monkeypatch):
+    """A model split over GPUs has its next layer on another device: its address means nothing to this one."""
+    monkeypatch.setattr(l2_warm, "supported", lambda t: True)  # as on a Hopper GPU
+    here = torch.zeros(64, 1024, dtype=torch.float16)
+    elsewhere = torch.empty(64, 1024, dtype=torch.float16, device="meta")
+    assert l2_warm.warm_args(elsewhere, 1.0, here)["WARM"] is False
+    same = l2_warm.warm_args(here, 1.0, here)
+    assert same["WARM"] is True and same["warm_bytes"] == 64 * 1024 * 2 and same["warm_ptr"] is here
+
+
+def test_a_misspelt_warming_kernel_is_refused():
+    with pytest.raises(ValueError, match="'conv'.*'step'"):
+        mamba_decode.DecodeSettings(warm_out_proj_from="state")

@@ -9,8 +9,14 @@ waits on it), so DRAM streams that weight during the small kernels and the GEMV 
 from L2. The bytes read from DRAM per token do not change; the bound does not move; only the idle
 time does. A prefetch has no result: the kernels compute the same bits with it on or off.
 
-Rule: ``warm`` only reads addresses (it cannot fault on them) inside the tensor it is given; the
-launchers pass ``bytes`` <= the tensor's size and a 16-byte aligned start.
+Measured on the H200 (h200-mamba-l2-warm.txt), this pays only where the step is latency-bound: Mamba-130M
+gained about 4 %, while Mamba-2.8B lost with every setting, the more it warmed (its GEMVs already keep DRAM
+busy, and the extra traffic slows the small kernels' serial loads). mamba_decode therefore warms only small
+weights (``DecodeSettings.warm_max_bytes``).
+
+Rule: ``warm`` only reads addresses inside the tensor it is given, on the device the kernel runs on (a
+model split over GPUs has its next layer elsewhere: nothing is warmed there); ``warm_args`` passes a
+byte count <= the tensor's size and a 16-byte aligned start.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ def warm_args(target: torch.Tensor | None, fraction: float, on: torch.Tensor) ->
     """The kernel arguments that warm the first ``fraction`` of ``target`` (whole chunks, inside the tensor)
     for a kernel launched on ``on``'s device; off (WARM False) where there is nothing to warm or no support."""
     nbytes = 0
-    if target is not None and supported(on) and target.is_contiguous() and target.data_ptr() % 16 == 0:
+    if (target is not None and target.device == on.device and supported(on) and target.is_contiguous()
+            and target.data_ptr() % 16 == 0):
         nbytes = warm_bytes(target.numel() * target.element_size(), fraction, CHUNK_BYTES)
     return {"warm_ptr": target if nbytes else on, "warm_bytes": nbytes, "WARM": nbytes > 0, "CHUNK": CHUNK_BYTES}

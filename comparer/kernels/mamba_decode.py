@@ -111,6 +111,11 @@ class DecodeSettings:
     warm_next_in_proj: float = 0.25
     warm_max_bytes: int = 8 * 2**20
 
+    def __post_init__(self):
+        if self.warm_out_proj_from not in ("conv", "step"):
+            raise ValueError(f"warm_out_proj_from={self.warm_out_proj_from!r}: 'conv' (the conv kernel) or 'step' "
+                             "(the state-update kernel) warms out_proj's weight")
+
 
 DEFAULT = DecodeSettings()
 
