@@ -190,7 +190,9 @@ def test_the_demo_pair_opens_with_its_own_examples_penalty_and_cards(new_page, a
     assert "SSM" in left and "6.7M parameters" in left and "test perplexity 84.4" in left
     assert "Transformer" in right and "test perplexity 56.2" in right and "public-domain books" in right
     page.locator("#examples button", has_text="The miller's daughter").click()
-    assert page.locator("#prompt textarea").input_value().startswith("Once upon a time there lived a poor miller")
+    # the example reaches the box through a server round trip: wait for it (a bare read raced it on a busy CI)
+    page.wait_for_function("document.querySelector('#prompt textarea').value.startsWith("
+                           "'Once upon a time there lived a poor miller')", timeout=10_000)
     _screenshot(page, tmp_path, "compare-1280x800-open.png")
     page.close()
 
