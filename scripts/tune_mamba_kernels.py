@@ -205,10 +205,11 @@ WARM_CHUNKS = [1024, 16384]
 def warm_sweep(model, name: str, rounds: int = 3) -> None:
     """Graph-replayed decode tok/s for each WARM setting, every engine built first and measured in turns
     (``rounds`` times, best of each kept), so drift over the run hits every setting alike; then the best
-    setting with other prefetch chunk sizes."""
-    def engine_for(setting):
+    setting at each prefetch chunk size, against no warming, again in turns."""
+    def engine_for(setting, chunk_b: int = l2_warm.CHUNK_BYTES):
         out_f, by, in_f = setting
-        settings = replace(mamba_decode.DEFAULT, warm_out_proj=out_f, warm_out_proj_from=by, warm_next_in_proj=in_f)
+        settings = replace(mamba_decode.DEFAULT, warm_out_proj=out_f, warm_out_proj_from=by, warm_next_in_proj=in_f,
+                           warm_chunk_bytes=chunk_b)
         return MambaFastEngine(model, None, KernelOps(decode_settings=settings), cuda_graph=True)
 
     engines = {setting: engine_for(setting) for setting in WARM}
@@ -221,17 +222,16 @@ def warm_sweep(model, name: str, rounds: int = 3) -> None:
               f"{tok_s:.1f} tok/s (chunk {l2_warm.CHUNK_BYTES} B)", flush=True)
     top = max(best, key=best.get)
     del engines
-    for chunk in WARM_CHUNKS:
-        l2_warm.CHUNK_BYTES = chunk
-        engine = engine_for(top)
-        print(f"{name} decode, warm {top}, chunk {chunk} B: {decode_tok_per_s(engine):.1f} tok/s", flush=True)
-        del engine
-    l2_warm.CHUNK_BYTES = 4096
-    baseline, chosen = engine_for(WARM[0]), engine_for(top)
-    pair = [0.0, 0.0]
+    # the best setting's chunk sizes and no warming, in turns as above
+    turns = {chunk: engine_for(top if chunk else WARM[0], chunk or l2_warm.CHUNK_BYTES)
+             for chunk in [0, l2_warm.CHUNK_BYTES, *WARM_CHUNKS]}
+    fastest = {chunk: 0.0 for chunk in turns}
     for _ in range(rounds):
-        pair = [max(p, decode_tok_per_s(e)) for p, e in zip(pair, (baseline, chosen))]
-    print(f"{name} decode, again in turns: no warming {pair[0]:.1f}, warm {top} {pair[1]:.1f} tok/s", flush=True)
+        for chunk, engine in turns.items():
+            fastest[chunk] = max(fastest[chunk], decode_tok_per_s(engine))
+    for chunk, tok_s in fastest.items():
+        label = f"warm {top}, chunk {chunk} B" if chunk else "no warming"
+        print(f"{name} decode, in turns: {label}: {tok_s:.1f} tok/s", flush=True)
 
 
 # --scan: (channels per program, time steps per tile, warps) of the Triton prefill scan

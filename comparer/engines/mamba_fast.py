@@ -209,7 +209,7 @@ class MambaFastEngine(StepEngine):
             pdl = mamba_decode.pdl_on(self.lm_head, settings)
             # the same rule as _step: with one layer, layer 0's norm clears its own accumulator
             one = ops.fuses_layer(self.layers[0], self.ssm_state[0], clears_own_accumulator=len(self.layers) == 1)
-            warm = mamba_decode.warms(self.layers[0], settings)
+            warm = mamba_decode.warms(self.layers[0], self.ssm_state[0], settings)
             decode = ("Triton fused step" + (" (norm, in_proj and conv in one kernel)" if one else "")
                       + (" with programmatic dependent launch" if pdl else "")
                       + (", the next projection's weight warmed into L2" if warm else ""))

@@ -62,7 +62,7 @@ if triton is not None:
                            BN: tl.constexpr, BK: tl.constexpr, EVICT: tl.constexpr, PRE: tl.constexpr,
                            HAS_BIAS: tl.constexpr, ACT: tl.constexpr, warm_ptr, warm_bytes, WARM: tl.constexpr,
                            CHUNK: tl.constexpr, PDL: tl.constexpr):
-        _warm(warm_ptr, warm_bytes, WARM, 128, CHUNK)  # the next projection's weight, for later (see l2_warm)
+        _warm(warm_ptr, warm_bytes, WARM, CHUNK)  # the next projection's weight, for later (see l2_warm)
         rows = tl.program_id(0) * BN + tl.arange(0, BN)
         live = rows < N
         k_start = tl.program_id(1) * KS
@@ -106,13 +106,14 @@ def takes(weight: torch.Tensor, tiles: Tiles | None) -> bool:
 
 
 def tiled(x, weight, tiles: Tiles, bias=None, act: str | None = None, pre_tiles: int = 1, pdl: bool | None = None,
-          warm=None, warm_fraction: float = 0.0):
+          warm=None, warm_fraction: float = 0.0, warm_chunk_bytes: int = l2_warm.CHUNK_BYTES):
     """act(F.linear(x, weight, bias)) for x (1, K), weight (N, K) contiguous, K a multiple of
     parts * block_k. ``silu_gate``: weight is [gate; up] (2N', K), the result silu(gate x) * (up x),
     (1, N'). parts == 1: (1, N) in x's dtype; parts > 1: the fp32 partial rows (parts, 1, N), for the
     next norm to add up in a fixed order (no bias or activation then). ``pre_tiles``: weight tiles
     loaded before the PDL wait; ``pdl``: as pdl.pdl_on; ``warm``: a weight read later in the step, the first
-    ``warm_fraction`` of it asked into L2 on the way (l2_warm; the result does not change)."""
+    ``warm_fraction`` of it asked into L2 on the way, in prefetches of ``warm_chunk_bytes`` (l2_warm; the
+    result does not change)."""
     _check(x, weight, tiles, bias, act, pre_tiles)
     n, k = weight.shape
     if act == "silu_gate":
@@ -126,7 +127,7 @@ def tiled(x, weight, tiles: Tiles, bias=None, act: str | None = None, pre_tiles:
             weight, x, bias if bias is not None else weight, out, N=n, K=k, KS=k // parts, BN=tiles.rows,
             BK=tiles.block_k, EVICT=tiles.evict, PRE=pre * tiles.block_k, HAS_BIAS=bias is not None,
             ACT=ACTS[act], num_warps=tiles.warps, num_stages=tiles.stages, **launch_args(x, pdl),
-            **l2_warm.warm_args(warm, warm_fraction, x))
+            **l2_warm.warm_args(warm, warm_fraction, x, warm_chunk_bytes))
     return out if parts > 1 else out[0]
 
 

@@ -102,14 +102,16 @@ class DecodeSettings:
     # to fetch, and the fraction of the next layer's in_proj weight that out_proj asks for, so that the
     # GEMV finds it there. 0: off. The same bits either way. Only weights up to ``warm_max_bytes``.
     # H200, graph replays, every setting built first and measured in turns (h200-mamba-l2-warm.txt):
-    # Mamba-130M (out_proj 2.4 MB, in_proj 4.7 MB, a latency-bound step) 3,916 -> 4,071 tok/s with all of
-    # out_proj from the state update and a quarter of the next in_proj; Mamba-2.8B (26 and 52 MB) only lost
-    # with every setting, the more the more it warmed: 517.4 off, 460.7 with all of out_proj, 386.1 with
-    # both whole (the warming traffic competes with the GEMV streams and the small kernels' own loads).
+    # Mamba-130M (out_proj 2.4 MB, in_proj 4.7 MB, a latency-bound step) 3,916 -> 4,071 and 3,926 -> 4,052
+    # tok/s in turns with all of out_proj and a quarter of the next in_proj (warmed from the state update or
+    # from the conv kernel: a tie); Mamba-2.8B (26 and 52 MB) only lost with every setting, the more the more
+    # it warmed: 517.4 off, 460.7 with all of out_proj, 386.1 with both whole (not profiled; see l2_warm on
+    # the extra prefetch instructions). ``warm_chunk_bytes``: bytes per prefetch (1 and 16 KB: inconclusive).
     warm_out_proj: float = 1.0
     warm_out_proj_from: str = "step"
     warm_next_in_proj: float = 0.25
     warm_max_bytes: int = 8 * 2**20
+    warm_chunk_bytes: int = l2_warm.CHUNK_BYTES
 
     def __post_init__(self):
         if self.warm_out_proj_from not in ("conv", "step"):
@@ -192,7 +194,7 @@ if triton is not None:
         into the int64 accumulator. Programs above D hold rows of the gate z. Each program computes the
         norm itself (programs that loop over several row blocks, computing it once, were slower on the
         H200: h200-mamba-fused-in-proj-3.txt)."""
-        _warm(warm_ptr, warm_bytes, WARM, 128, CHUNK)  # out_proj's weight, for later (see l2_warm)
+        _warm(warm_ptr, warm_bytes, WARM, CHUNK)  # out_proj's weight, for later (see l2_warm)
         pid = tl.program_id(0)
         rows = pid * BN + tl.arange(0, BN)
         kp = tl.arange(0, BK)
@@ -268,7 +270,7 @@ if triton is not None:
                            P: tl.constexpr, W: tl.constexpr, HAS_BIAS: tl.constexpr, BD: tl.constexpr,
                            BP: tl.constexpr, BW: tl.constexpr, warm_ptr, warm_bytes, WARM: tl.constexpr,
                            CHUNK: tl.constexpr, PDL: tl.constexpr):
-        _warm(warm_ptr, warm_bytes, WARM, 128, CHUNK)  # out_proj's weight, for later (see l2_warm)
+        _warm(warm_ptr, warm_bytes, WARM, CHUNK)  # out_proj's weight, for later (see l2_warm)
         c = tl.program_id(0) * BD + tl.arange(0, BD)
         # weights first: they do not depend on the previous kernel
         cm, k, km, w, j, wx, bias = _conv_weights(c, cw_ptr, cb_ptr, xw_ptr, DIM, P, W, BD, BP, BW, HAS_BIAS)
@@ -280,7 +282,7 @@ if triton is not None:
     def _ssm_step_kernel(acc_ptr, dtw_ptr, dtb_ptr, a_ptr, d_ptr, xconv_ptr, z_ptr, state_ptr, y_ptr,
                          DIM: tl.constexpr, R: tl.constexpr, N: tl.constexpr, BD: tl.constexpr, BR: tl.constexpr,
                          warm_ptr, warm_bytes, WARM: tl.constexpr, CHUNK: tl.constexpr, PDL: tl.constexpr):
-        _warm(warm_ptr, warm_bytes, WARM, 128, CHUNK)  # out_proj's weight, for later (see l2_warm)
+        _warm(warm_ptr, warm_bytes, WARM, CHUNK)  # out_proj's weight, for later (see l2_warm)
         pid = tl.program_id(0)
         dtype = y_ptr.dtype.element_ty
         c = pid * BD + tl.arange(0, BD)
@@ -314,7 +316,7 @@ if triton is not None:
     def _gemv_kernel(w_ptr, x_ptr, out_ptr, N: tl.constexpr, K: tl.constexpr, ROWS: tl.constexpr,
                      BN: tl.constexpr, BK: tl.constexpr, warm_ptr, warm_bytes, WARM: tl.constexpr,
                      CHUNK: tl.constexpr, PDL: tl.constexpr):
-        _warm(warm_ptr, warm_bytes, WARM, 128, CHUNK)  # the next layer's in_proj weight (see l2_warm)
+        _warm(warm_ptr, warm_bytes, WARM, CHUNK)  # the next layer's in_proj weight (see l2_warm)
         rows = tl.program_id(0) * ROWS + tl.arange(0, BN)
         live = (tl.arange(0, BN) < ROWS) & (rows < N)
         kp = tl.arange(0, BK)
@@ -352,7 +354,8 @@ def gemv(x, weight, programs: int | None = None, settings: DecodeSettings = DEFA
     _gemv_kernel[(triton.cdiv(n, rows),)](weight, x, out, N=n, K=k, ROWS=rows, BN=triton.next_power_of_2(rows),
                                           BK=settings.gemv_block_k, num_warps=settings.gemv_warps,
                                           num_stages=settings.gemv_stages, **_launch(x, settings),
-                                          **l2_warm.warm_args(warm, settings.warm_next_in_proj, x))
+                                          **l2_warm.warm_args(warm, settings.warm_next_in_proj, x,
+                                                              settings.warm_chunk_bytes))
     return out
 
 
@@ -368,13 +371,20 @@ def _is_large(weight, settings: DecodeSettings) -> bool:
     return weight.numel() * weight.element_size() > settings.gemv_max_bytes
 
 
-def _project(x, weight, tiles: Tiles | None, small_gemv: bool, settings: DecodeSettings, warm=None):
+def _projection_kernel(weight, tiles: Tiles | None, small_gemv: bool, settings: DecodeSettings) -> str:
+    """Which kernel a projection runs: "tiled" (gemv.tiled), "gemv" (the one-wave GEMV) or "cublas" (F.linear)."""
     if _is_large(weight, settings):
-        if gemv_kernels.takes(weight, tiles):
-            return gemv_kernels.tiled(x, weight, tiles, pre_tiles=settings.pre_tiles, pdl=settings.pdl, warm=warm,
-                                      warm_fraction=settings.warm_next_in_proj)
-        return F.linear(x, weight)
-    return gemv(x, weight, settings=settings, warm=warm) if small_gemv else F.linear(x, weight)
+        return "tiled" if gemv_kernels.takes(weight, tiles) else "cublas"
+    takes_gemv = weight.shape[1] % settings.gemv_block_k == 0 and weight.is_contiguous()
+    return "gemv" if small_gemv and takes_gemv else "cublas"
+
+
+def _project(x, weight, tiles: Tiles | None, small_gemv: bool, settings: DecodeSettings, warm=None):
+    kernel = _projection_kernel(weight, tiles, small_gemv, settings)
+    if kernel == "tiled":
+        return gemv_kernels.tiled(x, weight, tiles, pre_tiles=settings.pre_tiles, pdl=settings.pdl, warm=warm,
+                                  warm_fraction=settings.warm_next_in_proj, warm_chunk_bytes=settings.warm_chunk_bytes)
+    return gemv(x, weight, settings=settings, warm=warm) if kernel == "gemv" else F.linear(x, weight)
 
 
 def in_proj(x, weight, settings: DecodeSettings = DEFAULT):
@@ -465,15 +475,21 @@ def _warm_out_proj(layer, kernel: str, on: torch.Tensor, settings: DecodeSetting
     """The L2-warming arguments of the conv kernel or the state-update ``kernel``: out_proj's weight
     from the one ``settings.warm_out_proj_from`` names, nothing from the other."""
     chosen = settings.warm_out_proj_from == kernel
-    return l2_warm.warm_args(_warmable(layer.out_proj, settings) if chosen else None, settings.warm_out_proj, on)
+    return l2_warm.warm_args(_warmable(layer.out_proj, settings) if chosen else None, settings.warm_out_proj, on,
+                             settings.warm_chunk_bytes)
 
 
-def warms(layer, settings: DecodeSettings = DEFAULT) -> bool:
-    """Whether this layer's conv or state-update kernel (both run in every fused step) warms out_proj's
-    weight into L2 on this device (for the card)."""
-    return (l2_warm.supported(layer.out_proj) and _warmable(layer.out_proj, settings) is not None
-            and l2_warm.warm_bytes(layer.out_proj.numel() * layer.out_proj.element_size(), settings.warm_out_proj,
-                                   l2_warm.CHUNK_BYTES) > 0)
+def warms(layer, ssm_state, settings: DecodeSettings = DEFAULT) -> bool:
+    """Whether this layer's fused step warms a weight into L2 on this device (for the card), by the rules the
+    launches use: out_proj's weight from the conv or state-update kernel, or the next in_proj's from an
+    out_proj that runs a Triton kernel (the next layer's in_proj is this one's size: the same rule)."""
+    if not applies(layer, ssm_state):
+        return False
+    own = _warm_out_proj(layer, settings.warm_out_proj_from, layer.out_proj, settings)["WARM"]
+    kernel = _projection_kernel(layer.out_proj, settings.tiles_out_proj, settings.gemv_out_proj, settings)
+    after = l2_warm.warm_args(_warmable(layer.in_proj, settings), settings.warm_next_in_proj, layer.out_proj,
+                              settings.warm_chunk_bytes)["WARM"]
+    return own or (kernel != "cublas" and after)
 
 
 def fuses_in_proj(layer, settings: DecodeSettings = DEFAULT) -> bool:
