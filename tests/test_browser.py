@@ -112,8 +112,13 @@ def test_a_vote_belongs_to_the_comparison_on_screen_and_blind_buttons_name_a_and
     page.locator("#vote-btn").click()
     page.wait_for_function("document.querySelector('#reveal').innerText.includes('Vote recorded')", timeout=20_000)
 
+    page.get_by_text("Raw live stats (JSON) and comparison id").click()
+    first_id = page.locator("#comparison-id").get_by_role("textbox").input_value()
     page.locator("#blind").get_by_role("checkbox").check()
     page.locator("#compare-btn").click()
+    # the panes still say 'done' from the first comparison: wait for the new one's id, then for it to finish
+    page.wait_for_function("id => document.querySelector('#comparison-id textarea, #comparison-id input').value "
+                           "!== id", arg=first_id, timeout=60_000)
     _wait_done(page)
     assert page.locator("#vote").get_by_label("A is better").count() == 1
     assert page.locator("#vote").get_by_label("Left is better").count() == 0
@@ -122,7 +127,6 @@ def test_a_vote_belongs_to_the_comparison_on_screen_and_blind_buttons_name_a_and
     assert page.get_by_label("note (optional)").input_value() == ""
     assert "Vote recorded" not in page.locator("#reveal").inner_text()
     _screenshot(page, tmp_path, "blind-fresh-form.png")
-    page.get_by_text("Raw live stats (JSON) and comparison id").click()
     blind_id = page.locator("#comparison-id").get_by_role("textbox").input_value()
 
     client = Client(app_url, verbose=False)
