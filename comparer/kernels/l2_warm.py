@@ -1,4 +1,4 @@
-"""Warm the next projection's weight into L2 while the step's small kernels run (Hopper and later).
+"""Warm the next projection's weight into L2 while the step's small kernels run (Hopper).
 
 Why: a batch-1 decode step reads its weights once, so its pace is how busy DRAM is kept. In a Mamba
 layer only in_proj and out_proj read many bytes; between them run the norm, the conv + x_proj and the
@@ -93,5 +93,5 @@ def warm_args(target: torch.Tensor | None, fraction: float, on: torch.Tensor, ch
     nbytes = 0
     if (target is not None and target.device == on.device and supported(on) and target.is_contiguous()
             and target.data_ptr() % 16 == 0):
-        nbytes = warm_bytes(target.numel() * target.element_size(), fraction, chunk_b)
+        nbytes = warm_bytes(target.nbytes, fraction, chunk_b)
     return {"warm_ptr": target if nbytes else on, "warm_bytes": nbytes, "WARM": nbytes > 0, "CHUNK": chunk_b}

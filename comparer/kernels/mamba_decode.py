@@ -97,7 +97,7 @@ class DecodeSettings:
     # fused_in_proj_max_bytes (sizes between the two measured ones are not measured).
     fused_in_proj: Tiles | None = Tiles(rows=16, block_k=256, warps=8, stages=3)
     fused_in_proj_max_bytes: int = 8 * 2**20
-    # L2 warming (l2_warm.py, Hopper and later): the fraction of a layer's out_proj weight that its conv
+    # L2 warming (l2_warm.py, Hopper only: where it was measured): the fraction of a layer's out_proj weight that its conv
     # kernel (conv_xproj or norm_in_conv; ``warm_out_proj_from="step"``: the state-update kernel) asks L2
     # to fetch, and the fraction of the next layer's in_proj weight that out_proj asks for, so that the
     # GEMV finds it there. 0: off. The same bits either way. Only weights up to ``warm_max_bytes``.
@@ -345,7 +345,7 @@ def gemv(x, weight, programs: int | None = None, settings: DecodeSettings = DEFA
     (cuBLAS' split-K leaves a reduce kernel and a second wave). fp32 accumulation, like cuBLAS. ``warm``: the
     next layer's in_proj weight, settings.warm_next_in_proj of it asked into L2 on the way."""
     n, k = weight.shape
-    if k % settings.gemv_block_k or not weight.is_contiguous() or _is_large(weight, settings):
+    if not _takes_gemv(weight, settings):
         return torch.nn.functional.linear(x, weight)
     if programs is None:
         programs = torch.cuda.get_device_properties(x.device).multi_processor_count if x.is_cuda else 4
@@ -371,12 +371,16 @@ def _is_large(weight, settings: DecodeSettings) -> bool:
     return weight.numel() * weight.element_size() > settings.gemv_max_bytes
 
 
+def _takes_gemv(weight, settings: DecodeSettings) -> bool:
+    """Whether the one-wave GEMV takes this weight: small, contiguous, K a multiple of its tile."""
+    return weight.shape[1] % settings.gemv_block_k == 0 and weight.is_contiguous() and not _is_large(weight, settings)
+
+
 def _projection_kernel(weight, tiles: Tiles | None, small_gemv: bool, settings: DecodeSettings) -> str:
     """Which kernel a projection runs: "tiled" (gemv.tiled), "gemv" (the one-wave GEMV) or "cublas" (F.linear)."""
     if _is_large(weight, settings):
         return "tiled" if gemv_kernels.takes(weight, tiles) else "cublas"
-    takes_gemv = weight.shape[1] % settings.gemv_block_k == 0 and weight.is_contiguous()
-    return "gemv" if small_gemv and takes_gemv else "cublas"
+    return "gemv" if small_gemv and _takes_gemv(weight, settings) else "cublas"
 
 
 def _project(x, weight, tiles: Tiles | None, small_gemv: bool, settings: DecodeSettings, warm=None):
@@ -400,7 +404,7 @@ def out_proj(x, weight, settings: DecodeSettings = DEFAULT, warm=None):
 
 def _warmable(weight, settings: DecodeSettings):
     """``weight`` where settings warm a weight of its size into L2 (see ``warm_max_bytes``), else None."""
-    small = weight is not None and weight.numel() * weight.element_size() <= settings.warm_max_bytes
+    small = weight is not None and weight.nbytes <= settings.warm_max_bytes
     return weight if small else None
 
 
